@@ -79,13 +79,9 @@ def register(app: typer.Typer) -> None:
         title: str = typer.Option(None, "--title", help="Figure title."),
     ) -> None:
         """Draw the stability telemetry (reward/advantage/grad-norm variance, length, KL...) of several runs."""
-        from hiexp.train.plot import plot_runs
+        from hiexp.train.plot import load_runs, plot_runs, summarize, summary_table
 
-        summary = plot_runs(runs, out, metrics=list(metric) if metric else None, smooth=smooth, title=title)
+        plot_runs(runs, out, metrics=list(metric) if metric else None, smooth=smooth, title=title)
         typer.echo(f"wrote {out}")
-        for label, row in summary.items():
-            parts = [f"{label} ({row['steps']} steps)"]
-            for name in ("reward_mean", "reward_var", "adv_var", "grad_norm", "grad_norm_var"):
-                if name in row:
-                    parts.append(f"{name} mean {row[name]['mean']:.4g}")
-            typer.echo("  " + ", ".join(parts))
+        # the table always covers the stability metrics, whatever subset the figure draws
+        typer.echo(summary_table(summarize(load_runs(runs))))

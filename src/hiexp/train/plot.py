@@ -47,6 +47,33 @@ def summarize(runs: dict[str, list[dict[str, Any]]], metrics: list[str] | None =
     return summary
 
 
+# Columns of the stability table: (header, metric, statistic over steps). Means show the level; the
+# variance over steps of the reward and of the gradient norm shows how steady training was.
+TABLE_COLUMNS = [
+    ("reward", "reward_mean", "mean"),
+    ("reward var (batch)", "reward_var", "mean"),
+    ("reward var (over steps)", "reward_mean", "var"),
+    ("adv var", "adv_var", "mean"),
+    ("grad norm", "grad_norm", "mean"),
+    ("grad norm var (over steps)", "grad_norm", "var"),
+    ("policy tokens", "response_length", "mean"),
+    ("searches", "searches_per_episode", "mean"),
+    ("zero-std groups", "zero_std_frac", "mean"),
+]
+
+
+def summary_table(summary: dict[str, dict[str, Any]]) -> str:
+    """The summary as a Markdown table, one row per run (a dash where a run lacks the metric)."""
+    header = ["run", "steps"] + [name for name, _, _ in TABLE_COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for label, row in summary.items():
+        cells = [label, str(row["steps"])]
+        for _, metric, stat in TABLE_COLUMNS:
+            cells.append(f"{row[metric][stat]:.4g}" if metric in row else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot_runs(
     runs: list[str | Path],
     out: str | Path,

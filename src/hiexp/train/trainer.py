@@ -391,10 +391,10 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None) -> 
 
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    on_trajectories = None
-    if config.save_rollouts:
-        def on_trajectories(trajectories: list[Any], step: int) -> None:
-            append_jsonl(output_dir / ROLLOUTS_FILE, [t.to_dict() for t in trajectories])
+    def save_rollouts(trajectories: list[Any], step: int) -> None:
+        append_jsonl(output_dir / ROLLOUTS_FILE, [t.to_dict() for t in trajectories])
+
+    on_trajectories = save_rollouts if config.save_rollouts else None
 
     rollout = AgentRollout(
         agent, by_prompt, reward=config.reward, seed=config.seed, on_trajectories=on_trajectories
