@@ -82,7 +82,7 @@ class FillerHook:
 
         return [Injection(self.for_question[q]) for q in questions]
 
-    def for_queries(self, queries):
+    def for_queries(self, queries, questions=None):
         from hiexp.agent.hooks import Injection
 
         return [Injection(self.for_query) for _ in queries]

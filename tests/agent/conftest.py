@@ -43,7 +43,7 @@ class RecordingHook:
 
     def __init__(self, start="Check the director first.", query="Birthplaces are in the first sentence."):
         self.start, self.query = start, query
-        self.question_calls, self.query_calls = [], []
+        self.question_calls, self.query_calls, self.query_questions = [], [], []
 
     def for_questions(self, questions):
         from hiexp.agent.hooks import Injection
@@ -51,10 +51,11 @@ class RecordingHook:
         self.question_calls.append(list(questions))
         return [Injection(self.start, {"entries": ["E3-1"], "scores": [0.9]}) for _ in questions]
 
-    def for_queries(self, queries):
+    def for_queries(self, queries, questions=None):
         from hiexp.agent.hooks import Injection
 
         self.query_calls.append(list(queries))
+        self.query_questions.append(list(questions) if questions is not None else None)
         return [Injection(self.query, {"entries": ["E1-7"], "scores": [0.85]}) for _ in queries]
 
 

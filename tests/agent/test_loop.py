@@ -98,6 +98,7 @@ def test_hook_injects_masked_experience_and_records_it(examples, retriever):
     t1, t2 = agent.run(examples)
     assert hook.question_calls == [[e.question for e in examples]]
     assert hook.query_calls == [["Jaws director"], ["Steven Spielberg born"]]
+    assert hook.query_questions == [[examples[0].question]] * 2  # each query comes with its episode's question
     roles = [t.role for t in t1.turns]
     assert roles[:3] == ["prompt", "experience", "prompt"]
     exp = [t for t in t1.turns if t.role == "experience"]

@@ -319,3 +319,53 @@ def test_load_experience_hook_from_a_built_hek(tmp_path):
     assert only_e3.for_queries(["find the director first"])[0].text == ""
     with pytest.raises(HiexpError, match="ablation"):
         load_experience_hook(tmp_path / "hek", ablation="no-such")
+
+
+def _with_provenance():
+    """E1 a from question A, E1 b from question B; E2 a groups a (by children), E2 b names B by id; E3 over both."""
+    entries = [
+        entry("e1-a", "E1", "find the director first", "The director of X is Jane Roe."),
+        entry("e1-b", "E1", "compare two dates", "Look up both dates separately, then compare."),
+        entry("e2-a", "E2", "bridge questions", "Resolve the bridge entity in its own search."),
+        entry("e2-b", "E2", "comparison questions", "Search each side of a comparison on its own."),
+        entry("e3-a", "E3", "plan searches", "Decompose the question before searching."),
+    ]
+    entries[0]["sources"] = {"question_id": "qa", "question": "Who directed  X?"}
+    entries[1]["sources"] = {"question_id": "qb", "question": "Which came first, Y or Z?"}
+    entries[2]["children"] = ["e1-a"]
+    entries[3]["sources"] = {"question_ids": ["qb"]}
+    entries[4]["children"] = ["e2-a", "e2-b"]
+    return FakeHEK(entries, [unit(0), unit(1), unit(2), unit(3), unit(4)])
+
+
+def test_question_provenance_follows_children_and_ids():
+    from hiexp.experience.retrieve import question_provenance
+
+    provenance = question_provenance(_with_provenance().entries)
+    a, b = "who directed x?", "which came first, y or z?"
+    assert provenance == {"e1-a": {a}, "e1-b": {b}, "e2-a": {a}, "e2-b": {b}, "e3-a": {a, b}}
+
+
+def test_exclude_own_question_hides_entries_distilled_from_it():
+    hek = _with_provenance()
+    question = "who directed X?"  # the same question, typed differently: case and spacing do not matter
+    start = (0.9 * unit(2) + 0.5 * unit(4) + 0.2 * unit(3)).astype(np.float32)
+    emb = TableEmbedder({question: start, "other question": start, "director of X": unit(0)})
+    plain = ExperienceRetriever(hek, emb, top_k=3)
+    [inj] = plain.for_questions([question])
+    assert inj.meta["entry_ids"] == ["e2-a", "e3-a", "e2-b"]
+
+    own = ExperienceRetriever(hek, emb, top_k=3, exclude_own_question=True)
+    [inj] = own.for_questions([question])
+    assert inj.meta["entry_ids"] == ["e2-b"]  # e2-a and e3-a descend from this question's E1 entry
+    [other] = own.for_questions(["other question"])
+    assert other.meta["entry_ids"] == ["e2-a", "e3-a", "e2-b"]
+
+    # E1: the matching entry is the question's own, so nothing is injected for that episode
+    [hit] = plain.for_queries(["director of X"], questions=[question])
+    assert "Jane Roe" in hit.text
+    [hidden, shown] = own.for_queries(["director of X", "director of X"], questions=[question, "other question"])
+    assert "Jane Roe" not in hidden.text and "Jane Roe" in shown.text
+    assert hidden.meta["best_id"] != "e1-a"
+    # without the episode's question there is nothing to exclude
+    assert "Jane Roe" in own.for_queries(["director of X"])[0].text

@@ -27,7 +27,7 @@ class FakeHook:
     def for_questions(self, questions):
         return []
 
-    def for_queries(self, queries):
+    def for_queries(self, queries, questions=None):
         return []
 
 

@@ -27,6 +27,7 @@ class ExperienceHook(Protocol):
         """Text added to the system prompt at the start of each episode (E2/E3 in HiExp)."""
         ...
 
-    def for_queries(self, queries: list[str]) -> list[Injection]:
-        """Text added to the tool response of each search call (E1 in HiExp)."""
+    def for_queries(self, queries: list[str], questions: list[str] | None = None) -> list[Injection]:
+        """Text added to the tool response of each search call (E1 in HiExp); ``questions`` holds the
+        question of each query's episode, for providers that treat an episode's own question specially."""
         ...

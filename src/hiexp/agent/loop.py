@@ -203,7 +203,11 @@ class SearchAgent:
         if searches:
             queries = [q for _, q in searches]
             results = self.retriever.search(queries, cfg.top_k) if self.retriever is not None else [[] for _ in queries]
-            injections = self.hook.for_queries(queries) if self.hook is not None else [Injection()] * len(queries)
+            if self.hook is not None:
+                asked = [episode.example.question for episode, _ in searches]
+                injections = self.hook.for_queries(queries, questions=asked)
+            else:
+                injections = [Injection()] * len(queries)
             for (episode, query), passages, injection in zip(searches, results, injections):
                 self._observe(episode, query, list(passages), injection)
         for episode, error, query in corrections:

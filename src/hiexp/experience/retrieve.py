@@ -74,6 +74,55 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=-1)
 
 
+def question_key(question: str) -> str:
+    """How questions are compared for provenance: case and runs of whitespace do not matter."""
+    return " ".join(str(question).split()).casefold()
+
+
+def question_provenance(entries: Sequence[Any]) -> dict[str, set[str]]:
+    """Entry id -> keys of the questions it was distilled from.
+
+    An E1 entry names its question in ``sources.question`` (or only its id in ``sources.question_id``); an
+    E2/E3 entry inherits the questions of its children (and of ``sources.question_ids``). Ids are mapped to
+    question texts through the E1 entries that carry both. Entries with no recorded question (hand-written
+    ones) map to an empty set.
+    """
+    by_id = {_field(e, "id"): e for e in entries}
+    text_of_id: dict[str, str] = {}
+    for entry in entries:
+        sources = _field(entry, "sources", {}) or {}
+        if sources.get("question_id") and sources.get("question"):
+            text_of_id[str(sources["question_id"])] = question_key(sources["question"])
+    memo: dict[str, set[str]] = {}
+
+    def keys_of(entry_id: str, seen: frozenset[str] = frozenset()) -> set[str]:
+        if entry_id in memo:
+            return memo[entry_id]
+        entry = by_id.get(entry_id)
+        if entry is None or entry_id in seen:
+            return set()
+        sources = _field(entry, "sources", {}) or {}
+        keys = set()
+        if sources.get("question"):
+            keys.add(question_key(sources["question"]))
+        ids = list(sources.get("question_ids") or []) + ([sources["question_id"]] if sources.get("question_id") else [])
+        keys.update(text_of_id[str(i)] for i in ids if str(i) in text_of_id)
+        for child in _field(entry, "children", []) or []:
+            keys |= keys_of(child, seen | {entry_id})
+        memo[entry_id] = keys
+        return keys
+
+    return {_field(e, "id"): keys_of(_field(e, "id")) for e in entries}
+
+
+def _rows_by_question(entries: Sequence[Any], provenance: dict[str, set[str]]) -> dict[str, np.ndarray]:
+    rows: dict[str, list[int]] = {}
+    for row, entry in enumerate(entries):
+        for key in provenance.get(_field(entry, "id"), ()):
+            rows.setdefault(key, []).append(row)
+    return {key: np.asarray(value, dtype=np.int64) for key, value in rows.items()}
+
+
 @dataclass
 class LevelIndex:
     """The entries of one level with their normalised embedding matrix (rows aligned with ``entries``)."""
@@ -94,6 +143,10 @@ class ExperienceRetrieverConfig:
     start_levels: levels offered at the start of an episode (``()`` switches start-of-episode experience off).
     use_e1: inject E1 descriptions into tool responses (off = the "no E1" ablation).
     batch_size: texts per call to the embedder.
+    exclude_own_question: never offer an episode the entries distilled from its own question (E1 by its
+      source question, E2/E3 through their children). The reflector sees the gold answer, so such entries
+      can quote it; when a HEK built from the training questions conditions training rollouts, this keeps
+      the reward from measuring whether the policy copies its answer out of the experience.
     """
 
     top_k: int = 5
@@ -101,6 +154,7 @@ class ExperienceRetrieverConfig:
     start_levels: tuple[str, ...] = ("E2", "E3")
     use_e1: bool = True
     batch_size: int = 64
+    exclude_own_question: bool = False
 
 
 class ExperienceRetriever:
@@ -121,6 +175,7 @@ class ExperienceRetriever:
         use_e1: bool = True,
         levels: Sequence[str] | None = None,
         batch_size: int = 64,
+        exclude_own_question: bool = False,
     ):
         if levels is not None:
             unknown = [lv for lv in levels if lv not in LEVELS]
@@ -136,7 +191,8 @@ class ExperienceRetriever:
         if not -1.0 <= threshold <= 1.0:
             raise HiexpError(f"experience threshold is a cosine in [-1, 1], got {threshold}")
         self.config = ExperienceRetrieverConfig(
-            top_k=top_k, threshold=threshold, start_levels=tuple(start_levels), use_e1=use_e1, batch_size=batch_size
+            top_k=top_k, threshold=threshold, start_levels=tuple(start_levels), use_e1=use_e1, batch_size=batch_size,
+            exclude_own_question=exclude_own_question,
         )
         self.hek = hek
         self.embedder = embedder
@@ -173,6 +229,13 @@ class ExperienceRetriever:
         self._start = LevelIndex(
             [entries[r] for r in start_rows], _normalise(embeddings[start_rows]) if start_rows else np.zeros((0, 1))
         )
+        # question key -> rows of an index whose entries were distilled from that question
+        self._own_start: dict[str, np.ndarray] = {}
+        self._own_e1: dict[str, np.ndarray] = {}
+        if exclude_own_question:
+            provenance = question_provenance(entries)
+            self._own_start = _rows_by_question(self._start.entries, provenance)
+            self._own_e1 = _rows_by_question(self.levels["E1"].entries, provenance)
 
     @staticmethod
     def _check_embedder(hek: Any, embedder: Any) -> None:
@@ -196,6 +259,16 @@ class ExperienceRetriever:
             chunks.append(np.asarray(self.embedder.encode_queries(texts[start : start + size]), dtype=np.float32))
         return _normalise(np.concatenate(chunks, axis=0))
 
+    @staticmethod
+    def _mask_own(scores: np.ndarray, questions: Sequence[str], own: dict[str, np.ndarray]) -> None:
+        """Set to -inf the scores of entries distilled from each row's own question (in place)."""
+        if not own:
+            return
+        for row, question in enumerate(questions):
+            rows = own.get(question_key(question))
+            if rows is not None:
+                scores[row, rows] = -np.inf
+
     # --- the hook -----------------------------------------------------------------------------------
     def for_questions(self, questions: list[str]) -> list[Injection]:
         """The top-k E2/E3 entries for each question, rendered for the system prompt."""
@@ -205,10 +278,12 @@ class ExperienceRetriever:
         if self.config.top_k == 0 or len(index) == 0:
             return [Injection() for _ in questions]
         scores = self._embed(list(questions)) @ index.matrix.T
+        self._mask_own(scores, questions, self._own_start)
         best = top_k_indices(scores, self.config.top_k)
         entry_template = _template("question_entry.txt")
         out = []
         for row, picks in enumerate(best):
+            picks = [i for i in picks if np.isfinite(scores[row, i])]
             chosen = [index.entries[i] for i in picks]
             lines = "\n".join(
                 entry_template.format(title=_field(e, "title", ""), description=_field(e, "description", ""))
@@ -227,20 +302,28 @@ class ExperienceRetriever:
             )
         return out
 
-    def for_queries(self, queries: list[str]) -> list[Injection]:
-        """The best-matching E1 description for each query when its title cosine reaches the threshold."""
+    def for_queries(self, queries: list[str], questions: list[str] | None = None) -> list[Injection]:
+        """The best-matching E1 description for each query when its title cosine reaches the threshold.
+
+        ``questions`` (the question of each query's episode) is needed only by ``exclude_own_question``.
+        """
         if not queries:
             return []
         index = self.levels["E1"]
         if not self.config.use_e1 or len(index) == 0:
             return [Injection() for _ in queries]
         scores = self._embed(list(queries)) @ index.matrix.T
+        if questions is not None:
+            self._mask_own(scores, questions, self._own_e1)
         best = scores.argmax(axis=1)
         template = _template("query_entry.txt")
         out = []
         for row, i in enumerate(best):
             score = float(scores[row, i])
             entry = index.entries[i]
+            if not np.isfinite(score):  # every E1 entry came from this episode's own question
+                out.append(Injection(text="", meta={"stage": "query", "best_id": None, "best_score": None}))
+                continue
             meta = {"stage": "query", "best_id": _field(entry, "id"), "best_score": round(score, 4)}
             if score >= self.config.threshold:
                 meta.update(entry_ids=[_field(entry, "id")], scores=[round(score, 4)])
@@ -257,6 +340,7 @@ def load_experience_hook(
     top_k: int = 5,
     threshold: float = 0.8,
     ablation: str = "full",
+    exclude_own_question: bool = False,
 ) -> ExperienceRetriever:
     """Load a HEK directory and wrap it in an ``ExperienceRetriever`` (what ``hiexp eval --hek`` uses).
 
@@ -274,4 +358,7 @@ def load_experience_hook(
         if isinstance(name, dict):
             name = name.get("name") or name.get("model_id")
         embedder = load_embedder(name or "default")
-    return ExperienceRetriever(hek, embedder, top_k=top_k, threshold=threshold, **ABLATIONS[ablation])
+    return ExperienceRetriever(
+        hek, embedder, top_k=top_k, threshold=threshold, exclude_own_question=exclude_own_question,
+        **ABLATIONS[ablation],
+    )

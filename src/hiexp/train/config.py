@@ -73,6 +73,9 @@ class TrainConfig:
       hek: HEK directory whose experience conditions every rollout (E2/E3 in the system prompt, E1 in tool
         responses, exactly as in guided search), or ``none`` for the vanilla baseline with nothing else changed.
       hek_top_k, hek_threshold: start-of-episode entries and the E1 cosine threshold (as in guided search).
+      hek_exclude_own_question: never show a rollout the entries distilled from its own training question.
+        The reflector saw that question's gold answer, so its entries can quote it; excluding them keeps the
+        reward honest when the HEK was built from the training questions. False = the paper's plain lookup.
       embedder: embedder for HEK lookups; None uses the one named in the HEK manifest.
 
     Run
@@ -127,6 +130,7 @@ class TrainConfig:
     hek: str = "none"
     hek_top_k: int = 5
     hek_threshold: float = 0.8
+    hek_exclude_own_question: bool = True
     embedder: str | None = None
     # run
     seed: int = 0

@@ -323,7 +323,10 @@ def _load_hook(config: TrainConfig) -> Any:
         embedder = load_embedder(config.embedder)
     if not Path(config.hek).exists():
         raise HiexpError(f"hek: {config.hek}: no such HEK directory (build one with `hiexp build`, or use none)")
-    return load_experience_hook(config.hek, embedder=embedder, top_k=config.hek_top_k, threshold=config.hek_threshold)
+    return load_experience_hook(
+        config.hek, embedder=embedder, top_k=config.hek_top_k, threshold=config.hek_threshold,
+        exclude_own_question=config.hek_exclude_own_question,
+    )
 
 
 def agent_config(config: TrainConfig) -> Any:
