@@ -106,7 +106,7 @@ def build_hek(directory: Path, embedder_name: str, size: int) -> Path:
     entries = e1 + e2 + e3
     embedder = load_embedder(embedder_name)
     vectors = embedder.encode_passages([e.title for e in entries])
-    HEK(entries, vectors).save(directory, embedder=embedder_name)
+    HEK(entries, vectors).save(directory, embedder={"model_id": embedder.model_id, "dim": int(embedder.dim)})
     return directory
 
 

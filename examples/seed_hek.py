@@ -65,7 +65,8 @@ def main(directory: str) -> None:
     entries = seed_entries()
     embedder = load_embedder("default")
     hek = HEK(entries, embedder.encode_passages([e.title for e in entries]))
-    hek.save(directory, embedder="default")
+    # the same manifest record as `hiexp build`, so lookups load and check the same embedder
+    hek.save(directory, embedder={"model_id": embedder.model_id, "dim": int(embedder.dim), "field": "title"})
     saved = HEK.load(directory)
     print(f"wrote {directory}: version {saved.version}, {saved.counts()}")
 
