@@ -24,6 +24,18 @@ def make_config(**options: Any) -> Any:
     return AgentConfig(**{k: v for k, v in options.items() if v is not None})
 
 
+# Options that `hiexp rollout` and `hiexp eval` share, declared once so that their flags, defaults and help
+# stay the same in both commands.
+MODEL_OPTION = typer.Option("default", "--model", help="Model preset, local dir, .gguf file, hub id or http(s)://.../v1 URL.")
+FORMAT_OPTION = typer.Option("search_r1", "--format", help="Action format: search_r1 or tool_call.")
+TOP_K_OPTION = typer.Option(3, "--top-k", help="Passages per search.")
+MAX_TURNS_OPTION = typer.Option(4, "--max-turns", help="Searches allowed per episode.")
+MAX_TOKENS_OPTION = typer.Option(2048, "--max-tokens", help="Completion tokens per episode (policy and injected passages).")
+MAX_NEW_TOKENS_OPTION = typer.Option(256, "--max-new-tokens", help="Tokens generated per turn.")
+FEW_SHOT_OPTION = typer.Option(True, "--few-shot/--no-few-shot", help="Put a worked example in the system prompt.")
+BATCH_SIZE_OPTION = typer.Option(16, "--batch-size", help="Episodes generated together.")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``rollout`` to the ``hiexp`` app."""
 
@@ -34,20 +46,20 @@ def register(app: typer.Typer) -> None:
         k: int = typer.Option(8, "--k", help="Trajectories sampled per question."),
         split: str = typer.Option("train", "--split", help="Dataset split ('train' for the demo set); 'all' for every record."),
         n: int | None = typer.Option(None, "--n", help="Questions drawn (deterministically by --seed); all if not given."),
-        model: str = typer.Option("default", "--model", help="Model preset, local dir, .gguf file, hub id or http(s)://.../v1 URL."),
+        model: str = MODEL_OPTION,
         backend: str = typer.Option("auto", "--backend", help="Generator backend: auto, transformers, openai, llamacpp."),
         index: str | None = typer.Option(None, "--index", help="Retriever: index dir, corpus JSONL or .../retrieve URL (default: the dataset's own corpus)."),
-        fmt: str = typer.Option("search_r1", "--format", help="Action format: search_r1 or tool_call."),
+        fmt: str = FORMAT_OPTION,
         seed: int = typer.Option(0, "--seed", help="Seed of the question draw and of every (question, sample) episode."),
         hek: str | None = typer.Option(None, "--hek", help="HEK directory: inject experience while searching."),
         temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature (rollouts sample at 1.0)."),
         top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass."),
-        top_k: int = typer.Option(3, "--top-k", help="Passages per search."),
-        max_turns: int = typer.Option(4, "--max-turns", help="Searches allowed per episode."),
-        max_tokens: int = typer.Option(2048, "--max-tokens", help="Completion tokens per episode (policy and injected passages)."),
-        max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Tokens generated per turn."),
-        few_shot: bool = typer.Option(True, "--few-shot/--no-few-shot", help="Put a worked example in the system prompt."),
-        batch_size: int = typer.Option(16, "--batch-size", help="Episodes generated together."),
+        top_k: int = TOP_K_OPTION,
+        max_turns: int = MAX_TURNS_OPTION,
+        max_tokens: int = MAX_TOKENS_OPTION,
+        max_new_tokens: int = MAX_NEW_TOKENS_OPTION,
+        few_shot: bool = FEW_SHOT_OPTION,
+        batch_size: int = BATCH_SIZE_OPTION,
     ) -> None:
         """Sample K trajectories per question, score them, append each to --out as it finishes (resumable)."""
         from hiexp.agent.loop import SearchAgent

@@ -7,6 +7,17 @@ from pathlib import Path
 
 import typer
 
+from hiexp.agent.cli import (
+    BATCH_SIZE_OPTION,
+    FEW_SHOT_OPTION,
+    FORMAT_OPTION,
+    MAX_NEW_TOKENS_OPTION,
+    MAX_TOKENS_OPTION,
+    MAX_TURNS_OPTION,
+    MODEL_OPTION,
+    TOP_K_OPTION,
+)
+
 
 def register(app: typer.Typer) -> None:
     """Add ``eval`` to the ``hiexp`` app."""
@@ -22,18 +33,18 @@ def register(app: typer.Typer) -> None:
         experience_top_k: int = typer.Option(5, "--experience-top-k", help="With --hek: E2/E3 entries put into the system prompt."),
         threshold: float = typer.Option(0.8, "--threshold", help="With --hek: cosine an E1 title must reach for its description to join a search result."),
         ablation: str = typer.Option("full", "--ablation", help="With --hek: full, no-e1, no-e2e3 or only-e3."),
-        model: str = typer.Option("default", "--model", help="Model preset, local dir, .gguf file, hub id or http(s)://.../v1 URL."),
+        model: str = MODEL_OPTION,
         backend: str = typer.Option("auto", "--backend", help="Generator backend: auto (llama.cpp for GGUF models when installed, else transformers; openai for URLs), transformers, openai, llamacpp."),
         index: str | None = typer.Option(None, "--index", help="Retriever for every dataset: index dir, corpus JSONL or .../retrieve URL (default: each dataset's own corpus)."),
-        fmt: str = typer.Option("search_r1", "--format", help="Action format: search_r1 or tool_call."),
+        fmt: str = FORMAT_OPTION,
         seed: int = typer.Option(0, "--seed", help="Seed of the question draw and of the episodes."),
         temperature: float = typer.Option(0.0, "--temperature", help="Sampling temperature (0 = greedy, the default for evaluation)."),
-        top_k: int = typer.Option(3, "--top-k", help="Passages per search."),
-        max_turns: int = typer.Option(4, "--max-turns", help="Searches allowed per episode."),
-        max_tokens: int = typer.Option(2048, "--max-tokens", help="Completion tokens per episode (policy and injected passages)."),
-        max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Tokens generated per turn."),
-        few_shot: bool = typer.Option(True, "--few-shot/--no-few-shot", help="Put a worked example in the system prompt."),
-        batch_size: int = typer.Option(16, "--batch-size", help="Episodes generated together."),
+        top_k: int = TOP_K_OPTION,
+        max_turns: int = MAX_TURNS_OPTION,
+        max_tokens: int = MAX_TOKENS_OPTION,
+        max_new_tokens: int = MAX_NEW_TOKENS_OPTION,
+        few_shot: bool = FEW_SHOT_OPTION,
+        batch_size: int = BATCH_SIZE_OPTION,
     ) -> None:
         """Evaluate on one or more datasets: EM, CEM, F1, searches and tokens per question, finish reasons."""
         from rich.console import Console
