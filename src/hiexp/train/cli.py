@@ -79,9 +79,8 @@ def register(app: typer.Typer) -> None:
         title: str = typer.Option(None, "--title", help="Figure title."),
     ) -> None:
         """Draw the stability telemetry (reward/advantage/grad-norm variance, length, KL...) of several runs."""
-        from hiexp.train.plot import load_runs, plot_runs, summarize, summary_table
+        from hiexp.train.plot import plot_runs, summary_table
 
-        plot_runs(runs, out, metrics=list(metric) if metric else None, smooth=smooth, title=title)
+        summary = plot_runs(runs, out, metrics=list(metric) if metric else None, smooth=smooth, title=title)
         typer.echo(f"wrote {out}")
-        # the table always covers the stability metrics, whatever subset the figure draws
-        typer.echo(summary_table(summarize(load_runs(runs))))
+        typer.echo(summary_table(summary))

@@ -81,7 +81,11 @@ def plot_runs(
     smooth: int = 1,
     title: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Draw ``metrics`` (default: every stability metric present) for ``runs`` into the PNG ``out``."""
+    """Draw ``metrics`` (default: every stability metric present) for ``runs`` into the PNG ``out``.
+
+    Returns the summary of every stability metric (and of any other metric drawn), whatever subset the
+    figure shows, so that the caller can print the stability table without reading the runs again.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -128,7 +132,7 @@ def plot_runs(
     fig.savefig(tmp, dpi=120, bbox_inches="tight")
     plt.close(fig)
     tmp.replace(out)
-    return summarize(loaded, metrics)
+    return summarize(loaded, list(dict.fromkeys([*PLOT_METRICS, *metrics])))
 
 
 def _smooth(values: list[float], window: int) -> list[float]:
