@@ -88,9 +88,8 @@ class FillerHook:
         return [Injection(self.for_query) for _ in queries]
 
 
-def build_hek(directory: Path, embedder_name: str, size: int) -> Path:
+def build_hek(directory: Path, embedder, size: int) -> Path:
     """A synthetic three-level HEK of ``size`` E1 entries (one E2 per 8, one E3 per 4 E2)."""
-    from hiexp.experience.embed import load_embedder
     from hiexp.experience.hek import HEK
     from hiexp.experience.schema import Entry
 
@@ -104,7 +103,6 @@ def build_hek(directory: Path, embedder_name: str, size: int) -> Path:
                 description="Prefer precise queries; answer only when the passages support it.",
                 children=[e.id for e in e2[k * 4:(k + 1) * 4]]) for k in range((len(e2) + 3) // 4)]
     entries = e1 + e2 + e3
-    embedder = load_embedder(embedder_name)
     vectors = embedder.encode_passages([e.title for e in entries])
     HEK(entries, vectors).save(directory, embedder={"model_id": embedder.model_id, "dim": int(embedder.dim)})
     return directory
@@ -138,7 +136,6 @@ def main() -> None:
     examples = [Example(id=f"q{i}", question=f"What is the capital of country {i}?", golden_answers=["Paris"])
                 for i in range(16)]
     work = Path(tempfile.mkdtemp(prefix="bench_train_"))
-    hek_dir = build_hek(work / "hek", args.embedder, args.hek_size)
 
     class StepTimer(TrainerCallback):
         def __init__(self):
@@ -154,6 +151,7 @@ def main() -> None:
     from hiexp.experience.retrieve import load_experience_hook
 
     embedder = load_embedder(args.embedder)
+    hek_dir = build_hek(work / "hek", embedder, args.hek_size)
     lookup = {"seconds": 0.0}
 
     def timed(function, total):
@@ -165,11 +163,10 @@ def main() -> None:
                 total["seconds"] += time.perf_counter() - start
         return wrapper
 
-    # The filler arm copies the HEK arm's injection lengths; computing them once here is not timed.
+    # The filler arm copies the HEK arm's injection lengths, computed once (with the first model's tokenizer)
+    # outside the timed steps.
     reference = load_experience_hook(hek_dir, embedder=embedder, threshold=0.5)
-    plain = load_generator(args.model, backend="transformers")
-    filler = FillerHook(plain.tokenizer, reference, [e.question for e in examples], ScriptedTokens.QUERY)
-    del plain, reference
+    filler = None
 
     arms = ("vanilla", "vanilla-filler", "hek")
     results: dict[str, list[float]] = {}
@@ -180,6 +177,8 @@ def main() -> None:
     for round_ in range(rounds):
         for arm in arms:
             generator = load_generator(args.model, backend="transformers")
+            if filler is None:
+                filler = FillerHook(generator.tokenizer, reference, [e.question for e in examples], ScriptedTokens.QUERY)
             timer = StepTimer()
             config = TrainConfig(
                 model=args.model, dataset="inline", n=None, group_size=args.group_size,
