@@ -33,6 +33,8 @@ def test_contrastive_groups_only_by_default(trajectory_file, tmp_path):
     reflector = ScriptedGenerator(lambda prompt, params: entry_json(n=2), model_id="reflector-x")
     summary = distill([trajectory_file], out, reflector, DistillConfig(), show_progress=False)
     assert (summary.groups_total, summary.groups_eligible, summary.groups_skipped_uniform) == (5, 3, 2)
+    assert summary.groups_by_kind == {"contrastive": 3, "all_success": 1, "all_failure": 1}
+    assert "3 contrastive (a success and a failure), 1 all-success, 1 all-failure" in summary.render()
     assert summary.groups_ok == 3 and summary.entries_written == 6 and summary.entries_per_group == {2: 3}
     entries = read_jsonl(out)
     assert {e["sources"]["question_id"] for e in entries} == {"q1", "q2", "q3"}

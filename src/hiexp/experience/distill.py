@@ -39,6 +39,7 @@ from hiexp.io import (
 from hiexp.llm.base import Generator, SamplingParams
 from hiexp.progress import progress_bar
 
+from .leaks import LeakFilter
 from .schema import Entry, ReplyParseError, parse_entries
 
 
@@ -75,6 +76,11 @@ class DistillConfig:
     batch_size: int = 4
     """Groups sent to the generator at once (concurrent requests for HTTP backends)."""
     seed: int = 0
+    reject_leaks: bool = True
+    """Refuse entries that name the question's gold answer or copy its passages (see ``leaks.py``); when every
+    entry of a reply is refused, the reflector is asked again with the reason."""
+    min_copy_words: int = 8
+    """A run of this many words shared with a passage shown to the reflector counts as copying it."""
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -125,15 +131,17 @@ class StructuredResult:
 def structured_generate(
     generator: Generator,
     prompts: Sequence[str],
-    parse: Callable[[str], Any],
+    parse: Callable[[str], Any] | Sequence[Callable[[str], Any]],
     params: SamplingParams,
     max_retries: int = 2,
     retry_temperature: float = 0.7,
 ) -> list[StructuredResult]:
     """Ask for every prompt, parse each reply with ``parse`` (which raises ``ReplyParseError``), and ask
     again, showing the error and the bad reply, up to ``max_retries`` times. All pending prompts of a round
-    go to the generator in one batch. A generator failure counts as a failed attempt with its message."""
+    go to the generator in one batch. A generator failure counts as a failed attempt with its message.
+    ``parse`` is one function for every prompt, or a list of one function per prompt."""
     repair = load_template("repair.txt")
+    parsers = list(parse) if isinstance(parse, Sequence) else [parse] * len(prompts)
     results = [StructuredResult(ok=False) for _ in prompts]
     pending = list(range(len(prompts)))
     current = list(prompts)
@@ -165,7 +173,7 @@ def structured_generate(
                 continue
             result.last_reply = reply
             try:
-                result.value = parse(reply)
+                result.value = parsers[index](reply)
                 result.ok = True
                 result.reason = ""
             except ReplyParseError as exc:
@@ -347,6 +355,48 @@ def build_prompt(group: Group, config: DistillConfig) -> str:
     return load_template("distill_uniform.txt").substitute(fields)
 
 
+def shown_passages(group: Group, config: DistillConfig) -> list[str]:
+    """The passage texts of the attempts that ``build_prompt`` shows (what the reflector could copy)."""
+    texts = []
+    for trajectory in group.successes[: config.max_per_side] + group.failures[: config.max_per_side]:
+        for _, passages in _search_steps(trajectory)[: config.max_searches]:
+            texts.extend(text for _, text in passages[: config.passages_per_search])
+    return texts
+
+
+class EntryParser:
+    """Reads one group's reply into entries, refusing those that carry the question's own facts.
+
+    Refusals accumulate over the retries of the group in ``rejected`` (title, reason); a reply whose every
+    entry is refused raises ``ReplyParseError`` so that the reflector is asked again with the reason.
+    """
+
+    def __init__(self, group: Group, config: DistillConfig):
+        self.config = config
+        self.leaks = (LeakFilter(group.golden_answers, shown_passages(group, config), config.min_copy_words)
+                      if config.reject_leaks else None)
+        self.rejected: list[dict[str, str]] = []
+
+    def __call__(self, text: str):
+        items, problems = parse_entries(text)
+        kept = []
+        for item in items:
+            reason = self.leaks.reason([item.title, item.description, item.thinking, *item.tags]) if self.leaks else None
+            if reason is None:
+                kept.append(item)
+            else:
+                self.rejected.append({"title": item.title[:200], "reason": reason})
+        if not kept:
+            raise ReplyParseError(
+                "every entry repeated facts of this one question (its answer or text of its passages); write "
+                "general advice for other questions that names neither")
+        if len(kept) > self.config.max_entries:
+            problems.append(f"{len(kept) - self.config.max_entries} entries beyond the limit of "
+                            f"{self.config.max_entries} were cut")
+            kept = kept[: self.config.max_entries]
+        return kept, problems
+
+
 def make_entries(group: Group, parsed, reflector: str, config: DistillConfig) -> list[Entry]:
     entries = []
     seen: set[tuple[str, str]] = set()
@@ -381,6 +431,7 @@ class DistillSummary:
     """What a run did. ``entries_per_group`` maps an entry count to how many groups gave that many."""
 
     groups_total: int = 0
+    groups_by_kind: dict[str, int] = field(default_factory=dict)
     groups_eligible: int = 0
     groups_skipped_uniform: int = 0
     groups_done_before: int = 0
@@ -389,18 +440,26 @@ class DistillSummary:
     entries_written: int = 0
     entries_total: int = 0
     entries_per_group: dict[int, int] = field(default_factory=dict)
+    entries_rejected: dict[str, int] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def render(self) -> str:
         spread = ", ".join(f"{n} entries: {c} groups" for n, c in sorted(self.entries_per_group.items()))
+        kinds = self.groups_by_kind
         lines = [
-            f"groups: {self.groups_total} questions, {self.groups_eligible} to reflect on "
-            f"({self.groups_skipped_uniform} all-success/all-failure skipped), {self.groups_done_before} done before",
+            f"groups: {self.groups_total} questions: {kinds.get('contrastive', 0)} contrastive (a success and a "
+            f"failure), {kinds.get('all_success', 0)} all-success, {kinds.get('all_failure', 0)} all-failure",
+            f"{self.groups_eligible} to reflect on ({self.groups_skipped_uniform} without contrast skipped), "
+            f"{self.groups_done_before} done before",
             f"this run: {self.groups_ok} ok, {self.groups_failed} failed; {self.entries_written} new entries "
             f"({self.entries_total} in the file)",
         ]
         if spread:
             lines.append(f"entries per group: {spread}")
+        if self.entries_rejected:
+            reasons = ", ".join(f"{reason.replace('_', ' ')} {n}" for reason, n in sorted(self.entries_rejected.items()))
+            lines.append(f"refused {sum(self.entries_rejected.values())} entries that carried their question's facts "
+                         f"({reasons})")
         for question_id, reason in self.failures[:5]:
             lines.append(f"failed {question_id}: {reason}")
         return "\n".join(lines)
@@ -448,7 +507,7 @@ def distill(
     if not trajectories:
         raise HiexpError(f"no trajectories in {', '.join(map(str, paths))}")
     groups = group_trajectories(trajectories, config)
-    summary = DistillSummary(groups_total=len(groups))
+    summary = DistillSummary(groups_total=len(groups), groups_by_kind=dict(Counter(g.kind for g in groups)))
     eligible = [g for g in groups if g.kind == "contrastive" or config.include_uniform]
     summary.groups_eligible = len(eligible)
     summary.groups_skipped_uniform = len(groups) - len(eligible)
@@ -485,20 +544,23 @@ def distill(
 
     params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
                             seed=config.seed)
-    parse = lambda text: parse_entries(text, max_entries=config.max_entries)  # noqa: E731
     per_group: Counter[int] = Counter()
+    rejected: Counter[str] = Counter()
     with progress_bar() as progress:
         task = progress.add_task("distilling", total=len(todo), visible=show_progress and bool(todo))
         for start in range(0, len(todo), max(1, config.batch_size)):
             batch = todo[start : start + config.batch_size]
             prompts = [build_prompt(g, config) for g in batch]
-            results = structured_generate(generator, prompts, parse, params, config.max_retries,
+            parsers = [EntryParser(g, config) for g in batch]
+            results = structured_generate(generator, prompts, parsers, params, config.max_retries,
                                           config.retry_temperature)
-            for group, result in zip(batch, results):
+            for group, result, parser in zip(batch, results, parsers):
+                rejected.update(r["reason"] for r in parser.rejected)
                 status = {
                     "question_id": group.question_id, "fingerprint": group.fingerprint, "kind": group.kind,
                     "successes": len(group.successes), "failures": len(group.failures),
                     "attempts": result.attempts, "reflector": reflector, "created": time.time(),
+                    "rejected": parser.rejected,
                 }
                 if result.ok:
                     parsed, problems = result.value
@@ -516,6 +578,7 @@ def distill(
                     summary.failures.append((group.question_id, result.reason))
                 progress.advance(task)
     summary.entries_per_group = dict(per_group)
+    summary.entries_rejected = dict(rejected)
     summary.entries_total = sum(1 for _ in iter_jsonl(out_path, skip_bad=True))
     return summary
 
@@ -529,7 +592,7 @@ def summarize_groups(status_path: str | Path) -> dict[str, int]:
 
 
 __all__ = [
-    "DistillConfig", "DistillSummary", "Group", "StructuredResult", "build_prompt", "distill",
+    "DistillConfig", "DistillSummary", "EntryParser", "Group", "StructuredResult", "build_prompt", "distill",
     "format_attempt", "group_trajectories", "load_template", "load_trajectories", "structured_generate",
     "to_model_prompt",
 ]

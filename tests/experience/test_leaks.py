@@ -1,0 +1,73 @@
+"""Entries that carry their own question's facts (gold answer, passage text) are refused."""
+
+from __future__ import annotations
+
+import json
+
+from experience_fixtures import make_trajectory, write_trajectories
+from tests.fakes import ScriptedGenerator
+
+from hiexp.experience.distill import DistillConfig, distill
+from hiexp.experience.leaks import LeakFilter
+from hiexp.io import read_jsonl
+
+PASSAGE = ("Steven Allan Spielberg was born on December 18, 1946, in Cincinnati, Ohio, and grew up in Phoenix "
+           "before he moved to California.")
+
+
+def test_the_gold_answer_as_whole_words_is_a_leak():
+    leaks = LeakFilter(["The United States"])
+    assert leaks.reason(["Remember that the answer was United States."]) == "gold_answer"
+    assert leaks.reason(["Search for the country of birth, not the city."]) is None
+    assert LeakFilter(["1903"]).reason(["The correct answer was 1903"]) == "gold_answer"
+    assert LeakFilter(["1903"]).reason(["Years such as 19035 are not it"]) is None  # whole words only
+
+
+def test_yes_no_and_one_letter_answers_are_ordinary_words():
+    assert LeakFilter(["yes"]).reason(["Answer yes or no for comparison questions."]) is None
+    assert LeakFilter(["A"]).reason(["Pick a query with a name in it."]) is None
+
+
+def test_copied_passage_text_and_passage_headers_are_leaks():
+    leaks = LeakFilter(["Cincinnati"], passages=[PASSAGE], min_copy_words=8)
+    assert leaks.reason(["He was born on December 18, 1946, in Cincinnati"]) == "gold_answer"
+    copy = "Note: grew up in Phoenix before he moved to California so search there."
+    assert leaks.reason([copy]) == "passage_copy"
+    assert leaks.reason(["Doc 4(Title: Jaws) is the passage to read"]) == "passage_copy"
+    assert leaks.reason(["Search the director's birthplace with the full name."]) is None
+
+
+def test_distill_refuses_leaking_entries_and_counts_them(tmp_path):
+    trajectories = [make_trajectory("q1", 0, True, golden="Marseille"), make_trajectory("q1", 1, False, golden="Marseille")]
+    path = write_trajectories(tmp_path / "t.jsonl", trajectories)
+    good = {"title": "Search the full name", "description": "Put the whole name in the query.", "thinking": "It worked."}
+    leak = {"title": "Answer Marseille", "description": "The correct answer was Marseille.", "thinking": "Gold."}
+    reflector = ScriptedGenerator([json.dumps([leak, good])])
+    out = tmp_path / "e1.jsonl"
+    summary = distill([path], out, reflector, DistillConfig(), show_progress=False)
+    assert [e["title"] for e in read_jsonl(out)] == ["Search the full name"]
+    assert summary.entries_rejected == {"gold_answer": 1}
+    assert "refused 1 entries" in summary.render()
+    status = read_jsonl(tmp_path / "e1.groups.jsonl")[0]
+    assert status["rejected"] == [{"title": "Answer Marseille", "reason": "gold_answer"}]
+
+
+def test_a_reply_of_only_leaks_is_asked_again_with_the_reason(tmp_path):
+    trajectories = [make_trajectory("q1", 0, True, golden="Marseille"), make_trajectory("q1", 1, False, golden="Marseille")]
+    path = write_trajectories(tmp_path / "t.jsonl", trajectories)
+    leak = {"title": "Answer Marseille", "description": "It is Marseille.", "thinking": "Gold."}
+    good = {"title": "Search the full name", "description": "Put the whole name in the query.", "thinking": "It worked."}
+    reflector = ScriptedGenerator([json.dumps([leak]), json.dumps([good])])
+    summary = distill([path], tmp_path / "e1.jsonl", reflector, DistillConfig(), show_progress=False)
+    assert summary.groups_ok == 1 and summary.entries_written == 1
+    assert "facts of this one question" in reflector.prompts[1]
+    assert summary.entries_rejected == {"gold_answer": 1}
+
+
+def test_the_filter_can_be_switched_off(tmp_path):
+    trajectories = [make_trajectory("q1", 0, True, golden="Marseille"), make_trajectory("q1", 1, False, golden="Marseille")]
+    path = write_trajectories(tmp_path / "t.jsonl", trajectories)
+    leak = {"title": "Answer Marseille", "description": "It is Marseille.", "thinking": "Gold."}
+    reflector = ScriptedGenerator([json.dumps([leak])])
+    summary = distill([path], tmp_path / "e1.jsonl", reflector, DistillConfig(reject_leaks=False), show_progress=False)
+    assert summary.entries_written == 1 and summary.entries_rejected == {}
