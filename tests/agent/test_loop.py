@@ -41,7 +41,7 @@ class CountingGenerator(ScriptedGenerator):
 
 def test_search_r1_episode_end_to_end(examples, retriever):
     gen = CountingGenerator(r1_policy)
-    agent = SearchAgent(gen, retriever, AgentConfig(max_turns=4))
+    agent = SearchAgent(gen, retriever, AgentConfig(max_turns=4, search_before_answer=False))
     t1, t2 = agent.run(examples)
     assert (t1.id, t2.id) == ("q1#0", "q2#0")
     assert t1.finish == "answer" and t1.answer == "Cincinnati" and t1.num_searches == 2
@@ -124,6 +124,8 @@ def test_no_hook_prompts_are_byte_identical_to_empty_hook(examples, retriever):
 
 
 def run_one(replies, **config):
+    """One episode on the Jaws question; the answer-without-search rule is off unless a test turns it on."""
+    config.setdefault("search_before_answer", False)
     retriever = KeywordRetriever()
     gen = ScriptedGenerator(list(replies))
     t = SearchAgent(gen, retriever, AgentConfig(**config)).run([Example("q", "Where was the director of Jaws born?", ["Cincinnati"])])[0]
@@ -164,18 +166,95 @@ def test_malformed_tool_call_gets_a_correction(bad, error):
     assert t.turns[2].meta == {"correction": error} and "<tool_response>" in t.turns[2].text
 
 
+def test_an_answer_before_any_search_is_sent_back_once():
+    t, _ = run_one(["<answer>Paris</answer>", "<search>Jaws director</search>", "<answer>Cincinnati</answer>"],
+                   search_before_answer=True)
+    assert [x.role for x in t.turns] == ["prompt", "policy", "tool", "policy", "tool", "policy"]
+    assert t.turns[2].meta == {"correction": "answer_without_search"}
+    assert "Search before you answer" in t.turns[2].text
+    assert t.metadata["corrections"][0]["error"] == "answer_without_search"
+    assert t.num_searches == 1 and t.answer == "Cincinnati" and t.finish == "answer"
+
+
+def test_a_second_answer_without_search_is_accepted():
+    t, _ = run_one(["<answer>Paris</answer>", "<answer>Cincinnati</answer>"], search_before_answer=True)
+    assert t.finish == "answer" and t.answer == "Cincinnati" and t.num_searches == 0
+    assert [c["error"] for c in t.metadata["corrections"]] == ["answer_without_search"]
+
+
+def test_an_answer_after_a_search_is_taken_at_once():
+    t, _ = run_one(["<search>Jaws director</search>", "<answer>Cincinnati</answer>"], search_before_answer=True)
+    assert t.finish == "answer" and t.metadata["corrections"] == []
+
+
+def test_the_rule_needs_a_retriever():
+    gen = ScriptedGenerator(["<answer>Cincinnati</answer>"])
+    config = AgentConfig(search_before_answer=True)
+    t = SearchAgent(gen, None, config).run([Example("q", "Where was the director of Jaws born?", ["Cincinnati"])])[0]
+    assert t.finish == "answer" and t.answer == "Cincinnati"
+
+
+def test_the_rule_in_the_tool_call_format():
+    t, _ = run_one(["\\boxed{Paris}", '<tool_call>{"name": "search", "arguments": {"query": "Jaws"}}</tool_call>',
+                    "\\boxed{Cincinnati}"], format="tool_call", search_before_answer=True)
+    assert t.turns[2].meta == {"correction": "answer_without_search"} and "<tool_response>" in t.turns[2].text
+    assert t.answer == "Cincinnati" and t.num_searches == 1
+
+
 def test_too_many_malformed_actions_end_invalid():
-    t, _ = run_one(["nothing", "still nothing", "nope"], max_invalid=2)
+    t, _ = run_one(["nothing", "still nothing", "nope"], max_invalid=2, force_answer=False)
     assert t.finish == "invalid" and t.answer is None and t.rewards["em"] == 0.0
     assert [c["error"] for c in t.metadata["corrections"]] == ["no_tag"] * 3
 
 
 def test_search_after_the_budget_is_refused_then_ends_max_turns():
-    t, _ = run_one(["<search>Jaws</search>", "<search>again</search>", "<search>and again</search>"], max_turns=1)
+    t, _ = run_one(["<search>Jaws</search>", "<search>again</search>", "<search>and again</search>"], max_turns=1,
+                   force_answer=False)
     assert t.finish == "max_turns" and t.num_searches == 1
     assert t.turns[4].meta == {"correction": "search_budget"}
     t, _ = run_one(["<search>Jaws</search>", "<search>again</search>", "<answer>Cincinnati</answer>"], max_turns=1)
     assert t.finish == "answer" and t.num_searches == 1
+
+
+def test_an_episode_out_of_retries_gets_one_turn_that_opens_the_answer():
+    t, gen = run_one(["nothing", "still nothing", "nope", "Cincinnati</answer>"], max_invalid=2)
+    assert t.finish == "answer" and t.answer == "Cincinnati" and t.rewards["em"] == 1.0
+    assert t.metadata["forced_answer"] is True
+    assert [c["error"] for c in t.metadata["corrections"]] == ["no_tag"] * 3 + ["final_answer"]
+    assert t.turns[-2].meta == {"correction": "final_answer"} and t.turns[-2].text.endswith("<answer>")
+    assert gen.prompts[-1].endswith("</information>\n\n<answer>")
+
+
+def test_an_episode_out_of_searches_gets_one_turn_that_opens_the_answer():
+    t, _ = run_one(["<search>Jaws</search>", "<search>again</search>", "<search>and again</search>",
+                    "Cincinnati</answer>"], max_turns=1)
+    assert t.finish == "answer" and t.answer == "Cincinnati" and t.num_searches == 1
+
+
+def test_a_forced_turn_without_an_answer_keeps_the_first_finish_reason():
+    t, _ = run_one(["nothing", "still nothing", "nope", ""], max_invalid=2)
+    assert t.finish == "invalid" and t.answer is None
+
+
+def test_a_forced_answer_in_the_tool_call_format():
+    t, _ = run_one(["nothing", "still nothing", "nope", "Cincinnati}."], max_invalid=2, format="tool_call")
+    assert t.finish == "answer" and t.answer == "Cincinnati"
+    assert t.turns[-2].text.endswith("The answer is \\boxed{")
+
+
+def test_the_first_search_can_be_the_question_itself():
+    retriever = KeywordRetriever()
+    gen = ScriptedGenerator(["<think>Spielberg was born in Cincinnati.</think><answer>Cincinnati</answer>"])
+    config = AgentConfig(first_search="question", search_before_answer=True)
+    question = "Where was the director of Jaws born?"
+    t = SearchAgent(gen, retriever, config).run([Example("q", question, ["Cincinnati"])])[0]
+    assert retriever.calls == [[question]]
+    assert t.queries == [question] and t.num_searches == 1 and t.answer == "Cincinnati"
+    assert [x.role for x in t.turns] == ["prompt", "tool", "tool", "policy"]
+    assert t.turns[1].text == f"<search>{question}</search>" and t.turns[1].meta == {"opening_search": True}
+    assert gen.prompts[0].endswith(f"<search>{question}</search>" + t.turns[2].text)
+    ids, mask = t.completion_ids_and_mask()
+    assert t.metadata["corrections"] == []  # the opening search counts: the answer is taken at once
 
 
 def test_max_tokens_ends_the_episode():

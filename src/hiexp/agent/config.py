@@ -8,6 +8,7 @@ from typing import Any
 from hiexp.errors import HiexpError
 
 FORMATS = ("search_r1", "tool_call")
+FIRST_SEARCH = ("policy", "question")
 REWARD_METRICS = ("em", "cem", "f1")
 
 
@@ -57,6 +58,20 @@ class AgentConfig:
     """Answer a query already searched in this episode (case and spacing ignored) with a correction instead
     of the same passages again; small models otherwise loop on one query until the budget runs out."""
 
+    first_search: str = "policy"
+    """Who makes the first search: ``policy`` (the model writes its first query) or ``question`` (the episode
+    opens with a search for the question itself, as if the policy had written it: the same passages that
+    one retrieval would give, after which the policy reads, searches on or answers)."""
+
+    force_answer: bool = True
+    """When the searches or the tolerated malformed actions run out, give the policy one last turn that
+    already opens the answer (``<answer>`` / ``\\boxed{``) instead of ending without one."""
+
+    search_before_answer: bool = True
+    """An answer given before any search is sent back once with a correction asking for a search first; a
+    second answer without a search is accepted. Small instruct models otherwise answer from memory at the
+    first turn and never use the tool. Has no effect without a retriever."""
+
     few_shot: bool = True
     """Put a worked example of the format in the system prompt (small models need it to use the tool)."""
 
@@ -78,6 +93,8 @@ class AgentConfig:
         """Refuse options that cannot work, naming the option."""
         if self.format not in FORMATS:
             raise HiexpError(f"unknown agent format {self.format!r}; choose one of {', '.join(FORMATS)}")
+        if self.first_search not in FIRST_SEARCH:
+            raise HiexpError(f"unknown first_search {self.first_search!r}; choose one of {', '.join(FIRST_SEARCH)}")
         if self.reward_metric not in REWARD_METRICS:
             raise HiexpError(f"unknown reward metric {self.reward_metric!r}; choose one of {', '.join(REWARD_METRICS)}")
         for name in ("top_k", "max_tokens", "max_new_tokens", "max_query_chars", "batch_size"):

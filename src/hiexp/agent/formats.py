@@ -35,8 +35,8 @@ _CHATML_TOOL_BEFORE = "<|im_end|>\n<|im_start|>user\n<tool_response>\n"
 _CHATML_TOOL_AFTER = "\n</tool_response><|im_end|>\n<|im_start|>assistant\n"
 _CHATML_TURN_END = "<|im_end|>"
 
-TEMPLATE_NAMES = ("system", "user", "example", "observation", "experience_system", "experience_tool",
-                  "rag_system", "closed_book_system")
+TEMPLATE_NAMES = ("system", "user", "example", "turn_start", "observation", "experience_system",
+                  "experience_tool", "rag_system", "closed_book_system")
 
 
 def _read_template(relative: str) -> str:
@@ -50,6 +50,7 @@ def load_templates(config: AgentConfig) -> dict[str, str]:
         "system": _read_template(f"{fmt}/system.txt"),
         "user": _read_template(f"{fmt}/user.txt"),
         "example": _read_template(f"{fmt}/example.txt"),
+        "turn_start": _read_template(f"{fmt}/turn_start.txt"),
         "observation": _read_template("search_r1/observation.txt"),
         "experience_system": _read_template("experience_system.txt"),
         "experience_tool": _read_template("experience_tool.txt"),
@@ -106,6 +107,9 @@ CORRECTIONS = {
     "bad_json": "The tool call was not valid JSON of the form {search}. Try again.",
     "bad_tool": "The only tool is search, called as {search}.",
     "empty_answer": "Your answer was empty. Write the answer itself as {answer}.",
+    "answer_without_search": "Search before you answer: look the facts up first with {search}.",
+    "final_answer": "No more searches or retries are left. Write your final answer now, a few words, from what "
+                    "you have read.",
     "search_budget": "You have used all {limit} searches. Give your final answer now as {answer}.",
     "repeated_query": "You already searched for that and saw its results. Search for a different fact, "
                       "or give the final answer as {answer}.",
@@ -117,6 +121,7 @@ class AgentFormat:
 
     name = ""
     stop: list[str] = []
+    answer_start = ""
     search_hint = ""
     answer_hint = ""
     answer_instruction = ""
@@ -142,15 +147,17 @@ class AgentFormat:
                 tokenize=False, add_generation_prompt=True)
         return _CHATML_PROMPT.format(system=system, user=user)
 
-    def prompt_spans(self, question: str, experience: str = "", experience_meta: dict | None = None) -> list[Span]:
+    def prompt_spans(self, question: str, experience: str = "", experience_meta: dict | None = None,
+                     open_turn: bool = True) -> list[Span]:
         """The initial prompt as spans: one ``prompt`` span, or prompt / experience / prompt when the hook
-        gave text. Without experience the text is exactly what the no-experience path renders."""
+        gave text. Without experience the text is exactly what the no-experience path renders. With
+        ``open_turn`` the prompt ends with the ``turn_start`` text that opens every policy turn."""
         example = self.templates["example"] if self.config.few_shot else ""
         block = _fill(self.templates["experience_system"], "experience_system", content=experience) if experience else ""
         system = _fill(self.templates["system"], "system", max_searches=self.config.max_turns, example=example,
                        experience=_SLOT if block else "")
         user = _fill(self.templates["user"], "user", question=question)
-        rendered = self.render_chat(system, user)
+        rendered = self.render_chat(system, user) + (self.templates["turn_start"] if open_turn else "")
         if not block:
             return [Span("prompt", rendered)]
         before, after = rendered.split(_SLOT, 1)
@@ -183,6 +190,10 @@ class AgentFormat:
             return Action("malformed", query=query, error="long_query")
         return Action("search", query=query)
 
+    def opening_search(self, query: str) -> str:
+        """The text of a search action for ``query``, as the policy would write it (``first_search="question"``)."""
+        raise NotImplementedError
+
     def correction_message(self, error: str, query: str | None = None) -> str:
         template = CORRECTIONS.get(error, CORRECTIONS["no_tag"])
         return template.format(search=self.search_hint, answer=self.answer_hint, n=len(query or ""),
@@ -190,8 +201,14 @@ class AgentFormat:
 
     # --- observations ---------------------------------------------------------------------------------
     def observation_spans(self, content: str, experience: str = "", experience_meta: dict | None = None,
-                          ended_turn: bool = False) -> list[Span]:
+                          ended_turn: bool = False, final: bool = False) -> list[Span]:
+        """An observation (passages or a correction, with optional experience) as injected spans, ending with
+        the text that opens the next policy turn: ``turn_start``, or with ``final`` the opening of the
+        answer itself (``answer_start``), so that the next turn can only complete the answer."""
         raise NotImplementedError
+
+    def _opener(self, final: bool) -> str:
+        return self.answer_start if final else self.templates["turn_start"]
 
     def _split_experience(self, rendered: str, block: str, meta: dict | None) -> list[Span]:
         if not block:
@@ -208,6 +225,7 @@ class SearchR1Format(AgentFormat):
 
     name = "search_r1"
     stop = ["</search>", "</answer>"]
+    answer_start = "<answer>"
     search_hint = "<search> your query </search>"
     answer_hint = "<answer> your answer </answer>"
     answer_instruction = ("Write only the answer, a few words at most, between <answer> and </answer>, "
@@ -233,11 +251,14 @@ class SearchR1Format(AgentFormat):
             return Action("answer", answer=inner.strip())
         return self._check_query(inner)
 
+    def opening_search(self, query: str) -> str:
+        return f"<search>{query}</search>"
+
     def observation_spans(self, content: str, experience: str = "", experience_meta: dict | None = None,
-                          ended_turn: bool = False) -> list[Span]:
+                          ended_turn: bool = False, final: bool = False) -> list[Span]:
         block = _fill(self.templates["experience_tool"], "experience_tool", content=experience) if experience else ""
         rendered = _fill(self.templates["observation"], "observation", content=content + (_SLOT if block else ""))
-        return self._split_experience(rendered, block, experience_meta)
+        return self._split_experience(rendered + self._opener(final), block, experience_meta)
 
 
 class ToolCallFormat(AgentFormat):
@@ -245,6 +266,7 @@ class ToolCallFormat(AgentFormat):
 
     name = "tool_call"
     stop = ["</tool_call>"]
+    answer_start = "The answer is \\boxed{"
     search_hint = '<tool_call>\n{"name": "search", "arguments": {"query": "your query"}}\n</tool_call>'
     answer_hint = "\\boxed{your answer}"
     answer_instruction = "Write only the answer, a few words at most, as \\boxed{your answer}, for example \\boxed{Paris}."
@@ -306,13 +328,17 @@ class ToolCallFormat(AgentFormat):
             return Action("answer", answer=answer.strip())
         return Action("malformed", error="no_tag")
 
+    def opening_search(self, query: str) -> str:
+        call = json.dumps({"name": "search", "arguments": {"query": query}}, ensure_ascii=False)
+        return f"<tool_call>\n{call}\n</tool_call>"
+
     def observation_spans(self, content: str, experience: str = "", experience_meta: dict | None = None,
-                          ended_turn: bool = False) -> list[Span]:
+                          ended_turn: bool = False, final: bool = False) -> list[Span]:
         block = _fill(self.templates["experience_tool"], "experience_tool", content=experience) if experience else ""
         before = self.tool_before
         if ended_turn and before.startswith(self.turn_end):
             before = before[len(self.turn_end):]
-        rendered = before + content + (_SLOT if block else "") + self.tool_after
+        rendered = before + content + (_SLOT if block else "") + self.tool_after + self._opener(final)
         return self._split_experience(rendered, block, experience_meta)
 
 

@@ -47,6 +47,8 @@ class _Episode:
     policy_turns: int = 0
     invalid: int = 0
     over_budget: int = 0
+    asked_to_search: bool = False
+    forcing: str | None = None  # the finish reason an episode would have had, while it gives its forced answer
     done: bool = False
 
 
@@ -141,6 +143,7 @@ class SearchAgent:
     # --- episode life ---------------------------------------------------------------------------------
     def _start(self, batch: list[tuple[Example, int, int]]) -> list[_Episode]:
         questions = [ex.question for ex, _, _ in batch]
+        opening = self.config.first_search == "question" and self.retriever is not None
         injections = self.hook.for_questions(questions) if self.hook is not None else [Injection()] * len(batch)
         episodes = []
         hek_version = getattr(self.hook, "version", None) if self.hook is not None else None
@@ -153,10 +156,24 @@ class SearchAgent:
                           "method": "agent", "corrections": []},
             )
             episode = _Episode(example=ex, sample=sample, seed=seed, traj=traj)
-            for span in self.format.prompt_spans(ex.question, injection.text, injection.meta):
+            for span in self.format.prompt_spans(ex.question, injection.text, injection.meta, open_turn=not opening):
                 self._append(episode, span, completion=False)
             episodes.append(episode)
+        if opening:
+            self._open_with_question(episodes)
         return episodes
+
+    def _open_with_question(self, episodes: list[_Episode]) -> None:
+        """``first_search="question"``: every new episode starts with a search for its question."""
+        questions = [e.example.question for e in episodes]
+        results = self.retriever.search(questions, self.config.top_k)
+        if self.hook is not None:
+            injections = self.hook.for_queries(questions, questions=questions)
+        else:
+            injections = [Injection()] * len(questions)
+        for episode, question, passages, injection in zip(episodes, questions, results, injections):
+            self._append(episode, Span("tool", self.format.opening_search(question), {"opening_search": True}))
+            self._observe(episode, question, list(passages), injection)
 
     def _generate(self, prompts: list[Any], params: SamplingParams, seeds: list[int]) -> list[Generation]:
         if self._seeds_kwarg:
@@ -241,8 +258,21 @@ class SearchAgent:
         episode.traj.num_tokens += n
         episode.policy_turns += 1
 
+        if episode.forcing is not None:  # the last turn: it can only complete the answer it was given
+            action = self.format.parse(self.format.answer_start + text, finish_reason, gen.stop)
+            if action.kind == "answer":
+                episode.traj.metadata["forced_answer"] = True
+                self._end(episode, "answer")
+            else:
+                self._end(episode, episode.forcing)
+            return None
         action = self.format.parse(text, finish_reason, gen.stop)
         if action.kind == "answer":
+            if (cfg.search_before_answer and self.retriever is not None and episode.traj.num_searches == 0
+                    and not episode.asked_to_search and episode.completion_tokens < cfg.max_tokens):
+                episode.asked_to_search = True
+                self._note(episode, "answer_without_search", None)
+                return Action("malformed", error="answer_without_search")
             self._end(episode, "answer")
             return None
         if episode.completion_tokens >= cfg.max_tokens:
@@ -251,7 +281,7 @@ class SearchAgent:
         if action.kind == "search" and episode.traj.num_searches >= cfg.max_turns:
             episode.over_budget += 1
             if episode.over_budget > 1:
-                self._end(episode, "max_turns")
+                self._give_up(episode, "max_turns")
                 return None
             self._note(episode, "search_budget", action.query)
             return Action("malformed", query=action.query, error="search_budget")
@@ -262,12 +292,26 @@ class SearchAgent:
             episode.invalid += 1
             self._note(episode, action.error or "no_tag", action.query)
             if episode.invalid > cfg.max_invalid:
-                self._end(episode, "invalid")
+                self._give_up(episode, "invalid")
                 return None
         if episode.policy_turns >= cfg.max_turns + cfg.max_invalid + 2:  # a hard stop, whatever happens
-            self._end(episode, "max_turns")
+            self._give_up(episode, "max_turns")
             return None
         return action
+
+    def _give_up(self, episode: _Episode, finish: str) -> None:
+        """End an episode that ran out of searches or retries, or first (``force_answer``) give it one turn
+        that opens the answer for it."""
+        if not self.config.force_answer:
+            self._end(episode, finish)
+            return
+        episode.forcing = finish
+        self._note(episode, "final_answer", None)
+        spans = self.format.observation_spans(self.format.correction_message("final_answer"),
+                                              ended_turn=self._ended_turn(episode), final=True)
+        for span in spans:
+            span.meta["correction"] = "final_answer"
+        self._inject(episode, spans)
 
     def _note(self, episode: _Episode, error: str, query: str | None) -> None:
         record = {"turn": len(episode.traj.turns) - 1, "error": error}
@@ -316,7 +360,8 @@ class SearchAgent:
         traj = episode.traj
         if traj.finish == "answer":
             last = next(t for t in reversed(traj.turns) if t.role == "policy")
-            traj.answer = extract_answer(last.text, traj.format)
+            text = (self.format.answer_start if traj.metadata.get("forced_answer") else "") + last.text
+            traj.answer = extract_answer(text, traj.format)
         traj.rewards = score_and_reward(traj.answer, traj.golden_answers, traj.metadata.get("task") or "qa",
                                         self.config.reward_metric, score_answer)
         traj.metadata["completion_tokens"] = episode.completion_tokens
