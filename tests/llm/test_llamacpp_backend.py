@@ -46,3 +46,4 @@ def test_chat_and_bad_models(llama):
         load_generator("tiny-random", backend="llamacpp")
     with pytest.raises(HiexpError, match="needs a GGUF preset"):
         load_generator("some/dir", backend="llamacpp")
+

@@ -35,6 +35,9 @@ class LlamaCppGenerator(OpenAIGenerator):
         context_per_sequence: KV-cache tokens per slot (prompt + generation).
         num_threads: CPU threads; default: all cores.
         timeout: seconds one request may take.
+        serial_greedy: decode greedy requests (temperature 0) one at a time. llama.cpp's arithmetic depends
+            slightly on which sequences share a batch, so batched greedy decoding can give different text
+            for the same prompt from run to run; one at a time, the same requests give the same text.
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class LlamaCppGenerator(OpenAIGenerator):
         context_per_sequence: int = 4096,
         num_threads: int | None = None,
         timeout: float = 600.0,
+        serial_greedy: bool = True,
     ):
         try:
             import xllamacpp
@@ -79,6 +83,7 @@ class LlamaCppGenerator(OpenAIGenerator):
             max_retries=1,
         )
         self._api_key = key
+        self.serial_greedy = serial_greedy
         self.gguf_path = gguf_path
         self.context_per_sequence = context_per_sequence
 
@@ -93,6 +98,11 @@ class LlamaCppGenerator(OpenAIGenerator):
         if str(model).endswith(".gguf"):
             return cls(model, **options)
         raise HiexpError(f"the llama.cpp backend needs a GGUF preset or a .gguf file, got '{model}'")
+
+    def concurrency_for(self, params: SamplingParams) -> int:
+        if self.serial_greedy and params.temperature == 0:
+            return 1
+        return self.concurrency
 
     @property
     def model_id(self) -> str:  # type: ignore[override]

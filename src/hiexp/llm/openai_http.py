@@ -154,6 +154,10 @@ class OpenAIGenerator:
         """One assistant reply to ``messages`` (a convenience for reflection and distillation prompts)."""
         return self.chat_batch([messages], params or SamplingParams())[0]
 
+    def concurrency_for(self, params: SamplingParams) -> int:
+        """Requests in flight for one call with these sampling parameters."""
+        return self.concurrency
+
     # -------------------------------------------------------------------------------------- internals
 
     def _headers(self) -> dict[str, str]:
@@ -182,7 +186,7 @@ class OpenAIGenerator:
     async def _many(
         self, items: list[tuple[str, Any]], params: SamplingParams, seeds: list[int] | None = None
     ) -> list[Generation]:
-        semaphore = asyncio.Semaphore(self.concurrency)
+        semaphore = asyncio.Semaphore(self.concurrency_for(params))
         async with self._client() as client:
             if self._served_model is None:
                 self._served_model = await self._ask_model(client)
