@@ -27,6 +27,7 @@ from hiexp.llm.base import Generation, Generator, SamplingParams
 from hiexp.search.base import Passage, Retriever, render_passages
 
 CHARS_PER_TOKEN = 4  # estimate for text-only backends, which report no token ids
+ANSWER_RESERVE = 16  # tokens a forced last turn needs at least for a short answer
 
 
 def episode_seed(base_seed: int, question_id: str, sample: int) -> int:
@@ -302,7 +303,7 @@ class SearchAgent:
     def _give_up(self, episode: _Episode, finish: str) -> None:
         """End an episode that ran out of searches or retries, or first (``force_answer``) give it one turn
         that opens the answer for it."""
-        if not self.config.force_answer:
+        if not self.config.force_answer or episode.forcing is not None:
             self._end(episode, finish)
             return
         episode.forcing = finish
@@ -311,6 +312,10 @@ class SearchAgent:
                                               ended_turn=self._ended_turn(episode), final=True)
         for span in spans:
             span.meta["correction"] = "final_answer"
+        encoded, total = self._spans_tokens(spans)
+        if episode.completion_tokens + total + ANSWER_RESERVE > self.config.max_tokens:
+            self._end(episode, finish)  # not even room for a short answer
+            return
         self._inject(episode, spans)
 
     def _note(self, episode: _Episode, error: str, query: str | None) -> None:
@@ -339,7 +344,10 @@ class SearchAgent:
     def _inject(self, episode: _Episode, spans: list[Span]) -> None:
         encoded, total = self._spans_tokens(spans)
         if episode.completion_tokens + total >= self.config.max_tokens:
-            self._end(episode, "max_tokens")
+            if episode.forcing is None and self.config.force_answer:
+                self._give_up(episode, "max_tokens")  # no room for these passages; maybe for an answer
+            else:
+                self._end(episode, "max_tokens")
             return
         for span, ids in zip(spans, encoded):
             episode.traj.turns.append(Turn(role=span.role, text=span.text, token_ids=ids, meta=dict(span.meta)))
