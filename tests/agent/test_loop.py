@@ -299,6 +299,6 @@ def test_passages_that_do_not_fit_leave_room_for_a_forced_answer():
     # the passages (about 63 tokens here) do not fit in 66, the final message (about 38) and an answer do
     t, _ = run_one(["<search>Jaws director</search>", "Cincinnati</answer>"], max_tokens=66, max_new_tokens=40)
     assert t.finish == "answer" and t.answer == "Cincinnati" and t.metadata["forced_answer"] is True
-    assert t.turns[2].meta == {"correction": "final_answer"} and "Doc 1" not in t.text
+    assert t.turns[2].meta == {"correction": "final_answer"} and "Doc 1" not in t.turns[2].text
     t, _ = run_one(["<search>Jaws director</search>"], max_tokens=40, max_new_tokens=40)
     assert t.finish == "max_tokens"  # not even room for the forced turn
