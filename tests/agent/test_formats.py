@@ -82,14 +82,18 @@ def test_observation_with_and_without_experience(name):
     assert [s.role for s in spans] == ["tool", "experience", "tool"]
     assert "".join(s.text for s in spans).replace(spans[1].text, "") == plain[0].text
     if name == "search_r1":
-        assert plain[0].text.startswith("\n\n<information>") and plain[0].text.endswith("</information>\n\n")
+        # the next policy turn opens with the turn_start text (a <think>)
+        assert plain[0].text.startswith("\n\n<information>") and plain[0].text.endswith("</information>\n\n<think>")
+        final = f.observation_spans("Answer now.", final=True)[0].text
+        assert final.endswith("</information>\n\n<answer>")
     else:
         assert "<tool_response>" in plain[0].text and plain[0].text.endswith("<|im_start|>assistant\n")
+        assert f.observation_spans("Answer now.", final=True)[0].text.endswith("assistant\nThe answer is \\boxed{")
 
 
 def test_few_shot_switch_and_template_override(tmp_path):
-    assert "worked example" in fmt(few_shot=True).prompt_spans("Q")[0].text
-    assert "worked example" not in fmt(few_shot=False).prompt_spans("Q")[0].text
+    assert "Example:" in fmt(few_shot=True).prompt_spans("Q")[0].text
+    assert "Example:" not in fmt(few_shot=False).prompt_spans("Q")[0].text
     path = tmp_path / "user.txt"
     path.write_text("Q> ${question}")
     assert "Q> Who?" in fmt(templates={"user": str(path)}).prompt_spans("Who?")[0].text

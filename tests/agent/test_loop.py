@@ -137,7 +137,7 @@ def run_one(replies, **config):
     [
         ("Cincinnati, I believe.", "no_tag"),
         ("<search>  </search>", "empty_query"),
-        ("<search>" + "very long query " * 40 + "</search>", "long_query"),
+        ("<search>" + "very long query " * 20 + "</search>", "long_query"),
         ("<search>Jaws director", "unclosed_tag"),
         ("<answer></answer>", "empty_answer"),
     ],

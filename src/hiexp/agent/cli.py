@@ -7,6 +7,8 @@ from typing import Any
 
 import typer
 
+from hiexp.agent.config import AgentConfig
+
 
 def load_hook(hek: str | None, top_k: int = 5, threshold: float = 0.8, ablation: str = "full") -> Any:
     """The experience hook of ``--hek DIR`` (None without it); imported lazily (embeddings are heavy)."""
@@ -28,10 +30,11 @@ def make_config(**options: Any) -> Any:
 # stay the same in both commands.
 MODEL_OPTION = typer.Option("default", "--model", help="Model preset, local dir, .gguf file, hub id or http(s)://.../v1 URL.")
 FORMAT_OPTION = typer.Option("search_r1", "--format", help="Action format: search_r1 or tool_call.")
-TOP_K_OPTION = typer.Option(3, "--top-k", help="Passages per search.")
-MAX_TURNS_OPTION = typer.Option(4, "--max-turns", help="Searches allowed per episode.")
-MAX_TOKENS_OPTION = typer.Option(2048, "--max-tokens", help="Completion tokens per episode (policy and injected passages).")
-MAX_NEW_TOKENS_OPTION = typer.Option(256, "--max-new-tokens", help="Tokens generated per turn.")
+_AGENT = AgentConfig()
+TOP_K_OPTION = typer.Option(_AGENT.top_k, "--top-k", help="Passages per search.")
+MAX_TURNS_OPTION = typer.Option(_AGENT.max_turns, "--max-turns", help="Searches allowed per episode.")
+MAX_TOKENS_OPTION = typer.Option(_AGENT.max_tokens, "--max-tokens", help="Completion tokens per episode (policy and injected passages).")
+MAX_NEW_TOKENS_OPTION = typer.Option(_AGENT.max_new_tokens, "--max-new-tokens", help="Tokens generated per turn.")
 FEW_SHOT_OPTION = typer.Option(True, "--few-shot/--no-few-shot", help="Put a worked example in the system prompt.")
 BATCH_SIZE_OPTION = typer.Option(16, "--batch-size", help="Episodes generated together.")
 

@@ -27,15 +27,15 @@ class AgentConfig:
     top_k: int = 3
     """Passages returned per search call."""
 
-    max_turns: int = 4
+    max_turns: int = 3
     """Search calls allowed per episode. A further search gets one reminder to answer; insisting ends the
     episode with ``finish = max_turns``."""
 
-    max_tokens: int = 2048
+    max_tokens: int = 1536
     """Budget of completion tokens per episode (policy and injected tokens after the prompt). Reaching it
     ends the episode with ``finish = max_tokens``. Text-only backends estimate tokens as characters / 4."""
 
-    max_new_tokens: int = 256
+    max_new_tokens: int = 128
     """Tokens the policy may generate in one turn (capped by what is left of ``max_tokens``)."""
 
     temperature: float = 1.0
