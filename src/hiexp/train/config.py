@@ -28,7 +28,7 @@ class TrainConfig:
     """Options of experience-aligned RL (``hiexp train --config FILE``).
 
     Model and data
-      model: generator preset (``default`` = Qwen2.5-Coder-0.5B, ``smollm2-135m``, ``tiny-random``), a local
+      model: generator preset (``qwen2.5-coder-0.5b``, the fast one on CPU; ``default`` = the 1.5B; ``tiny-random``), a local
         model directory or a hub id; loaded with the transformers backend because the policy is trained.
       dataset: dataset name for ``hiexp.data.load_dataset`` (e.g. ``hotpotqa``) or a JSONL path.
       split: split of ``dataset`` to train on (``train`` keeps the test split clean).
@@ -89,7 +89,7 @@ class TrainConfig:
     """
 
     # model and data
-    model: str = "default"
+    model: str = "qwen2.5-coder-0.5b"
     dataset: str = "hotpotqa"
     split: str = "train"
     n: int | None = 64
