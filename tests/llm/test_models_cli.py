@@ -25,7 +25,7 @@ def app():
 def test_list_prepare_generate(app, tiny_generator):
     runner = CliRunner()
     listed = runner.invoke(app, ["models", "list"])
-    assert listed.exit_code == 0 and "qwen2.5-coder-0.5b (= default)" in listed.output
+    assert listed.exit_code == 0 and "qwen2.5-coder-1.5b (= default)" in listed.output
     assert "tiny-random" in listed.output
     prepared = runner.invoke(app, ["models", "prepare", "tiny-random"])
     assert prepared.exit_code == 0 and "tiny-random-v1" in prepared.output

@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("train", "--split", help="Dataset split ('train' for the demo set); 'all' for every record."),
         n: int | None = typer.Option(None, "--n", help="Questions drawn (deterministically by --seed); all if not given."),
         model: str = MODEL_OPTION,
-        backend: str = typer.Option("auto", "--backend", help="Generator backend: auto, transformers, openai, llamacpp."),
+        backend: str = typer.Option("auto", "--backend", help="Generator backend: auto (llama.cpp for GGUF models when installed, else transformers; openai for URLs), transformers, openai, llamacpp."),
         index: str | None = typer.Option(None, "--index", help="Retriever: index dir, corpus JSONL or .../retrieve URL (default: the dataset's own corpus)."),
         fmt: str = FORMAT_OPTION,
         seed: int = typer.Option(0, "--seed", help="Seed of the question draw and of every (question, sample) episode."),
@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
         from hiexp.agent.rollout import run_rollouts
         from hiexp.data import load_dataset
         from hiexp.eval.evaluate import _retriever_for
-        from hiexp.llm import load_generator
+        from hiexp.llm import inference_backend, load_generator
         from rich.console import Console
         from hiexp.search import load_retriever
 
@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         examples = load_dataset(data, split=None if split == "all" else split, n=n, seed=seed)
         retriever = load_retriever(index) if index else _retriever_for(data, {})
         hook = load_hook(hek)
-        generator = load_generator(model, backend=backend)
+        generator = load_generator(model, backend=inference_backend(model, backend))
         agent = SearchAgent(generator, retriever, config, hook)
         summary = run_rollouts(examples, agent, k, out, seed=seed)
         Console().print(f"{summary.written} new trajectories, {summary.existing} already there, "

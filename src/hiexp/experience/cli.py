@@ -11,11 +11,11 @@ import typer
 
 def _load_model(spec: str, what: str, backend: str = "auto"):
     """A generator for the reflector or summariser: a preset, a local dir/.gguf, a hub id, or a URL."""
-    from hiexp.llm import load_generator
+    from hiexp.llm import inference_backend, load_generator
     from hiexp.progress import console
 
     with console.status(f"loading {what} {spec}"):
-        return load_generator(spec, backend=backend)
+        return load_generator(spec, backend=inference_backend(spec, backend))
 
 
 def _floats(text: str, name: str) -> list[float]:
@@ -52,8 +52,8 @@ def distill_command(
     batch_size: Annotated[int, typer.Option(min=1, help="Questions sent to the reflector at once "
                                                         "(concurrent requests over HTTP).")] = 4,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
-    backend: Annotated[str, typer.Option(help="Generator backend: auto (openai for URLs, else transformers), "
-                                              "transformers, openai or llamacpp (faster for GGUF presets).")]
+    backend: Annotated[str, typer.Option(help="Generator backend: auto (llama.cpp for GGUF models when installed, "
+                                              "openai for URLs, else transformers), transformers, openai or llamacpp.")]
     = "auto",
 ) -> None:
     """Contrastive distillation: E1 experience from successful vs failed attempts at the same question."""
@@ -90,8 +90,8 @@ def build_command(
                                                           "of using the cluster's central member.")] = False,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip malformed E1 lines with a warning.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Clusters summarised at once.")] = 4,
-    backend: Annotated[str, typer.Option(help="Generator backend: auto (openai for URLs, else transformers), "
-                                              "transformers, openai or llamacpp (faster for GGUF presets).")]
+    backend: Annotated[str, typer.Option(help="Generator backend: auto (llama.cpp for GGUF models when installed, "
+                                              "openai for URLs, else transformers), transformers, openai or llamacpp.")]
     = "auto",
 ) -> None:
     """Cluster E1 entries (Ward) and summarise clusters into E2 and E3: write the HEK directory."""

@@ -28,7 +28,7 @@ def list_models() -> None:
 
 @models_app.command("prepare")
 def prepare(
-    model: Annotated[str, typer.Argument(help="A preset (default, smollm2-135m, tiny-random) or a .gguf file.")] = (
+    model: Annotated[str, typer.Argument(help="A preset (default, qwen2.5-coder-0.5b, tiny-random) or a .gguf file.")] = (
         "default"
     ),
 ) -> None:
@@ -47,15 +47,16 @@ def generate(
     model: Annotated[str, typer.Option("--model", "-m", help="Preset, model directory, .gguf file or server URL.")] = (
         "default"
     ),
-    backend: Annotated[str, typer.Option(help="auto, transformers, openai or llamacpp.")] = "auto",
+    backend: Annotated[str, typer.Option(help="auto (llama.cpp for GGUF models when installed, else transformers; "
+                                              "openai for URLs), transformers, openai or llamacpp.")] = "auto",
     max_new_tokens: Annotated[int, typer.Option(help="Most tokens to generate.")] = 128,
     temperature: Annotated[float, typer.Option(help="Sampling temperature; 0 is greedy.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Random seed for sampling.")] = 0,
 ) -> None:
     """Generate one reply, to check that a model loads and answers."""
-    from hiexp.llm import SamplingParams, load_generator
+    from hiexp.llm import SamplingParams, inference_backend, load_generator
 
-    generator = load_generator(model, backend=backend)
+    generator = load_generator(model, backend=inference_backend(model, backend))
     params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     reply = generator.chat([{"role": "user", "content": prompt}], params)  # type: ignore[attr-defined]
     typer.echo(reply.text)
