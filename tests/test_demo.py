@@ -24,7 +24,7 @@ def scripted_policy(gold: dict[str, str], rollouts_always_wrong: bool = False):
     answers_given: Counter[str] = Counter()
 
     def reply(prompt: str, params) -> str:
-        if "You review attempts by a search agent" in prompt:
+        if "attempts by a search agent" in prompt:
             return ('```json\n[{"title": "Resolve the bridge entity before the final fact", '
                     '"description": "Search the entity the question hinges on first, then its attribute.", '
                     '"thinking": "The failed attempt guessed.", "tags": ["bridge"]}]\n```')
@@ -83,7 +83,7 @@ def demo_parts():
 
 
 def run(tmp_path, parts, generator=None, **overrides):
-    options = dict(out=str(tmp_path / "demo"), n=2, n_test=3, k=2, seed=0)
+    options = dict(out=str(tmp_path / "demo"), n=2, n_test=3, k=2, seed=0, hek="live")
     options.update(overrides)
     lines: list[str] = []
     result = run_demo(
@@ -160,8 +160,34 @@ def test_demo_without_contrast_falls_back_to_uniform_groups_and_says_so(tmp_path
 def test_demo_restart_discards_the_previous_run(tmp_path, demo_parts):
     run(tmp_path, demo_parts)
     lines: list[str] = []
-    result = run_demo(DemoConfig(out=str(tmp_path / "demo"), n=2, n_test=3, k=3, seed=0), echo=lines.append,
+    result = run_demo(DemoConfig(out=str(tmp_path / "demo"), n=2, n_test=3, k=3, seed=0, hek="live"), echo=lines.append,
                       restart=True, generator=ScriptedGenerator(scripted_policy(demo_parts["gold"])),
                       embedder=demo_parts["embedder"], retriever=demo_parts["retriever"])
     assert [s.status for s in result.stages] == ["done"] * 6
     assert sum(1 for _ in (tmp_path / "demo" / "trajectories.jsonl").open()) == 2 * 3
+
+
+def test_the_with_arm_can_use_a_given_hek_and_the_live_one_is_shown_beside_it(tmp_path, demo_parts):
+    run(tmp_path, demo_parts)  # a first run builds a HEK to hand to the second
+    given = tmp_path / "demo" / "hek"
+    result, _ = run(tmp_path, demo_parts, out=str(tmp_path / "second"), hek=str(given))
+    md = (tmp_path / "second" / "report.md").read_text()
+    assert "## The experience used in the with-arm" in md and "## The HEK built in this run" in md
+    assert "not used in the comparison" in md
+    with_traj = [json.loads(line) for line in next((tmp_path / "second" / "eval/with/trajectories").glob("*.jsonl")).open()]
+    from hiexp.experience.hek import HEK
+
+    assert {t["hek_version"] for t in with_traj} == {HEK.load(given).version}
+
+
+def test_the_headline_says_when_an_interval_includes_zero():
+    from hiexp.demo import _headline
+    from hiexp.eval.compare import Comparison, DatasetComparison, Delta
+
+    def comparison(low, high):
+        deltas = {m: Delta(metric=m, a=0.4, b=0.45, delta=0.05, low=low, high=high) for m in ("em", "cem", "f1")}
+        return Comparison(run_a="a", run_b="b", resamples=100, seed=0, confidence=0.95,
+                          datasets={"hotpotqa": DatasetComparison("hotpotqa", n=20, only_a=0, only_b=0, deltas=deltas)})
+
+    assert "includes 0" in _headline(comparison(-0.05, 0.15))
+    assert "includes 0" not in _headline(comparison(0.01, 0.1))

@@ -1,8 +1,13 @@
 """``hiexp demo``: the whole inference-only HiExp loop on the shipped demo set, resumable stage by stage.
 
 rollouts (train split, K samples per question) → contrastive distillation (E1) → HEK (E2/E3 by
-clustering and summaries) → evaluation without and with the HEK on the disjoint test split (same questions,
-same seeds) → report (``report.md``, ``report.html``, ``trajectories.html``, ``chart.png``).
+clustering and summaries) → evaluation without and with experience on the disjoint test split (same
+questions, same seeds, greedy) → report (``report.md``, ``report.html``, ``trajectories.html``, ``chart.png``).
+
+A few minutes of CPU cannot distil from the thousands of rollouts the paper uses, so by default the "with"
+arm uses the HEK that ships with the package (``demo``: built by hiexp's own pipeline from the train split,
+see ``examples/build_demo_hek.sh``), while the HEK built live in this run is shown beside it; ``hek="live"``
+evaluates the live one instead. ``full`` runs the comparison on every test question, with the ablations.
 
 Every stage writes into ``out`` and is skipped when its output is complete; the long stages (rollouts,
 distillation, evaluation) append as they go and resume inside the stage, so Ctrl-C and a re-run lose
@@ -21,11 +26,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hiexp.agent.config import AgentConfig
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_write_json, iter_jsonl
 from hiexp.llm import inference_backend
 
 STATE_FILE = "demo.json"
+_AGENT = AgentConfig()
 
 
 @dataclass
@@ -35,8 +42,11 @@ class DemoConfig:
 
     out: output directory (stages, HEK, runs and the report go here).
     dataset: the dataset with disjoint ``train`` and ``test`` splits (the shipped HotpotQA demo set).
-    n: training questions for the rollouts.
-    n_test: test questions for the with/without evaluation.
+    n: training questions for the live rollouts.
+    n_test: test questions for the with/without evaluation (ignored with ``full``).
+    hek: the experience of the "with" arm: ``demo`` (the HEK shipped with hiexp), ``live`` (the one this run
+      builds) or a HEK directory.
+    full: evaluate on every test question, and the ablations too.
     k: rollouts per training question (contrast needs both successes and failures: K >= 2).
     model: the policy (a preset, a local directory, a .gguf file or an OpenAI-compatible URL).
     backend: generator backend (``auto``, ``transformers``, ``llamacpp``, ``openai``).
@@ -44,6 +54,10 @@ class DemoConfig:
     embedder: sentence embedder for clustering and experience retrieval.
     seed: seed of the question draw, the rollouts and the evaluation.
     rollout_temperature: sampling temperature of the training rollouts (diversity for contrast).
+    rollout_top_p: nucleus mass of the training rollouts.
+    success: the reward that decides which rollouts succeeded (``em``, ``cem`` or ``f1``; see
+      ``success_threshold``), so which questions are contrastive.
+    success_threshold: a rollout succeeds when that reward is at least this.
     eval_temperature: temperature of the evaluation (0 = greedy, so both arms are deterministic).
     max_turns: search calls allowed per episode.
     max_new_tokens: tokens per policy turn.
@@ -57,8 +71,10 @@ class DemoConfig:
 
     out: str = "runs/demo"
     dataset: str = "hotpotqa"
-    n: int = 8
-    n_test: int = 20
+    n: int = 4
+    n_test: int = 16
+    hek: str = "demo"
+    full: bool = False
     k: int = 4
     model: str = "default"
     backend: str = "auto"
@@ -66,11 +82,14 @@ class DemoConfig:
     embedder: str = "default"
     seed: int = 0
     rollout_temperature: float = 1.0
+    rollout_top_p: float = 0.95
+    success: str = "cem"
+    success_threshold: float = 1.0
     eval_temperature: float = 0.0
-    max_turns: int = 2
-    max_new_tokens: int = 96
-    max_tokens: int = 1024
-    passages: int = 3
+    max_turns: int = _AGENT.max_turns
+    max_new_tokens: int = _AGENT.max_new_tokens
+    max_tokens: int = _AGENT.max_tokens
+    passages: int = _AGENT.top_k
     experience_top_k: int = 5
     experience_threshold: float = 0.8
     ablations: bool = False
@@ -81,13 +100,21 @@ class DemoConfig:
             raise HiexpError(f"--n and --n-test must be >= 1 (got {self.n}, {self.n_test})")
         if self.k < 2:
             raise HiexpError(f"--k must be >= 2: distillation contrasts successes with failures (got {self.k})")
+        if self.success not in ("em", "cem", "f1"):
+            raise HiexpError(f"--success must be em, cem or f1 (got {self.success!r})")
 
     def fingerprint(self) -> dict[str, Any]:
         """The options that decide the results (the output directory and report-only options excluded)."""
         data = asdict(self)
-        for key in ("out", "resamples", "ablations"):
+        for key in ("out", "resamples", "ablations", "full"):
             data.pop(key)
+        data["n_test"] = self.test_size
         return data
+
+    @property
+    def test_size(self) -> int | None:
+        """Test questions evaluated: ``n_test``, or None (all of them) with ``full``."""
+        return None if self.full else self.n_test
 
 
 @dataclass
@@ -167,12 +194,20 @@ class _Pipeline:
             self._retriever = load_retriever(corpus)
         return self._retriever
 
-    def agent_config(self, temperature: float):
+    def agent_config(self, temperature: float, top_p: float = 1.0):
         from hiexp.agent.config import AgentConfig
 
         c = self.config
         return AgentConfig(top_k=c.passages, max_turns=c.max_turns, max_tokens=c.max_tokens,
-                           max_new_tokens=c.max_new_tokens, temperature=temperature, seed=c.seed)
+                           max_new_tokens=c.max_new_tokens, temperature=temperature, top_p=top_p, seed=c.seed)
+
+    def hek_dir(self) -> Path:
+        """The HEK of the "with" arm."""
+        if self.config.hek == "live":
+            return self.out / "hek"
+        from hiexp.experience.hek import resolve_hek_dir
+
+        return resolve_hek_dir(self.config.hek)
 
     def examples(self, split: str, n: int):
         from hiexp.data import load_dataset
@@ -277,7 +312,8 @@ def run_demo(
         from hiexp.agent.rollout import run_rollouts
 
         examples = pipe.examples("train", config.n)
-        agent = SearchAgent(pipe.generator, pipe.retriever, pipe.agent_config(config.rollout_temperature))
+        agent = SearchAgent(pipe.generator, pipe.retriever,
+                            pipe.agent_config(config.rollout_temperature, config.rollout_top_p))
         summary = run_rollouts(examples, agent, config.k, trajectories, seed=config.seed)
         records = list(iter_jsonl(trajectories, skip_bad=True))
         wins = sum(1 for r in records if (r.get("rewards") or {}).get("reward", 0) > 0)
@@ -295,14 +331,15 @@ def run_demo(
 
         from hiexp.experience.distill import DistillConfig
 
-        summary = distill([trajectories], e1_path, pipe.reflector, DistillConfig(batch_size=8, seed=config.seed))
+        rule = dict(reward_key=config.success, threshold=config.success_threshold)
+        summary = distill([trajectories], e1_path, pipe.reflector, DistillConfig(batch_size=8, seed=config.seed, **rule))
         echo(summary.render())
         if summary.entries_total == 0:
             # No question had both a success and a failure (a weak policy or a small K): rather than stop,
             # reflect on the uniform groups as well, and say so in the report.
             echo("no contrastive group gave an entry; reflecting on all-success / all-failure groups too")
             summary = distill([trajectories], e1_path, pipe.reflector,
-                              DistillConfig(batch_size=8, seed=config.seed, include_uniform=True))
+                              DistillConfig(batch_size=8, seed=config.seed, include_uniform=True, **rule))
             echo(summary.render())
             _add_note(out, "No training question had both a successful and a failed rollout that gave an entry, "
                            "so E1 was distilled from all-failure / all-success groups (no contrast).")
@@ -326,8 +363,9 @@ def run_demo(
     pipe.stage("build", lambda: "build" in finished and (hek_dir / "manifest.json").exists(), build_stage)
 
     # 4. evaluation without and with the HEK, same questions and seeds
+    eval_hek = pipe.hek_dir()
     arms: dict[str, str | None] = {"without": None, "with": "full"}
-    if config.ablations:
+    if config.ablations or config.full:
         arms.update({"no-e1": "no-e1", "no-e2e3": "no-e2e3"})
     for arm, ablation in arms.items():
         arm_dir = eval_dir / arm
@@ -339,7 +377,7 @@ def run_demo(
                 from hiexp.experience.retrieve import ABLATIONS, ExperienceRetriever
 
                 hook = ExperienceRetriever(
-                    HEK.load(hek_dir), pipe.embedder, top_k=config.experience_top_k,
+                    HEK.load(eval_hek), pipe.embedder, top_k=config.experience_top_k,
                     threshold=config.experience_threshold, **ABLATIONS[ablation],
                 )
             metrics = _run_eval(pipe, arm_dir, hook)
@@ -355,7 +393,7 @@ def run_demo(
     def report_stage() -> str:
         from hiexp.eval.compare import compare_runs
         from hiexp.experience.hek import HEK
-        from hiexp.report import ReportInputs, Stage, write_report
+        from hiexp.report import HekSection, ReportInputs, Stage, write_report
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -366,15 +404,17 @@ def run_demo(
                 for name in arms if name not in ("with", "without")
             }
         comparison_holder["comparison"] = comparison
-        hek = HEK.load(hek_dir)
+        hek = HEK.load(eval_hek)
+        live = hek if config.hek == "live" else HEK.load(hek_dir)
         state_now = _read_state(out) or {}
         stage_rows = []
         for record in pipe.stages:
             seconds = record.seconds if record.status == "done" else state_now.get("stages", {}).get(
                 record.name, {}).get("seconds", "")
             stage_rows.append(Stage(record.name, record.status, float(seconds) if seconds != "" else ""))
+        n_test = comparison.datasets[config.dataset].n if config.dataset in comparison.datasets else config.n_test
         settings = {
-            "dataset": f"{config.dataset} (train {config.n} questions x K={config.k}; test {config.n_test} questions)",
+            "dataset": f"{config.dataset} (train {config.n} questions x K={config.k}; test {n_test} questions)",
             "model": getattr(pipe._generator, "model_id", config.model) if pipe._generator else config.model,
             "reflector": config.reflector or "the policy itself (self-distillation)",
             "embedder": config.embedder,
@@ -384,13 +424,22 @@ def run_demo(
                         f"seed {config.seed}",
             "experience": f"top-{config.experience_top_k} E2/E3 at the start; E1 at search time if cos >= "
                           f"{config.experience_threshold}",
+            "HEK of the with-arm": _describe_hek(config.hek, hek),
+            "HEK built in this run": f"{_counts(live)} from {config.n} train questions x {config.k} rollouts "
+                                     f"(success = {config.success} >= {config.success_threshold:g})",
         }
+        extra = []
+        if config.hek != "live":
+            extra.append(HekSection("The HEK built in this run", list(live.entries), live.version,
+                                    "Distilled live from this run's rollouts; shown here, not used in the comparison."))
         paths = write_report(out, ReportInputs(
             title=f"experience-guided search on {config.dataset}",
             comparison=comparison,
             entries=list(hek.entries),
             trajectories=list(iter_jsonl(trajectories, skip_bad=True)),
             hek_version=getattr(hek, "version", None),
+            hek_title="The experience used in the with-arm" if config.hek != "live" else "The experience base",
+            extra_heks=extra,
             settings=settings,
             ablations=ablations,
             stages=stage_rows,
@@ -428,7 +477,7 @@ def _run_eval(pipe: _Pipeline, arm_dir: Path, hook: Any) -> dict[str, Any]:
     from hiexp.eval.evaluate import run_eval
 
     c = pipe.config
-    examples = pipe.examples("test", c.n_test)
+    examples = pipe.examples("test", c.test_size)
     return run_eval(
         {c.dataset: examples},
         pipe.generator,
@@ -451,16 +500,38 @@ def _describe_metrics(metrics: Any) -> str:
     return "; ".join(parts)
 
 
+def _counts(hek: Any) -> str:
+    counts = hek.counts()
+    return ", ".join(f"{counts[level]} {level}" for level in ("E1", "E2", "E3"))
+
+
+def _describe_hek(name: str, hek: Any) -> str:
+    version = getattr(hek, "version", None) or "?"
+    if name == "live":
+        return f"built in this run ({_counts(hek)}; version {version})"
+    manifest = getattr(hek, "manifest", {}) or {}
+    note = manifest.get("description", "")
+    where = "shipped with hiexp" if name == "demo" else str(name)
+    return f"{where} ({_counts(hek)}; version {version}){': ' + note if note else ''}"
+
+
 def _headline(comparison: Any) -> str:
-    parts = []
+    """One paragraph: the effect of experience per metric with its interval, and whether it is clear of 0."""
     for dataset, dc in comparison.datasets.items():
+        parts, unclear = [], []
         for metric in ("em", "cem", "f1"):
             d = dc.deltas.get(metric)
             if d is None:
                 continue
             parts.append(
                 f"{metric.upper()} {100 * d.a:.1f} → {100 * d.b:.1f} ({100 * d.delta:+.1f} points, "
-                f"95% interval [{100 * d.low:+.1f}, {100 * d.high:+.1f}])"
+                f"{int(round(comparison.confidence * 100))}% interval [{100 * d.low:+.1f}, {100 * d.high:+.1f}])"
             )
-        return f"On {dc.n} {dataset} test questions, with the HEK: " + "; ".join(parts) + "."
+            if d.low <= 0 <= d.high:
+                unclear.append(metric.upper())
+        text = f"On {dc.n} {dataset} test questions, with the HEK: " + "; ".join(parts) + "."
+        if unclear:
+            text += (f" The interval of {', '.join(unclear)} includes 0: on this many questions the run cannot tell "
+                     "whether experience helps; `hiexp demo --full` compares on every test question.")
+        return text
     return ""

@@ -15,8 +15,12 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         out: str = typer.Option(_D.out, "--out", help="Output directory; re-running reuses finished stages."),
-        n: int = typer.Option(_D.n, "--n", help="Training questions for the rollouts (train split)."),
+        n: int = typer.Option(_D.n, "--n", help="Training questions for the live rollouts (train split)."),
         n_test: int = typer.Option(_D.n_test, "--n-test", help="Test questions for the with/without evaluation."),
+        hek: str = typer.Option(_D.hek, "--hek", help="Experience of the with-arm: demo (the HEK shipped with hiexp), live (the one this run builds) or a HEK directory."),
+        full: bool = typer.Option(False, "--full", help="Compare on every test question (200), with the ablations (hours on CPU)."),
+        success: str = typer.Option(_D.success, "--success", help="Reward that marks a rollout a success: em, cem or f1."),
+        success_threshold: float = typer.Option(_D.success_threshold, "--success-threshold", help="A rollout succeeds when that reward is at least this."),
         k: int = typer.Option(_D.k, "--k", help="Rollouts per training question (>= 2, for contrast)."),
         model: str = typer.Option(_D.model, "--model", help="Policy: a preset, local dir, .gguf file or /v1 URL."),
         backend: str = typer.Option(_D.backend, "--backend", help="Generator backend: auto, transformers, llamacpp, openai."),
@@ -32,8 +36,9 @@ def register(app: typer.Typer) -> None:
         """Run the whole HiExp loop on the shipped HotpotQA demo set and write a report.
 
         Stages: rollouts on the train split (K samples per question) → contrastive distillation → HEK →
-        evaluation without and with the HEK on the disjoint test split (same questions, same seeds) →
-        report.md / report.html. Each stage is reused when re-run.
+        evaluation without and with experience on the disjoint test split (same questions, same seeds) →
+        report.md / report.html. The with-arm uses the HEK shipped with hiexp unless --hek says otherwise;
+        the HEK built live is shown beside it. Each stage is reused when re-run.
         """
         import time
 
@@ -41,9 +46,9 @@ def register(app: typer.Typer) -> None:
         from hiexp.eval.compare import comparison_markdown
 
         config = DemoConfig(
-            out=out, n=n, n_test=n_test, k=k, model=model, backend=backend, reflector=reflector, embedder=embedder,
-            seed=seed, max_turns=max_turns, max_new_tokens=max_new_tokens, max_tokens=max_tokens,
-            ablations=ablations,
+            out=out, n=n, n_test=n_test, hek=hek, full=full, k=k, model=model, backend=backend, reflector=reflector,
+            embedder=embedder, seed=seed, max_turns=max_turns, max_new_tokens=max_new_tokens, max_tokens=max_tokens,
+            ablations=ablations, success=success, success_threshold=success_threshold,
         )
         start = time.perf_counter()
         result = run_demo(config, echo=lambda line: typer.echo(line, err=True), restart=restart)

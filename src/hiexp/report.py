@@ -62,6 +62,16 @@ class Stage:
 
 
 @dataclass
+class HekSection:
+    """A further HEK shown in the report (for example the one built live beside the shipped one)."""
+
+    title: str
+    entries: list[Any]
+    version: str | None = None
+    note: str = ""
+
+
+@dataclass
 class ReportInputs:
     """Everything the report shows. ``comparison`` is the main with/without table (A = without HEK)."""
 
@@ -70,6 +80,8 @@ class ReportInputs:
     entries: list[Any]
     trajectories: list[dict[str, Any]]
     hek_version: str | None = None
+    hek_title: str = "The experience base"
+    extra_heks: list[HekSection] = field(default_factory=list)
     label_a: str = "without HEK"
     label_b: str = "with HEK"
     settings: dict[str, Any] = field(default_factory=dict)
@@ -230,15 +242,19 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> dict[str, Path]:
     render_chart(comparison, chart_path, inputs.label_a, inputs.label_b)
     chart_b64 = base64.b64encode(chart_path.read_bytes()).decode("ascii")
 
-    order, sources = _tree(inputs.entries)
+    listed = {str(t.get("id")) for t in inputs.trajectories}
+    sections = [HekSection(inputs.hek_title, list(inputs.entries), inputs.hek_version), *inputs.extra_heks]
     entries_of: dict[str, list[str]] = {}
-    for eid, tids in sources.items():
-        for tid in tids:
-            entries_of.setdefault(tid, []).append(eid)
-    counts: dict[str, int] = {}
-    for entry in inputs.entries:
-        counts[str(_get(entry, "level"))] = counts.get(str(_get(entry, "level")), 0) + 1
-    hek_counts = ", ".join(f"{counts.get(lv, 0)} {lv}" for lv in ("E3", "E2", "E1")) + " entries"
+    views = []
+    for section in sections:
+        order, sources = _tree(section.entries)
+        # link only to trajectories that the listing holds (a shipped HEK's sources are not in this run)
+        sources = {eid: [t for t in tids if t in listed] for eid, tids in sources.items()}
+        for eid, tids in sources.items():
+            for tid in tids:
+                entries_of.setdefault(tid, []).append(eid)
+        views.append({"title": section.title, "version": section.version or "?", "note": section.note,
+                      "counts": _count_levels(section.entries), "order": order, "sources": sources})
 
     level = int(round(comparison.confidence * 100))
     header = ["dataset", "n", "metric", inputs.label_a, inputs.label_b, "B - A", f"{level}% interval"]
@@ -264,8 +280,6 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> dict[str, Path]:
         "confidence": level,
         "resamples": comparison.resamples,
         "notes": list(inputs.notes) + list(comparison.warnings),
-        "hek_version": inputs.hek_version or "?",
-        "hek_counts": hek_counts,
         "trajectories_page": TRAJECTORIES_HTML,
         "stages": [
             {"name": s.name, "status": s.status, "seconds": f"{s.seconds:.1f}" if isinstance(s.seconds, float) else s.seconds}
@@ -278,7 +292,7 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> dict[str, Path]:
         table=comparison_markdown(comparison, inputs.label_a, inputs.label_b).rstrip("\n"),
         ablation_table=ablation_md.rstrip("\n"),
         chart=CHART_PNG,
-        tree=_tree_markdown(order, sources, TRAJECTORIES_HTML),
+        heks=[{**v, "tree": _tree_markdown(v["order"], v["sources"], TRAJECTORIES_HTML)} for v in views],
     )
     page = env.get_template("report.html.jinja").render(
         **common,
@@ -287,7 +301,7 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> dict[str, Path]:
         ablation_header=ablation_header,
         ablation_rows=ablation_rows,
         chart_base64=chart_b64,
-        tree_html=_markup(_tree_html(order, sources, TRAJECTORIES_HTML)),
+        heks=[{**v, "tree_html": _markup(_tree_html(v["order"], v["sources"], TRAJECTORIES_HTML))} for v in views],
     )
     questions = {str(t.get("question_id")) for t in inputs.trajectories}
     ordered = sorted(inputs.trajectories, key=lambda t: (str(t.get("question_id")), int(t.get("sample", 0) or 0)))
@@ -306,6 +320,13 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> dict[str, Path]:
     atomic_write_text(paths["md"], md)
     atomic_write_text(paths["html"], page)
     return paths
+
+
+def _count_levels(entries: Iterable[Any]) -> str:
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[str(_get(entry, "level"))] = counts.get(str(_get(entry, "level")), 0) + 1
+    return ", ".join(f"{counts.get(lv, 0)} {lv}" for lv in ("E3", "E2", "E1")) + " entries"
 
 
 def _markup(text: str):

@@ -47,6 +47,20 @@ def _embeddings_bytes(embeddings: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+# HEKs that ship inside the package, by name: usable wherever a HEK directory is expected (``--hek demo``).
+SHIPPED_HEKS = {
+    "demo": Path(__file__).resolve().parent.parent / "data" / "demo" / "hek",
+}
+
+
+def resolve_hek_dir(name: str | Path) -> Path:
+    """The directory of a HEK: a path, or the name of a shipped HEK (a path of that name takes precedence)."""
+    path = Path(name)
+    if str(name) in SHIPPED_HEKS and not path.exists():
+        return SHIPPED_HEKS[str(name)]
+    return path
+
+
 def content_version(entries_sha: str, embeddings_sha: str) -> str:
     return stable_hash({ENTRIES: entries_sha, EMBEDDINGS: embeddings_sha}, 16)
 
@@ -162,8 +176,9 @@ class HEK:
 
     @classmethod
     def load(cls, directory: str | Path) -> HEK:
-        """Read and check a HEK directory; a ``HiexpError`` names the file and the problem."""
-        directory = Path(directory)
+        """Read and check a HEK directory (or a shipped HEK by name, see ``SHIPPED_HEKS``); a ``HiexpError``
+        names the file and the problem."""
+        directory = resolve_hek_dir(directory)
         if not directory.is_dir():
             raise HiexpError(f"{directory}: no such HEK directory (build one with: hiexp build E1.jsonl --out DIR)")
         for name in (MANIFEST, ENTRIES, EMBEDDINGS):
