@@ -44,6 +44,8 @@ class BuildConfig:
     skip_bad: bool = False
     """Skip malformed lines of the E1 files (with a warning) instead of stopping."""
     seed: int = 0
+    description: str = ""
+    """A sentence for the manifest saying what the HEK was built from (shown by reports)."""
 
 
 def read_e1(paths: Sequence[str | Path], skip_bad: bool = False) -> list[Entry]:
@@ -155,6 +157,7 @@ def build_hek(
     sources = _sources(paths) if paths else {}
     reflectors = sorted({e.model for e in entries_e1 if e.model} | set(sources.pop("reflectors", [])))
     manifest = {
+        "description": config.description,
         "embedder": {
             "model_id": embedder.model_id, "dim": int(embedder.dim), "field": "title",
             "query_prefix": getattr(embedder, "query_prefix", ""),
@@ -165,7 +168,7 @@ def build_hek(
         "thresholds": {"E2": info_e2, "E3": info_e3},
         "sources": sources,
         "singletons": "promoted: a cluster of one entry is copied one level up (meta.promoted), no model call",
-        "build_config": {k: v for k, v in asdict(config).items() if k != "summarize"},
+        "build_config": {k: v for k, v in asdict(config).items() if k not in ("summarize", "description")},
         "warnings": warnings,
     }
     hek.manifest = manifest

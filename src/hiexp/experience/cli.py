@@ -90,6 +90,7 @@ def build_command(
                                                           "of using the cluster's central member.")] = False,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip malformed E1 lines with a warning.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Clusters summarised at once.")] = 4,
+    description: Annotated[str, typer.Option(help="A sentence for the manifest: what the HEK was built from.")] = "",
     backend: Annotated[str, typer.Option(help="Generator backend: auto (llama.cpp for GGUF models when installed, "
                                               "openai for URLs, else transformers), transformers, openai or llamacpp.")]
     = "auto",
@@ -113,7 +114,8 @@ def build_command(
             raise HiexpError(f"--clusters: give two non-negative integers (E1->E2, E2->E3), got {clusters!r}")
         counts = tuple(v or None for v in parsed)
     config = BuildConfig(thresholds=tuple(levels), n_clusters=counts, exact_max=exact_max,
-                         summarize=SummarizeConfig(strict=strict, batch_size=batch_size), skip_bad=skip_bad)
+                         summarize=SummarizeConfig(strict=strict, batch_size=batch_size), skip_bad=skip_bad,
+                         description=description)
     entries = read_e1(e1, skip_bad)
     if not entries:
         raise HiexpError(f"no E1 entries in {', '.join(map(str, e1))}: nothing to build (see the .groups.jsonl "

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Rebuilds the HEK that ships inside hiexp (`--hek demo`, src/hiexp/data/demo/hek): Qwen2.5-Coder-1.5B
+# self-distils it from its own rollouts on 100 questions of the demo set's TRAIN split (never the test
+# split): 4 rollouts each at temperature 1.0, contrast by cover exact match, Ward clusters summarised into
+# E2 and E3. About four hours on 2 CPU cores (llama.cpp); every stage resumes when re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/demo-hek}
+N=${N:-100}
+mkdir -p "$OUT"
+
+hiexp rollout --data hotpotqa --split train --n "$N" --k 4 --temperature 1.0 --top-p 0.95 --batch-size 8 \
+  --out "$OUT/trajectories.jsonl"
+hiexp distill "$OUT/trajectories.jsonl" --out "$OUT/e1.jsonl" --reward-key cem --threshold 1
+hiexp build "$OUT/e1.jsonl" --out "$OUT/hek" \
+  --description "self-distilled by Qwen2.5-Coder-1.5B from 4 rollouts on each of $N HotpotQA demo train questions"
+hiexp show "$OUT/hek"
+echo "to ship it: rm -rf src/hiexp/data/demo/hek && cp -r $OUT/hek src/hiexp/data/demo/hek"
