@@ -232,3 +232,15 @@ def test_the_same_entry_twice_in_one_reply_is_written_once(trajectory_file, tmp_
     reflector = ScriptedGenerator(lambda prompt, params: json.dumps([item, twin]))
     summary = distill([trajectory_file], out, reflector, DistillConfig(), show_progress=False)
     assert summary.groups_ok == 3 and summary.entries_written == 3
+
+
+def test_the_success_rule_decides_which_questions_are_contrastive(tmp_path):
+    # a wordy answer that contains the gold answer: a success by cover EM (the default), a failure by EM
+    right, wordy = make_trajectory("q1", 0, False), make_trajectory("q1", 1, False)
+    right.rewards = {"em": 1.0, "cem": 1.0, "f1": 1.0}
+    wordy.rewards = {"em": 0.0, "cem": 1.0, "f1": 0.4}
+    path = write_trajectories(tmp_path / "t.jsonl", [right, wordy])
+    trajectories = load_trajectories([path])
+    assert group_trajectories(trajectories, DistillConfig())[0].kind == "all_success"
+    assert group_trajectories(trajectories, DistillConfig(reward_key="em"))[0].kind == "contrastive"
+    assert group_trajectories(trajectories, DistillConfig(reward_key="f1", threshold=0.5))[0].kind == "contrastive"

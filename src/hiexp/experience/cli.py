@@ -41,8 +41,10 @@ def distill_command(
                                                 "self-distillation), a local dir or .gguf, or an "
                                                 "http(s)://host:port/v1 URL of an OpenAI-compatible server.")]
     = "default",
-    threshold: Annotated[float, typer.Option(help="A trajectory succeeds when its reward is >= this.")] = 1.0,
-    reward_key: Annotated[str, typer.Option(help="Reward that decides success: em, cem, f1 or reward.")] = "em",
+    threshold: Annotated[float, typer.Option(help="A trajectory succeeds when its reward is >= this "
+                                                  "(with --reward-key f1, for example 0.5).")] = 1.0,
+    reward_key: Annotated[str, typer.Option(help="Reward that decides success: em, cem (an answer that contains "
+                                                 "a gold answer), f1 or reward.")] = "cem",
     include_uniform: Annotated[bool, typer.Option("--include-uniform", help="Also reflect on questions whose "
                                                   "attempts all succeeded or all failed.")] = False,
     max_entries: Annotated[int, typer.Option(min=1, help="Entries asked for per question.")] = 3,

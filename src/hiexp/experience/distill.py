@@ -47,10 +47,11 @@ from .schema import Entry, ReplyParseError, parse_entries
 class DistillConfig:
     """Options of contrastive distillation."""
 
-    reward_key: str = "em"
-    """Which reward in ``rewards`` decides success (``em``, ``cem``, ``f1``, or ``reward``)."""
+    reward_key: str = "cem"
+    """Which reward in ``rewards`` decides success (``em``, ``cem``, ``f1``, or ``reward``). Cover exact match
+    by default: an answer that contains a gold answer succeeds, so a right but wordy answer is not a failure."""
     threshold: float = 1.0
-    """A trajectory succeeds when its reward is >= this."""
+    """A trajectory succeeds when its reward is >= this (for ``f1``, a value such as 0.5 or 0.8)."""
     include_uniform: bool = False
     """Also reflect on groups that are all successes or all failures (off by default: no contrast)."""
     max_per_side: int = 2
