@@ -162,7 +162,7 @@ def test_missing_rewards_are_listed_before_any_work(tmp_path):
     path = write_trajectories(tmp_path / "t.jsonl", trajectories,
                               edit=lambda r: r.update(rewards={}) if r["sample"] == 1 else None)
     reflector = ScriptedGenerator([])
-    with pytest.raises(HiexpError, match=r"1 trajectories have no 'em' reward.*t.jsonl:2 \(q1#1\)"):
+    with pytest.raises(HiexpError, match=r"1 trajectories have no 'cem' reward.*t.jsonl:2 \(q1#1\)"):
         distill([path], tmp_path / "e1.jsonl", reflector)
     assert reflector.prompts == [] and not (tmp_path / "e1.jsonl").exists()
 

@@ -228,7 +228,7 @@ def reward_of(record: dict[str, Any], key: str) -> float | None:
         return None
 
 
-def load_trajectories(paths: Sequence[str | Path], reward_key: str = "em") -> list[Trajectory]:
+def load_trajectories(paths: Sequence[str | Path], reward_key: str = "cem") -> list[Trajectory]:
     """Read trajectory files, checking the schema version and that every record carries the reward.
 
     Errors name the file and line; all records missing a reward are listed (the first five) before
