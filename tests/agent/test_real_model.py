@@ -36,8 +36,10 @@ def test_real_model_trajectories_are_exact(real_generator, shared_data):
         assert sum(mask) == t.num_tokens > 0
         injected_in_completion += sum(1 for turn in t.turns[t._prompt_end():] if turn.role != "policy")
         assert t.turns[1].role == "experience" and t.hek_version == "hek-test-1"
-        answer = extract_answer(next(x for x in reversed(t.turns) if x.role == "policy").text, t.format) \
-            if t.finish == "answer" else None
+        # A forced answer continues the injected answer opening, so it is read with that opening.
+        opening = "<answer>" if t.metadata.get("forced_answer") else ""
+        last_policy = next(x for x in reversed(t.turns) if x.role == "policy").text
+        answer = extract_answer(opening + last_policy, t.format) if t.finish == "answer" else None
         assert t.answer == answer
         assert t.rewards == {**score_answer(answer, t.golden_answers), "reward": t.rewards["em"]}
         assert t.finish in ("answer", "max_tokens", "max_turns", "invalid")

@@ -71,3 +71,16 @@ def test_the_filter_can_be_switched_off(tmp_path):
     reflector = ScriptedGenerator([json.dumps([leak])])
     summary = distill([path], tmp_path / "e1.jsonl", reflector, DistillConfig(reject_leaks=False), show_progress=False)
     assert summary.entries_written == 1 and summary.entries_rejected == {}
+
+
+def test_names_of_the_question_are_leaks_kinds_of_things_are_not():
+    leaks = LeakFilter(["Jacques Tourneur"], question="Who has worked for more film companies, Kelly Reichardt or "
+                                                        "Jacques Tourneur?")
+    assert leaks.reason(["A director's filmography", "List every film company of a director."]) is None
+    assert leaks.reason(["Reichardt's film companies"]) == "question_name"
+    assert leaks.reason(["Kelly's filmography"]) == "question_name"
+    assert leaks.reason(["Who has worked for more companies", "Count the companies of each director."]) is None
+    years = LeakFilter(["no"], question="Were the Commodore 16 and the CP-400 released before 1985?")
+    assert years.reason(["Released before a year", "Compare each release year with 1985."]) == "question_name"
+    assert years.reason(["Compare a computer's release year with the year asked about."]) is None
+    assert years.reason(["Commodore computers"]) == "question_name"

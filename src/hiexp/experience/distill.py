@@ -78,8 +78,8 @@ class DistillConfig:
     """Groups sent to the generator at once (concurrent requests for HTTP backends)."""
     seed: int = 0
     reject_leaks: bool = True
-    """Refuse entries that name the question's gold answer or copy its passages (see ``leaks.py``); when every
-    entry of a reply is refused, the reflector is asked again with the reason."""
+    """Refuse entries that name the question's gold answer or its names, or copy its passages (see ``leaks.py``);
+    when every entry of a reply is refused, the reflector is asked again with the reason."""
     min_copy_words: int = 8
     """A run of this many words shared with a passage shown to the reflector counts as copying it."""
 
@@ -374,7 +374,8 @@ class EntryParser:
 
     def __init__(self, group: Group, config: DistillConfig):
         self.config = config
-        self.leaks = (LeakFilter(group.golden_answers, shown_passages(group, config), config.min_copy_words)
+        self.leaks = (LeakFilter(group.golden_answers, shown_passages(group, config), config.min_copy_words,
+                                 question=group.question)
                       if config.reject_leaks else None)
         self.rejected: list[dict[str, str]] = []
 
@@ -389,8 +390,8 @@ class EntryParser:
                 self.rejected.append({"title": item.title[:200], "reason": reason})
         if not kept:
             raise ReplyParseError(
-                "every entry repeated facts of this one question (its answer or text of its passages); write "
-                "general advice for other questions that names neither")
+                "every entry repeated facts of this one question (its answer, its names or text of its passages); "
+                "write general advice for other questions that names none of them")
         if len(kept) > self.config.max_entries:
             problems.append(f"{len(kept) - self.config.max_entries} entries beyond the limit of "
                             f"{self.config.max_entries} were cut")
