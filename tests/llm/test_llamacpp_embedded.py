@@ -41,3 +41,17 @@ def test_greedy_requests_go_one_at_a_time_sampled_ones_in_parallel():
     assert gen.concurrency_for(SamplingParams(temperature=0.7)) == 4
     gen.serial_greedy = False
     assert gen.concurrency_for(SamplingParams(temperature=0)) == 4
+
+
+def test_batched_greedy_lifts_the_serial_rule_for_a_while_and_restores_it():
+    from hiexp.llm import batched_greedy
+
+    class Serial:
+        serial_greedy = True
+
+    gen = Serial()
+    with batched_greedy(gen) as inside:
+        assert inside is gen and gen.serial_greedy is False
+    assert gen.serial_greedy is True
+    with batched_greedy(object()):  # generators without the rule are left alone
+        pass

@@ -6,6 +6,8 @@ importing ``hiexp.llm`` stays cheap.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from hiexp.errors import HiexpError
@@ -15,6 +17,7 @@ from hiexp.llm.models import DEFAULT_MODEL, PRESETS, list_presets, resolve_model
 BACKENDS = ("auto", "transformers", "openai", "llamacpp")
 
 __all__ = [
+    "batched_greedy",
     "BACKENDS",
     "DEFAULT_MODEL",
     "PRESETS",
@@ -26,6 +29,21 @@ __all__ = [
     "load_generator",
     "resolve_model",
 ]
+
+
+@contextmanager
+def batched_greedy(generator: Any) -> Iterator[Any]:
+    """Let ``generator`` batch its greedy requests for a while (llama.cpp decodes them one at a time to repeat
+    exactly). For reflection and summaries: a HEK is a recorded artefact, and batching is several times faster."""
+    serial = getattr(generator, "serial_greedy", None)
+    if serial is None:
+        yield generator
+        return
+    generator.serial_greedy = False
+    try:
+        yield generator
+    finally:
+        generator.serial_greedy = serial
 
 
 def inference_backend(model: str, backend: str = "auto") -> str:
@@ -54,10 +72,12 @@ def load_generator(model: str = DEFAULT_MODEL, backend: str = "auto", **options:
     """Build a generator for ``model``.
 
     Args:
-        model: a preset (``default`` = ``qwen2.5-coder-0.5b``, ``smollm2-135m``, ``tiny-random``), a local
+        model: a preset (``default`` = ``qwen2.5-coder-1.5b``, ``qwen2.5-coder-0.5b``, ``smollm2-135m``,
+            ``tiny-random``), a local
             model directory, a ``.gguf`` file, a Hugging Face hub id, or an ``http(s)://host:port/v1`` URL
             of an OpenAI-compatible server.
-        backend: ``auto`` (``openai`` for URLs, else ``transformers``), ``transformers``, ``openai`` or
+        backend: ``auto`` (``openai`` for URLs, else ``transformers``; commands resolve ``auto`` with
+            ``inference_backend`` first), ``transformers``, ``openai`` or
             ``llamacpp`` (GGUF presets and files; frozen-model inference only).
         **options: passed to the backend: ``TransformersGenerator.from_pretrained`` (device, dtype,
             max_batch_size, num_threads, eos_token_ids), ``OpenAIGenerator`` (served_model, api_key_env,
