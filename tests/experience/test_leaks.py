@@ -60,7 +60,7 @@ def test_a_reply_of_only_leaks_is_asked_again_with_the_reason(tmp_path):
     reflector = ScriptedGenerator([json.dumps([leak]), json.dumps([good])])
     summary = distill([path], tmp_path / "e1.jsonl", reflector, DistillConfig(), show_progress=False)
     assert summary.groups_ok == 1 and summary.entries_written == 1
-    assert "facts of this one question" in reflector.prompts[1]
+    assert "replaced by its kind" in reflector.prompts[1]
     assert summary.entries_rejected == {"gold_answer": 1}
 
 

@@ -390,8 +390,9 @@ class EntryParser:
                 self.rejected.append({"title": item.title[:200], "reason": reason})
         if not kept:
             raise ReplyParseError(
-                "every entry repeated facts of this one question (its answer, its names or text of its passages); "
-                "write general advice for other questions that names none of them")
+                "each lesson named this question's answer, people, works or numbers, or copied its passages. "
+                "Write the same lessons again with every name, title, date and number replaced by its kind "
+                "(\"a film director\", \"the year a band formed\")")
         if len(kept) > self.config.max_entries:
             problems.append(f"{len(kept) - self.config.max_entries} entries beyond the limit of "
                             f"{self.config.max_entries} were cut")
