@@ -32,3 +32,23 @@ def test_seed_hek_writes_a_loadable_three_level_hek(tmp_path):
     [start] = hook.for_questions(["Where was the director of the film Jazz born?"])
     assert "Search precisely" in start.text or "Decompose" in start.text
     assert hook.version == hek.version
+
+
+def test_compare_on_test_evaluates_every_arm_on_the_same_growing_prefix(tmp_path):
+    hek = tmp_path / "seed-hek"
+    subprocess.run([sys.executable, str(EXAMPLES / "seed_hek.py"), str(hek)], check=True, capture_output=True,
+                   timeout=300)
+    out = tmp_path / "cmp"
+    command = [sys.executable, str(EXAMPLES / "compare_on_test.py"), "--out", str(out), "--n", "3", "--step", "2",
+               "--arms", "closed-book,rag,agent,hek", "--hek", str(hek), "--model", "tiny-random"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    from hiexp.eval.evaluate import load_predictions
+
+    ids = {arm: {p["id"] for p in load_predictions(out / arm)} for arm in ("closed-book", "rag", "agent", "hek")}
+    assert all(len(v) == 3 for v in ids.values()) and len({frozenset(v) for v in ids.values()}) == 1
+    table = (out / "table.md").read_text()
+    assert table.startswith("3 questions") and "| hek - agent |" in table and "| agent - rag |" in table
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)  # resumes: nothing left to do
+    assert again.returncode == 0 and "3 questions done" in again.stdout

@@ -1,0 +1,117 @@
+"""With vs without experience, beside the baselines, on a test split: the closing-note table of issue 10.
+
+Every arm (closed-book, rag, agent, agent + HEK, the ablations) is evaluated by ``hiexp.eval.run_eval`` on
+the same questions with the same greedy settings, in growing prefixes of the split (``--step`` questions at a
+time, every arm in turn). Each arm's run directory is an ordinary resumable ``hiexp eval`` run, so stopping
+at any point leaves every arm on the same questions, ``hiexp compare`` works on any two of them, and a
+re-run continues where it stopped.
+
+    python examples/compare_on_test.py --out runs/test-1.5b --hek demo
+    python examples/compare_on_test.py --out runs/test-1.5b-2wiki --data 2wiki --split all --hek demo
+
+Writes ``table.md`` (scores, searches, tokens and seconds per question for each arm, then the deltas with
+paired bootstrap 95% intervals) into ``--out`` after every prefix, and prints it at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+ARMS = ("closed-book", "rag", "agent", "hek", "hek-no-e1", "hek-no-e2e3")
+# arm -> (method, ablation or None)
+_ARM_METHOD = {"closed-book": ("closed-book", None), "rag": ("rag", None), "agent": ("agent", None),
+               "hek": ("agent", "full"), "hek-no-e1": ("agent", "no-e1"), "hek-no-e2e3": ("agent", "no-e2e3")}
+# (baseline arm, arm) pairs whose difference is reported
+_DELTAS = (("agent", "hek"), ("agent", "hek-no-e1"), ("agent", "hek-no-e2e3"), ("rag", "agent"), ("rag", "hek"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="directory of the arms' run directories and table.md")
+    parser.add_argument("--data", default="hotpotqa", help="dataset name (its own closed-world corpus is searched)")
+    parser.add_argument("--split", default="test", help="split ('all' for every record)")
+    parser.add_argument("--n", type=int, default=None, help="questions (a prefix of the split); all if not given")
+    parser.add_argument("--step", type=int, default=25, help="questions added to every arm per round")
+    parser.add_argument("--arms", default="closed-book,rag,agent,hek", help=f"comma-separated, of {', '.join(ARMS)}")
+    parser.add_argument("--hek", default="demo", help="HEK of the hek arms: a directory or a shipped name")
+    parser.add_argument("--model", default="default", help="policy: preset, directory, .gguf file or URL")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    from hiexp.agent.config import AgentConfig
+    from hiexp.data import load_dataset
+    from hiexp.eval.compare import compare_runs
+    from hiexp.eval.evaluate import load_predictions, run_eval
+    from hiexp.experience.retrieve import load_experience_hook
+    from hiexp.llm import inference_backend, load_generator
+
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        parser.error(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    examples = load_dataset(args.data, split=None if args.split == "all" else args.split)
+    if args.n is not None:
+        examples = examples[: args.n]
+    generator = load_generator(args.model, backend=inference_backend(args.model, "auto"))
+    config = AgentConfig(temperature=0.0, seed=args.seed)
+    hooks = {arm: load_experience_hook(args.hek, ablation=_ARM_METHOD[arm][1])
+             for arm in arms if _ARM_METHOD[arm][1] is not None}
+    timing_path = out / "seconds.json"
+    seconds: dict[str, float] = json.loads(timing_path.read_text()) if timing_path.exists() else {}
+
+    for end in range(min(args.step, len(examples)), len(examples) + args.step, args.step):
+        prefix = examples[: min(end, len(examples))]
+        for arm in arms:
+            method, _ = _ARM_METHOD[arm]
+            start = time.perf_counter()
+            run_eval({args.data: prefix}, generator, None, method, out / arm, hook=hooks.get(arm),
+                     config=config, split=args.split, seed=args.seed, progress=False)
+            seconds[arm] = seconds.get(arm, 0.0) + time.perf_counter() - start
+            timing_path.write_text(json.dumps(seconds, indent=1))
+        table = render(out, arms, len(prefix), seconds, compare_runs, load_predictions)
+        (out / "table.md").write_text(table, encoding="utf-8")
+        print(f"{len(prefix)} questions done", flush=True)
+        if end >= len(examples):
+            break
+    print(table)
+
+
+def render(out: Path, arms: list[str], n: int, seconds: dict[str, float], compare_runs, load_predictions) -> str:
+    """The arms' scores, then the paired deltas (points out of 100, 95% bootstrap intervals)."""
+    lines = [f"{n} questions", "", "| arm | EM | CEM | F1 | searches/q | tokens/q | s/q (total, this machine) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for arm in arms:
+        metrics = json.loads((out / arm / "metrics.json").read_text())
+        m = next(iter(metrics.values()))
+        answered = len(load_predictions(out / arm))
+        per_q = seconds.get(arm, 0.0) / max(answered, 1)
+        lines.append(f"| {arm} | {100 * m['em']:.1f} | {100 * m['cem']:.1f} | {100 * m['f1']:.1f} | "
+                     f"{m['searches']:.2f} | {m['tokens']:.0f} | {per_q:.1f} |")
+    lines += ["", "| B - A | EM | CEM | F1 | searches/q | tokens/q |", "| --- | --- | --- | --- | --- | --- |"]
+    for a, b in _DELTAS:
+        if a not in arms or b not in arms:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            comparison = compare_runs(out / a, out / b)
+        dc = next(iter(comparison.datasets.values()))
+        cells = []
+        for metric in ("em", "cem", "f1", "searches", "tokens"):
+            d = dc.deltas[metric]
+            scale = 100 if metric in ("em", "cem", "f1") else 1
+            digits = 1 if scale == 100 else 2
+            mark = "" if d.low <= 0 <= d.high else " *"
+            cells.append(f"{scale * d.delta:+.{digits}f} [{scale * d.low:+.{digits}f}, {scale * d.high:+.{digits}f}]{mark}")
+        lines.append(f"| {b} - {a} | " + " | ".join(cells) + " |")
+    lines += ["", "`*`: the 95% interval excludes 0; every other interval includes 0."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
