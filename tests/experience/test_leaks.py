@@ -1,4 +1,4 @@
-"""Entries that carry their own question's facts (gold answer, passage text) are refused."""
+"""Entries that carry their own question's facts (gold answer, passage text, its names) are mended or refused."""
 
 from __future__ import annotations
 
@@ -84,3 +84,53 @@ def test_names_of_the_question_are_leaks_kinds_of_things_are_not():
     assert years.reason(["Released before a year", "Compare each release year with 1985."]) == "question_name"
     assert years.reason(["Compare a computer's release year with the year asked about."]) is None
     assert years.reason(["Commodore computers"]) == "question_name"
+
+
+QUESTION = "Who has worked for more film companies, Kelly Reichardt or Jacques Tourneur?"
+
+
+def test_rewrite_drops_answer_sentences_and_puts_letters_for_the_question_s_names():
+    leaks = LeakFilter(["Jacques Tourneur"], question=QUESTION)
+    mended = leaks.rewrite(
+        "Comparing two directors",
+        "Search for Kelly Reichardt's film companies directly. The answer was Jacques Tourneur. "
+        "Then do the same for the other one.",
+        "Kelly was found at once.", ["Reichardt", "directors"])
+    assert mended == ("Comparing two directors",
+                      "Search for X's film companies directly. Then do the same for the other one.",
+                      "X was found at once.", ["directors"])
+    assert leaks.reason(list(mended[:3])) is None
+
+
+def test_rewrite_names_numbers_by_their_kind_and_keeps_numbers_inside_names():
+    leaks = LeakFilter(["HBO World Championship Boxing"],
+                       question="Which sports series that premiered in 1973 was broadcast by Channel 8?")
+    title, description, _, _ = leaks.rewrite("A series that premiered in 1973 on Channel 8",
+                                             "The answer is HBO World Championship Boxing. Search by network and year.")
+    assert title == "A series that premiered in a year on X" and description == "Search by network and year."
+
+
+def test_rewrite_refuses_what_cannot_be_mended():
+    leaks = LeakFilter(["Marseille"], passages=[PASSAGE], question="Where was Zidane born?")
+    assert leaks.rewrite("Answer Marseille", "Marseille it is.") is None  # nothing of the title is left
+    assert leaks.rewrite("Birthplace questions", "He grew up in Phoenix before he moved to California.") is None
+
+
+def test_distill_mends_entries_it_can_and_reports_them(tmp_path):
+    question = "Where was Zinedine Zidane born?"
+    trajectories = [make_trajectory("q1", 0, True, question=question, golden="Marseille"),
+                    make_trajectory("q1", 1, False, question=question, golden="Marseille")]
+    path = write_trajectories(tmp_path / "t.jsonl", trajectories)
+    named = {"title": "Birthplace of a footballer", "description": "Search Zinedine Zidane birthplace by full name. "
+             "It was Marseille.", "thinking": "The full name found it."}
+    reflector = ScriptedGenerator([json.dumps([named])])
+    out = tmp_path / "e1.jsonl"
+    summary = distill([path], out, reflector, DistillConfig(), show_progress=False)
+    [entry] = read_jsonl(out)
+    assert entry["description"] == "Search X birthplace by full name."
+    assert summary.entries_rewritten == {"gold_answer": 1} and summary.entries_rejected == {}
+    assert "mended 1 entries" in summary.render()
+    assert read_jsonl(tmp_path / "e1.groups.jsonl")[0]["rewritten"][0]["reason"] == "gold_answer"
+    off = distill([path], tmp_path / "off.jsonl", ScriptedGenerator([json.dumps([named])] * 3),
+                  DistillConfig(rewrite_leaks=False), show_progress=False)
+    assert off.entries_written == 0 and off.entries_rejected == {"gold_answer": 3}

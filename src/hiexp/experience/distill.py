@@ -82,6 +82,9 @@ class DistillConfig:
     when every entry of a reply is refused, the reflector is asked again with the reason."""
     min_copy_words: int = 8
     """A run of this many words shared with a passage shown to the reflector counts as copying it."""
+    rewrite_leaks: bool = True
+    """Before refusing an entry, mend it (``LeakFilter.rewrite``): drop the sentences that name the answer or
+    copy a passage, put placeholders for the question's names; refuse only what cannot be mended."""
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -368,8 +371,9 @@ def shown_passages(group: Group, config: DistillConfig) -> list[str]:
 class EntryParser:
     """Reads one group's reply into entries, refusing those that carry the question's own facts.
 
-    Refusals accumulate over the retries of the group in ``rejected`` (title, reason); a reply whose every
-    entry is refused raises ``ReplyParseError`` so that the reflector is asked again with the reason.
+    Entries that carry those facts are mended when ``rewrite_leaks`` allows (recorded in ``rewritten``),
+    else refused. Refusals accumulate over the retries of the group in ``rejected`` (title, reason); a reply
+    whose every entry is refused raises ``ReplyParseError`` so that the reflector is asked again with the reason.
     """
 
     def __init__(self, group: Group, config: DistillConfig):
@@ -378,6 +382,7 @@ class EntryParser:
                                  question=group.question)
                       if config.reject_leaks else None)
         self.rejected: list[dict[str, str]] = []
+        self.rewritten: list[dict[str, str]] = []
 
     def __call__(self, text: str):
         items, problems = parse_entries(text)
@@ -386,8 +391,16 @@ class EntryParser:
             reason = self.leaks.reason([item.title, item.description, item.thinking, *item.tags]) if self.leaks else None
             if reason is None:
                 kept.append(item)
-            else:
+                continue
+            mended = self.leaks.rewrite(item.title, item.description, item.thinking, item.tags) \
+                if self.config.rewrite_leaks else None
+            if mended is None:
                 self.rejected.append({"title": item.title[:200], "reason": reason})
+                continue
+            title, description, thinking, tags = mended
+            self.rewritten.append({"title": item.title[:200], "reason": reason, "as": title[:200]})
+            kept.append(item.model_copy(update={"title": title, "description": description, "thinking": thinking,
+                                                "tags": tags}))
         if not kept:
             raise ReplyParseError(
                 "each lesson named this question's answer, people, works or numbers, or copied its passages. "
@@ -444,6 +457,7 @@ class DistillSummary:
     entries_total: int = 0
     entries_per_group: dict[int, int] = field(default_factory=dict)
     entries_rejected: dict[str, int] = field(default_factory=dict)
+    entries_rewritten: dict[str, int] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def render(self) -> str:
@@ -463,6 +477,9 @@ class DistillSummary:
             reasons = ", ".join(f"{reason.replace('_', ' ')} {n}" for reason, n in sorted(self.entries_rejected.items()))
             lines.append(f"refused {sum(self.entries_rejected.values())} entries that carried their question's facts "
                          f"({reasons})")
+        if self.entries_rewritten:
+            reasons = ", ".join(f"{reason.replace('_', ' ')} {n}" for reason, n in sorted(self.entries_rewritten.items()))
+            lines.append(f"mended {sum(self.entries_rewritten.values())} entries by taking those facts out ({reasons})")
         for question_id, reason in self.failures[:5]:
             lines.append(f"failed {question_id}: {reason}")
         return "\n".join(lines)
@@ -549,6 +566,7 @@ def distill(
                             seed=config.seed)
     per_group: Counter[int] = Counter()
     rejected: Counter[str] = Counter()
+    rewritten: Counter[str] = Counter()
     with progress_bar() as progress:
         task = progress.add_task("distilling", total=len(todo), visible=show_progress and bool(todo))
         for start in range(0, len(todo), max(1, config.batch_size)):
@@ -559,11 +577,12 @@ def distill(
                                           config.retry_temperature)
             for group, result, parser in zip(batch, results, parsers):
                 rejected.update(r["reason"] for r in parser.rejected)
+                rewritten.update(r["reason"] for r in parser.rewritten)
                 status = {
                     "question_id": group.question_id, "fingerprint": group.fingerprint, "kind": group.kind,
                     "successes": len(group.successes), "failures": len(group.failures),
                     "attempts": result.attempts, "reflector": reflector, "created": time.time(),
-                    "rejected": parser.rejected,
+                    "rejected": parser.rejected, "rewritten": parser.rewritten,
                 }
                 if result.ok:
                     parsed, problems = result.value
@@ -582,6 +601,7 @@ def distill(
                 progress.advance(task)
     summary.entries_per_group = dict(per_group)
     summary.entries_rejected = dict(rejected)
+    summary.entries_rewritten = dict(rewritten)
     summary.entries_total = sum(1 for _ in iter_jsonl(out_path, skip_bad=True))
     return summary
 

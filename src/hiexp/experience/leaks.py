@@ -12,6 +12,11 @@ An entry is refused when
 - ``question_name``: it names what its question is about: a capitalised word of the question other than its
   first (a person, work, place: "Kelly Reichardt", "Commodore 16") or a number of three or more digits, as
   written there. Advice about "a film's director" transfers; advice about one director does not.
+
+A small reflector rarely writes a lesson without one of these, so ``rewrite`` first tries to mend an entry:
+sentences that name a gold answer or copy a passage are dropped, and the question's names become
+placeholders (``X``, ``Y``, ... for names, "a year" / "a number" for numbers), so that "search for Kelly
+Reichardt's film companies" becomes "search for X's film companies". What cannot be mended is refused.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ _NOT_NAMES = frozenset({"The", "What", "Which", "Who", "Whom", "Whose", "When", 
                         "Were", "Was", "Is", "Did", "Does", "Do", "In", "On", "Of", "For", "And", "A", "An", "I"})
 _PASSAGE_HEADER = re.compile(r"\bDoc\s*\d+\s*\(\s*Title\s*:", re.IGNORECASE)
 _EXEMPT_ANSWERS = frozenset({"yes", "no", "noanswer", "true", "false"})
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_PLACEHOLDERS = ("X", "Y", "Z", "W", "V")
 
 
 def _words(text: str) -> list[str]:
@@ -79,6 +86,77 @@ class LeakFilter:
         if self._names and not self._names.isdisjoint(_TOKEN.findall(raw)):
             return "question_name"
         return None
+
+    def rewrite(self, title: str, description: str, thinking: str = "",
+                tags: Sequence[str] = ()) -> tuple[str, str, str, list[str]] | None:
+        """The entry with its question's facts taken out, or None when too little is left of it.
+
+        Sentences naming a gold answer or copying a passage are dropped; the question's names and numbers
+        are replaced by placeholders (the same name, the same letter across the fields); tags that leak
+        are dropped. The result passes ``reason``, or None is returned.
+        """
+        letters: dict[str, str] = {}
+        title, description, thinking = (self._mend(t, letters) for t in (title, description, thinking))
+        kept_tags = [t for t in tags if self.reason([t]) is None]
+        if len(title.split()) < 2 or len(description.split()) < 3:
+            return None
+        if self.reason([title, description, thinking, *kept_tags]) is not None:
+            return None
+        return title, description, thinking, kept_tags
+
+    def _mend(self, text: str, letters: dict[str, str]) -> str:
+        kept = []
+        for sentence in _SENTENCE_END.split(text.strip()):
+            if not sentence or _PASSAGE_HEADER.search(sentence):
+                continue
+            words = _words(sentence)
+            if any(_contains(words, answer) for answer in self._answers):
+                continue
+            n = self.min_copy_words
+            if self._shingles and any(tuple(words[i:i + n]) in self._shingles for i in range(len(words) - n + 1)):
+                continue
+            kept.append(self._placeholders(sentence, letters))
+        return " ".join(kept).strip()
+
+    def _placeholders(self, sentence: str, letters: dict[str, str]) -> str:
+        """Replace each run of the question's names (``Kelly Reichardt``, ``Channel 8``) by one letter, and
+        its numbers by their kind. A name keeps its letter across sentences and fields, also in part
+        ("Kelly" after "Kelly Reichardt")."""
+        runs: list[list[re.Match]] = []
+        extends = False  # whether the previous token ended a name run that this one may continue
+        for m in _TOKEN.finditer(sentence):
+            token = m.group()
+            adjacent = extends and not sentence[runs[-1][-1].end():m.start()].strip()
+            is_name = token in self._names
+            part_of_name = token.isdigit() and adjacent and not runs[-1][-1].group().isdigit()  # "Channel 8"
+            if is_name or part_of_name:
+                if adjacent:
+                    runs[-1].append(m)
+                else:
+                    runs.append([m])
+                extends = True
+            else:
+                extends = False
+        if not runs:
+            return sentence
+        out, cursor = [], 0
+        for run in runs:
+            tokens = [m.group() for m in run]
+            if all(t.isdigit() for t in tokens):
+                value = int(tokens[0])
+                word = "a year" if len(tokens) == 1 and 1000 <= value <= 2100 else "a number"
+            else:
+                word = next((letters[t] for t in tokens if t in letters), None)
+                if word is None:
+                    used = set(letters.values())
+                    word = next((p for p in _PLACEHOLDERS if p not in used), _PLACEHOLDERS[-1])
+                for t in tokens:
+                    letters.setdefault(t, word)
+            out.append(sentence[cursor:run[0].start()])
+            out.append(word)
+            cursor = run[-1].end()
+        out.append(sentence[cursor:])
+        return "".join(out)
 
 
 __all__ = ["LEAK_REASONS", "LeakFilter"]
