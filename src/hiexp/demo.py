@@ -329,20 +329,16 @@ def run_demo(
     # 2. contrastive distillation into E1
     def distill_stage() -> str:
         from hiexp.experience.distill import DistillConfig, distill
-        from hiexp.llm import batched_greedy
 
         rule = dict(reward_key=config.success, threshold=config.success_threshold)
-        with batched_greedy(pipe.reflector):
-            summary = distill([trajectories], e1_path, pipe.reflector,
-                              DistillConfig(batch_size=8, seed=config.seed, **rule))
+        summary = distill([trajectories], e1_path, pipe.reflector, DistillConfig(batch_size=8, seed=config.seed, **rule))
         echo(summary.render())
         if summary.entries_total == 0:
             # No question had both a success and a failure (a weak policy or a small K): rather than stop,
             # reflect on the uniform groups as well, and say so in the report.
             echo("no contrastive group gave an entry; reflecting on all-success / all-failure groups too")
-            with batched_greedy(pipe.reflector):
-                summary = distill([trajectories], e1_path, pipe.reflector,
-                                  DistillConfig(batch_size=8, seed=config.seed, include_uniform=True, **rule))
+            summary = distill([trajectories], e1_path, pipe.reflector,
+                              DistillConfig(batch_size=8, seed=config.seed, include_uniform=True, **rule))
             echo(summary.render())
             _add_note(out, "No training question had both a successful and a failed rollout that gave an entry, "
                            "so E1 was distilled from all-failure / all-success groups (no contrast).")
@@ -359,10 +355,7 @@ def run_demo(
                 f"distillation produced no E1 entries ({e1_path}): no training question had both a success and a "
                 f"failure among its {config.k} rollouts; raise --k or --n, or use a stronger --reflector"
             )
-        from hiexp.llm import batched_greedy
-
-        with batched_greedy(pipe.reflector):
-            hek = build_hek([e1_path], hek_dir, pipe.embedder, pipe.reflector)
+        hek = build_hek([e1_path], hek_dir, pipe.embedder, pipe.reflector)
         counts = hek.counts()
         return ", ".join(f"{counts[level]} {level}" for level in ("E1", "E2", "E3"))
 

@@ -244,3 +244,21 @@ def test_the_success_rule_decides_which_questions_are_contrastive(tmp_path):
     assert group_trajectories(trajectories, DistillConfig())[0].kind == "all_success"
     assert group_trajectories(trajectories, DistillConfig(reward_key="em"))[0].kind == "contrastive"
     assert group_trajectories(trajectories, DistillConfig(reward_key="f1", threshold=0.5))[0].kind == "contrastive"
+
+
+def test_reflection_batches_greedy_requests_and_restores_the_serial_rule(tmp_path):
+    class SerialScripted(ScriptedGenerator):
+        serial_greedy = True
+        seen: list[bool] = []
+
+        def generate(self, prompts, params):
+            self.seen.append(self.serial_greedy)
+            return super().generate(prompts, params)
+
+    trajectories = [make_trajectory("q1", 0, True), make_trajectory("q1", 1, False)]
+    path = write_trajectories(tmp_path / "t.jsonl", trajectories)
+    good = {"title": "Search the full name", "description": "Put the whole name in the query.", "thinking": "It worked."}
+    reflector = SerialScripted([json.dumps([good])])
+    summary = distill([path], tmp_path / "e1.jsonl", reflector, DistillConfig(), show_progress=False)
+    assert summary.entries_written == 1
+    assert reflector.seen == [False] and reflector.serial_greedy is True

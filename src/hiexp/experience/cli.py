@@ -14,11 +14,8 @@ def _load_model(spec: str, what: str, backend: str = "auto"):
     from hiexp.llm import inference_backend, load_generator
     from hiexp.progress import console
 
-    backend = inference_backend(spec, backend)
-    # Reflection batches its greedy requests (see ``hiexp.llm.batched_greedy``); evaluation does not.
-    options = {"serial_greedy": False} if backend == "llamacpp" else {}
     with console.status(f"loading {what} {spec}"):
-        return load_generator(spec, backend=backend, **options)
+        return load_generator(spec, backend=inference_backend(spec, backend))
 
 
 def _floats(text: str, name: str) -> list[float]:

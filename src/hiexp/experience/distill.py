@@ -36,6 +36,7 @@ from hiexp.io import (
     sha256_file,
     stable_hash,
 )
+from hiexp.llm import batched_greedy
 from hiexp.llm.base import Generator, SamplingParams
 from hiexp.progress import progress_bar
 
@@ -114,11 +115,13 @@ def to_model_prompt(generator: Generator, text: str) -> str | list[int]:
 
 def _ask(generator: Generator, texts: list[str], params: SamplingParams):
     """Send user messages: through the chat endpoint of text-only backends that have one (OpenAI-compatible
-    servers, llama.cpp), else through ``generate`` with the chat template applied here."""
-    chat_batch = getattr(generator, "chat_batch", None)
-    if getattr(generator, "tokenizer", None) is None and callable(chat_batch):
-        return chat_batch([[{"role": "user", "content": text}] for text in texts], params)
-    return generator.generate([to_model_prompt(generator, text) for text in texts], params)
+    servers, llama.cpp), else through ``generate`` with the chat template applied here. Greedy requests go
+    out batched (``batched_greedy``): a HEK is a recorded artefact, and reflection need not repeat exactly."""
+    with batched_greedy(generator):
+        chat_batch = getattr(generator, "chat_batch", None)
+        if getattr(generator, "tokenizer", None) is None and callable(chat_batch):
+            return chat_batch([[{"role": "user", "content": text}] for text in texts], params)
+        return generator.generate([to_model_prompt(generator, text) for text in texts], params)
 
 
 @dataclass
