@@ -75,6 +75,13 @@ class LeakFilter:
     def reason(self, texts: Iterable[str]) -> str | None:
         """Why an entry with these texts (title, description, thinking, tags) is refused; None if it is not."""
         raw = "\n".join(t for t in texts if t)
+        reason = self._fact(raw)
+        if reason is None and self._names and not self._names.isdisjoint(_TOKEN.findall(raw)):
+            return "question_name"
+        return reason
+
+    def _fact(self, raw: str) -> str | None:
+        """``gold_answer`` or ``passage_copy`` when ``raw`` carries one, else None (names are not looked at)."""
         if _PASSAGE_HEADER.search(raw):
             return "passage_copy"
         words = _words(raw)
@@ -83,8 +90,6 @@ class LeakFilter:
         n = self.min_copy_words
         if self._shingles and any(tuple(words[i:i + n]) in self._shingles for i in range(len(words) - n + 1)):
             return "passage_copy"
-        if self._names and not self._names.isdisjoint(_TOKEN.findall(raw)):
-            return "question_name"
         return None
 
     def rewrite(self, title: str, description: str, thinking: str = "",
@@ -107,15 +112,8 @@ class LeakFilter:
     def _mend(self, text: str, letters: dict[str, str]) -> str:
         kept = []
         for sentence in _SENTENCE_END.split(text.strip()):
-            if not sentence or _PASSAGE_HEADER.search(sentence):
-                continue
-            words = _words(sentence)
-            if any(_contains(words, answer) for answer in self._answers):
-                continue
-            n = self.min_copy_words
-            if self._shingles and any(tuple(words[i:i + n]) in self._shingles for i in range(len(words) - n + 1)):
-                continue
-            kept.append(self._placeholders(sentence, letters))
+            if sentence and self._fact(sentence) is None:
+                kept.append(self._placeholders(sentence, letters))
         return " ".join(kept).strip()
 
     def _placeholders(self, sentence: str, letters: dict[str, str]) -> str:
