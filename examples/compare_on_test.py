@@ -44,8 +44,7 @@ def main() -> None:
 
     from hiexp.agent.config import AgentConfig
     from hiexp.data import load_dataset
-    from hiexp.eval.compare import compare_runs
-    from hiexp.eval.evaluate import load_predictions, run_eval
+    from hiexp.eval.evaluate import run_eval
     from hiexp.experience.retrieve import load_experience_hook
     from hiexp.llm import inference_backend, load_generator
 
@@ -60,8 +59,12 @@ def main() -> None:
         examples = examples[: args.n]
     generator = load_generator(args.model, backend=inference_backend(args.model, "auto"))
     config = AgentConfig(temperature=0.0, seed=args.seed)
-    hooks = {arm: load_experience_hook(args.hek, ablation=_ARM_METHOD[arm][1])
-             for arm in arms if _ARM_METHOD[arm][1] is not None}
+    hooks: dict = {}
+    for arm in arms:
+        ablation = _ARM_METHOD[arm][1]
+        if ablation is not None:  # the embedder is loaded once and shared by the ablations
+            shared = next(iter(hooks.values())).embedder if hooks else None
+            hooks[arm] = load_experience_hook(args.hek, embedder=shared, ablation=ablation)
     timing_path = out / "seconds.json"
     seconds: dict[str, float] = json.loads(timing_path.read_text()) if timing_path.exists() else {}
 
@@ -74,7 +77,7 @@ def main() -> None:
                      config=config, split=args.split, seed=args.seed, progress=False)
             seconds[arm] = seconds.get(arm, 0.0) + time.perf_counter() - start
             timing_path.write_text(json.dumps(seconds, indent=1))
-        table = render(out, arms, len(prefix), seconds, compare_runs, load_predictions)
+        table = render(out, arms, len(prefix), seconds)
         (out / "table.md").write_text(table, encoding="utf-8")
         print(f"{len(prefix)} questions done", flush=True)
         if end >= len(examples):
@@ -82,15 +85,16 @@ def main() -> None:
     print(table)
 
 
-def render(out: Path, arms: list[str], n: int, seconds: dict[str, float], compare_runs, load_predictions) -> str:
+def render(out: Path, arms: list[str], n: int, seconds: dict[str, float]) -> str:
     """The arms' scores, then the paired deltas (points out of 100, 95% bootstrap intervals)."""
+    from hiexp.eval.compare import compare_runs
+
     lines = [f"{n} questions", "", "| arm | EM | CEM | F1 | searches/q | tokens/q | s/q (total, this machine) |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for arm in arms:
         metrics = json.loads((out / arm / "metrics.json").read_text())
         m = next(iter(metrics.values()))
-        answered = len(load_predictions(out / arm))
-        per_q = seconds.get(arm, 0.0) / max(answered, 1)
+        per_q = seconds.get(arm, 0.0) / max(m["n"], 1)
         lines.append(f"| {arm} | {100 * m['em']:.1f} | {100 * m['cem']:.1f} | {100 * m['f1']:.1f} | "
                      f"{m['searches']:.2f} | {m['tokens']:.0f} | {per_q:.1f} |")
     lines += ["", "| B - A | EM | CEM | F1 | searches/q | tokens/q |", "| --- | --- | --- | --- | --- | --- |"]
