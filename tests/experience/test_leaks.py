@@ -134,3 +134,24 @@ def test_distill_mends_entries_it_can_and_reports_them(tmp_path):
     off = distill([path], tmp_path / "off.jsonl", ScriptedGenerator([json.dumps([named])] * 3),
                   DistillConfig(rewrite_leaks=False), show_progress=False)
     assert off.entries_written == 0 and off.entries_rejected == {"gold_answer": 3}
+
+
+def test_names_only_the_passages_mention_are_mended_like_the_questions():
+    passage = ("Zero to One is a 2014 book by the venture capitalist Peter Thiel. In it, the author argues that "
+               "start-ups should aim for a monopoly.")
+    leaks = LeakFilter(["Zero to One"], passages=[passage], titles=["Zero to One", "Founders Fund"],
+                       question="Which book did the co-founder of PayPal write in 2014?")
+    assert leaks.reason(["Search for Peter Thiel and then his book."]) == "passage_name"
+    assert leaks.reason(["Search for the co-founder's books by year."]) is None
+    assert leaks.reason(["Founders Fund invested in it"]) == "passage_name"  # a title's words are names
+    assert leaks.reason(["In a list of books, check the year."]) is None  # sentence-opening words are not names
+    title, description, _, _ = leaks.rewrite("Searching for Peter Thiel's book",
+                                              "Search for Peter Thiel first, then for the books of Thiel.")
+    assert title == "Searching for X's book"
+    assert description == "Search for X first, then for the books of X."
+
+
+def test_a_word_the_passages_also_write_in_lower_case_is_not_a_name():
+    leaks = LeakFilter(["1999"], passages=["The band released Search Party in 1999.", "a search party was formed"])
+    assert leaks.reason(["Search for the band's albums first."]) is None
+    assert leaks.reason(["Look up Party releases."]) is None

@@ -12,6 +12,9 @@ An entry is refused when
 - ``question_name``: it names what its question is about: a capitalised word of the question other than its
   first (a person, work, place: "Kelly Reichardt", "Commodore 16") or a number of three or more digits, as
   written there. Advice about "a film's director" transfers; advice about one director does not.
+- ``passage_name``: it names someone or something only the passages shown to it mention: a capitalised word
+  of a passage title, or one written capitalised inside a passage sentence (not as its first word) and
+  never in lower case there ("Peter Thiel" in a passage about the book a question only describes).
 
 A small reflector rarely writes a lesson without one of these, so ``rewrite`` first tries to mend an entry:
 sentences that name a gold answer or copy a passage are dropped, and the question's names become
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 
 from hiexp.eval.metrics import normalize_answer
 
-LEAK_REASONS = ("gold_answer", "passage_copy", "question_name")
+LEAK_REASONS = ("gold_answer", "passage_copy", "question_name", "passage_name")
 _TOKEN = re.compile(r"[^\W_][\w.-]*[^\W_]|[^\W_]")
 # Capitalised words that begin questions or name kinds of things rather than one thing.
 _NOT_NAMES = frozenset({"The", "What", "Which", "Who", "Whom", "Whose", "When", "Where", "Why", "How", "Are",
@@ -35,6 +38,7 @@ _NOT_NAMES = frozenset({"The", "What", "Which", "Who", "Whom", "Whose", "When", 
 _PASSAGE_HEADER = re.compile(r"\bDoc\s*\d+\s*\(\s*Title\s*:", re.IGNORECASE)
 _EXEMPT_ANSWERS = frozenset({"yes", "no", "noanswer", "true", "false"})
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_OPENS_SENTENCE = frozenset('.!?:;"\'(')
 _PLACEHOLDERS = ("X", "Y", "Z", "W", "V")
 
 
@@ -50,6 +54,24 @@ def _contains(words: Sequence[str], needle: Sequence[str]) -> bool:
     return any(words[i] == first and list(words[i:i + n]) == list(needle) for i in range(len(words) - n + 1))
 
 
+def _passage_names(passages: Iterable[str], titles: Iterable[str]) -> set[str]:
+    """Capitalised words that name things in the passages: every one of a title, and those written
+    capitalised inside a sentence (not as its first word) and never in lower case in the passages."""
+    names = {t for title in titles for t in _TOKEN.findall(title)
+             if t[0].isupper() and len(t) > 1 and t not in _NOT_NAMES}
+    lower: set[str] = set()
+    for passage in passages:
+        for match in _TOKEN.finditer(passage):
+            token = match.group()
+            if not token[0].isupper():
+                lower.add(token)
+                continue
+            before = passage[: match.start()].rstrip()
+            if len(token) > 1 and token not in _NOT_NAMES and before and before[-1] not in _OPENS_SENTENCE:
+                names.add(token)
+    return {name for name in names if name.lower() not in lower}
+
+
 @dataclass
 class LeakFilter:
     """The facts of one question that its entries must not carry."""
@@ -58,6 +80,8 @@ class LeakFilter:
     passages: Sequence[str] = ()
     min_copy_words: int = 8
     question: str = ""
+    titles: Sequence[str] = ()
+    """Titles of the passages shown (their capitalised words are names)."""
 
     def __post_init__(self) -> None:
         answers = []
@@ -69,16 +93,23 @@ class LeakFilter:
         n = self.min_copy_words
         self._shingles = {tuple(w[i:i + n]) for p in self.passages for w in [_words(p)] for i in range(len(w) - n + 1)}
         tokens = _TOKEN.findall(self.question)[1:]
-        self._names = {t for t in tokens if t not in _NOT_NAMES and len(t) > 1
-                       and (t[0].isupper() or (t.isdigit() and len(t) >= 3))}
+        self._question_names = {t for t in tokens if t not in _NOT_NAMES and len(t) > 1
+                                and (t[0].isupper() or (t.isdigit() and len(t) >= 3))}
+        self._passage_names = _passage_names(self.passages, self.titles) - self._question_names
+        self._names = self._question_names | self._passage_names
 
     def reason(self, texts: Iterable[str]) -> str | None:
         """Why an entry with these texts (title, description, thinking, tags) is refused; None if it is not."""
         raw = "\n".join(t for t in texts if t)
         reason = self._fact(raw)
-        if reason is None and self._names and not self._names.isdisjoint(_TOKEN.findall(raw)):
+        if reason is not None or not self._names:
+            return reason
+        tokens = set(_TOKEN.findall(raw))
+        if not self._question_names.isdisjoint(tokens):
             return "question_name"
-        return reason
+        if not self._passage_names.isdisjoint(tokens):
+            return "passage_name"
+        return None
 
     def _fact(self, raw: str) -> str | None:
         """``gold_answer`` or ``passage_copy`` when ``raw`` carries one, else None (names are not looked at)."""
