@@ -16,6 +16,21 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
+# Content-addressed caches (assembled models, corpora, indexes, embeddings) are shared with the user's cache;
+# caches of model replies are per test, since scripted test models share one model id.
+_SHARED_CACHES = ("models", "corpora", "indexes", "embeddings")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_reply_caches(tmp_path_factory, monkeypatch):
+    real = Path(os.environ.get("HIEXP_CACHE") or Path.home() / ".cache" / "hiexp")
+    root = tmp_path_factory.mktemp("hiexp-cache")
+    for name in _SHARED_CACHES:
+        (real / name).mkdir(parents=True, exist_ok=True)
+        (root / name).symlink_to(real / name, target_is_directory=True)
+    monkeypatch.setenv("HIEXP_CACHE", str(root))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` (present on developer machines and in CI)."""

@@ -132,7 +132,7 @@ def test_resume_drops_entries_of_a_group_without_status(trajectory_file, tmp_pat
     lines = status_path.read_text().splitlines()
     status_path.write_text("\n".join(lines[:2]) + "\n")  # q3's status lost
     redo = ScriptedGenerator(lambda p, s: entry_json(title="Fresh"))
-    summary = distill([trajectory_file], out, redo, DistillConfig(), show_progress=False)
+    summary = distill([trajectory_file], out, redo, DistillConfig(use_cache=False), show_progress=False)
     assert [question_of(p) for p in redo.prompts] == ["q3"]
     titles = [e["title"] for e in read_jsonl(out)]
     assert len(titles) == 3 and titles[-1].startswith("Fresh") and summary.entries_total == 3
@@ -262,3 +262,17 @@ def test_reflection_batches_greedy_requests_and_restores_the_serial_rule(tmp_pat
     summary = distill([path], tmp_path / "e1.jsonl", reflector, DistillConfig(), show_progress=False)
     assert summary.entries_written == 1
     assert reflector.seen == [False] and reflector.serial_greedy is True
+
+
+def test_a_second_distillation_rereads_the_replies_instead_of_asking_again(tmp_path):
+    trajectories = [make_trajectory("q1", 0, True), make_trajectory("q1", 1, False)]
+    path = write_trajectories(tmp_path / "t.jsonl", trajectories)
+    lesson = {"title": "Search the full name", "description": "Put the whole name in the query.", "thinking": "It worked."}
+    first = ScriptedGenerator([json.dumps([lesson])])
+    distill([path], tmp_path / "a.jsonl", first, DistillConfig(), show_progress=False)
+    again = ScriptedGenerator([])  # would fail if asked
+    summary = distill([path], tmp_path / "b.jsonl", again, DistillConfig(), show_progress=False)
+    assert summary.entries_written == 1 and again.prompts == []
+    fresh = ScriptedGenerator([json.dumps([lesson])])
+    distill([path], tmp_path / "c.jsonl", fresh, DistillConfig(use_cache=False), show_progress=False)
+    assert len(fresh.prompts) == 1

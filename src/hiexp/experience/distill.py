@@ -31,9 +31,11 @@ from hiexp.io import (
     append_jsonl,
     atomic_write_json,
     atomic_write_jsonl,
+    cache_dir,
     iter_jsonl,
     read_jsonl,
     sha256_file,
+    sha256_text,
     stable_hash,
 )
 from hiexp.llm import batched_greedy
@@ -86,6 +88,9 @@ class DistillConfig:
     rewrite_leaks: bool = True
     """Before refusing an entry, mend it (``LeakFilter.rewrite``): drop the sentences that name the answer or
     copy a passage, put placeholders for the question's names; refuse only what cannot be mended."""
+    use_cache: bool = True
+    """Keep the reflector's replies (``ReplyCache``), so that distilling the same groups again with other
+    filters re-reads them instead of asking the model again."""
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -124,6 +129,37 @@ def _ask(generator: Generator, texts: list[str], params: SamplingParams):
         return generator.generate([to_model_prompt(generator, text) for text in texts], params)
 
 
+class ReplyCache:
+    """Append-only JSONL of one model's replies by request (prompt and sampling settings).
+
+    Reflection and summaries are the slow part of building a HEK; a re-run with other filters, thresholds
+    or clusters asks the model only for requests it has not answered before. Lives in
+    ``hiexp.io.cache_dir(kind)``, one file per model id.
+    """
+
+    def __init__(self, model_id: str, kind: str, enabled: bool = True):
+        self.enabled = enabled
+        self.path = cache_dir(kind) / f"{stable_hash(model_id, 16)}.jsonl"
+        self.replies: dict[str, str] = {}
+        if enabled and self.path.exists():
+            for record in iter_jsonl(self.path, skip_bad=True):
+                if isinstance(record.get("reply"), str):
+                    self.replies[str(record.get("key"))] = record["reply"]
+
+    @staticmethod
+    def key(prompt: str, params: SamplingParams) -> str:
+        return sha256_text(json.dumps([prompt, params.max_new_tokens, params.temperature, params.top_p,
+                                       list(params.stop), params.seed]))
+
+    def get(self, key: str) -> str | None:
+        return self.replies.get(key) if self.enabled else None
+
+    def put(self, key: str, reply: str) -> None:
+        if self.enabled and self.replies.get(key) != reply:
+            self.replies[key] = reply
+            append_jsonl(self.path, {"key": key, "reply": reply})
+
+
 @dataclass
 class StructuredResult:
     """The outcome of one structured request after retries."""
@@ -142,11 +178,13 @@ def structured_generate(
     params: SamplingParams,
     max_retries: int = 2,
     retry_temperature: float = 0.7,
+    cache: ReplyCache | None = None,
 ) -> list[StructuredResult]:
     """Ask for every prompt, parse each reply with ``parse`` (which raises ``ReplyParseError``), and ask
     again, showing the error and the bad reply, up to ``max_retries`` times. All pending prompts of a round
     go to the generator in one batch. A generator failure counts as a failed attempt with its message.
-    ``parse`` is one function for every prompt, or a list of one function per prompt."""
+    ``parse`` is one function for every prompt, or a list of one function per prompt. Requests answered
+    in ``cache`` are not sent again."""
     repair = load_template("repair.txt")
     parsers = list(parse) if isinstance(parse, Sequence) else [parse] * len(prompts)
     results = [StructuredResult(ok=False) for _ in prompts]
@@ -161,15 +199,21 @@ def structured_generate(
             top_p=params.top_p, stop=list(params.stop),
             seed=None if params.seed is None else params.seed + round_index,
         )
+        keys = {i: ReplyCache.key(current[i], round_params) for i in pending} if cache else {}
+        known = {i: cache.get(keys[i]) for i in pending} if cache else {}
+        ask = [i for i in pending if known.get(i) is None]
+        error = ""
         try:
-            generations = _ask(generator, [current[i] for i in pending], round_params)
-            replies = [g.text for g in generations]
+            generations = _ask(generator, [current[i] for i in ask], round_params) if ask else []
+            answered = {i: g.text for i, g in zip(ask, generations)}
         except HiexpError as exc:
-            replies = [None] * len(pending)
-            error = f"generator failed: {exc}"
+            answered, error = {}, f"generator failed: {exc}"
         except Exception as exc:  # an HTTP timeout, a server error: record it, keep the other groups
-            replies = [None] * len(pending)
-            error = f"generator failed: {type(exc).__name__}: {exc}"
+            answered, error = {}, f"generator failed: {type(exc).__name__}: {exc}"
+        if cache:
+            for i, text in answered.items():
+                cache.put(keys[i], text)
+        replies = [known.get(i) if known.get(i) is not None else answered.get(i) for i in pending]
         still = []
         for index, reply in zip(pending, replies):
             result = results[index]
@@ -362,13 +406,13 @@ def build_prompt(group: Group, config: DistillConfig) -> str:
     return load_template("distill_uniform.txt").substitute(fields)
 
 
-def shown_passages(group: Group, config: DistillConfig) -> list[str]:
-    """The passage texts of the attempts that ``build_prompt`` shows (what the reflector could copy)."""
-    texts = []
+def shown_passages(group: Group, config: DistillConfig) -> list[tuple[str, str]]:
+    """The (title, text) of the passages that ``build_prompt`` shows (what the reflector could copy)."""
+    shown = []
     for trajectory in group.successes[: config.max_per_side] + group.failures[: config.max_per_side]:
         for _, passages in _search_steps(trajectory)[: config.max_searches]:
-            texts.extend(text for _, text in passages[: config.passages_per_search])
-    return texts
+            shown.extend(passages[: config.passages_per_search])
+    return shown
 
 
 class EntryParser:
@@ -381,8 +425,9 @@ class EntryParser:
 
     def __init__(self, group: Group, config: DistillConfig):
         self.config = config
-        self.leaks = (LeakFilter(group.golden_answers, shown_passages(group, config), config.min_copy_words,
-                                 question=group.question)
+        shown = shown_passages(group, config)
+        self.leaks = (LeakFilter(group.golden_answers, [text for _, text in shown], config.min_copy_words,
+                                 question=group.question, titles=[title for title, _ in shown])
                       if config.reject_leaks else None)
         self.rejected: list[dict[str, str]] = []
         self.rewritten: list[dict[str, str]] = []
@@ -567,6 +612,7 @@ def distill(
 
     params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
                             seed=config.seed)
+    cache = ReplyCache(reflector, "replies", enabled=config.use_cache)
     per_group: Counter[int] = Counter()
     rejected: Counter[str] = Counter()
     rewritten: Counter[str] = Counter()
@@ -577,7 +623,7 @@ def distill(
             prompts = [build_prompt(g, config) for g in batch]
             parsers = [EntryParser(g, config) for g in batch]
             results = structured_generate(generator, prompts, parsers, params, config.max_retries,
-                                          config.retry_temperature)
+                                          config.retry_temperature, cache)
             for group, result, parser in zip(batch, results, parsers):
                 rejected.update(r["reason"] for r in parser.rejected)
                 rewritten.update(r["reason"] for r in parser.rewritten)
@@ -618,7 +664,7 @@ def summarize_groups(status_path: str | Path) -> dict[str, int]:
 
 
 __all__ = [
-    "DistillConfig", "DistillSummary", "EntryParser", "Group", "StructuredResult", "build_prompt", "distill",
-    "format_attempt", "group_trajectories", "load_template", "load_trajectories", "structured_generate",
+    "DistillConfig", "DistillSummary", "EntryParser", "Group", "ReplyCache", "StructuredResult", "build_prompt",
+    "distill", "format_attempt", "group_trajectories", "load_template", "load_trajectories", "structured_generate",
     "to_model_prompt",
 ]

@@ -6,8 +6,8 @@ exactly one parent at the next level, and the start-of-episode lookup over E2/E3
 nothing else resembles. A summary the model cannot write in readable JSON after retries falls back to the
 cluster's most central member (``meta.fallback`` holds the reason), unless ``strict`` asks for an error.
 
-Summaries are cached by (summariser, prompt) in ``hiexp.io.cache_dir("summaries")``, so rebuilding a HEK
-(other thresholds, an interrupted build) only asks for the clusters that changed.
+The summariser's replies are kept (``ReplyCache`` in ``hiexp.io.cache_dir("summaries")``), so rebuilding a
+HEK (other thresholds, an interrupted build) only asks for the clusters that changed.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from hiexp.errors import HiexpError
-from hiexp.io import append_jsonl, cache_dir, iter_jsonl, sha256_text, stable_hash
+from hiexp.io import stable_hash
 from hiexp.llm.base import Generator, SamplingParams
 from hiexp.progress import progress_bar
 
-from .distill import load_template, structured_generate
+from .distill import ReplyCache, load_template, structured_generate
 from .schema import Entry, parse_entries
 
 
@@ -45,26 +45,6 @@ class SummarizeConfig:
     """Fail the build when a summary cannot be read, instead of falling back to the central member."""
     use_cache: bool = True
     seed: int = 0
-
-
-class SummaryCache:
-    """Append-only JSONL of (summariser, prompt hash) -> parsed entry fields."""
-
-    def __init__(self, model_id: str, enabled: bool = True):
-        self.enabled = enabled
-        self.path = cache_dir("summaries") / f"{stable_hash(model_id, 16)}.jsonl"
-        self.items: dict[str, dict] = {}
-        if enabled and self.path.exists():
-            for record in iter_jsonl(self.path, skip_bad=True):
-                self.items[record["key"]] = record["entry"]
-
-    def get(self, key: str) -> dict | None:
-        return self.items.get(key) if self.enabled else None
-
-    def put(self, key: str, entry: dict) -> None:
-        if self.enabled:
-            self.items[key] = entry
-            append_jsonl(self.path, {"key": key, "entry": entry})
 
 
 def _central_order(indices: list[int], vectors: np.ndarray) -> list[int]:
@@ -132,7 +112,7 @@ def summarize_clusters(
     if jobs and generator is None:
         raise HiexpError(f"{len(jobs)} {level} clusters need a summariser model, but none was given")
     model_id = getattr(generator, "model_id", "none") if generator is not None else "none"
-    cache = SummaryCache(model_id, enabled=config.use_cache)
+    cache = ReplyCache(model_id, "summaries", enabled=config.use_cache)
     params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=config.temperature, seed=config.seed)
 
     def finish(position: int, ordered: list[int], fields: dict | None, reason: str = "") -> None:
@@ -150,25 +130,15 @@ def summarize_clusters(
             **fields,
         )
 
-    todo = []
-    for job in jobs:
-        key = sha256_text(job[2])
-        cached = cache.get(key)
-        if cached is not None:
-            finish(job[0], job[1], cached)
-        else:
-            todo.append((key, job))
     with progress_bar() as progress:
-        task = progress.add_task(f"summarising {level}", total=len(todo), visible=show_progress and bool(todo))
-        for start in range(0, len(todo), max(1, config.batch_size)):
-            batch = todo[start : start + config.batch_size]
-            results = structured_generate(generator, [job[2] for _, job in batch], _parse_one, params,
-                                          config.max_retries, config.retry_temperature)
-            for (key, (position, ordered, _)), result in zip(batch, results):
+        task = progress.add_task(f"summarising {level}", total=len(jobs), visible=show_progress and bool(jobs))
+        for start in range(0, len(jobs), max(1, config.batch_size)):
+            batch = jobs[start : start + config.batch_size]
+            results = structured_generate(generator, [job[2] for job in batch], _parse_one, params,
+                                          config.max_retries, config.retry_temperature, cache)
+            for (position, ordered, _), result in zip(batch, results):
                 if result.ok:
-                    fields = result.value.model_dump()
-                    cache.put(key, fields)
-                    finish(position, ordered, fields)
+                    finish(position, ordered, result.value.model_dump())
                 else:
                     if config.strict:
                         raise HiexpError(
