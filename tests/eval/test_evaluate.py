@@ -76,6 +76,19 @@ def test_reusing_a_run_directory_with_other_settings_is_refused(tmp_path):
         run_eval(DATA, ScriptedGenerator(policy), None, "react", tmp_path / "x", progress=False)
 
 
+def test_a_run_continued_by_another_inference_build_is_refused(tmp_path):
+    """Two llama.cpp builds (the prebuilt wheel, one compiled for this CPU) decode greedy text differently."""
+    prebuilt, native = ScriptedGenerator(policy), ScriptedGenerator(policy)
+    prebuilt.engine, native.engine = "xllamacpp 1 (AVX2)", "xllamacpp 1 (AVX2 AVX512)"
+    run_eval(DATA, prebuilt, KeywordRetriever(), "agent", tmp_path, progress=False)
+    with pytest.raises(HiexpError, match="engine"):
+        run_eval(DATA, native, KeywordRetriever(), "agent", tmp_path, progress=False)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    del manifest["engine"]  # a run written before manifests recorded the build continues
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    run_eval(DATA, native, KeywordRetriever(), "agent", tmp_path, progress=False)
+
+
 def test_cli_eval_on_the_demo_set_with_the_tiny_model(tmp_path, shared_data):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     out = tmp_path / "ev"

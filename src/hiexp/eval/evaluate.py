@@ -24,7 +24,9 @@ from hiexp.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, r
 METHODS = ("agent", "rag", "closed-book")
 # Manifest keys that must agree when an output directory is reused (otherwise a resume would mix runs).
 _RESUME_KEYS = ("method", "model", "format", "prompt_template_hash", "top_k", "max_turns", "max_tokens",
-                "max_new_tokens", "temperature", "top_p", "seed", "hek_version", "split", "n")
+                "max_new_tokens", "temperature", "top_p", "seed", "hek_version", "split", "n", "engine")
+# Keys added after runs were first written: an old manifest without one is not a mismatch.
+_LATER_KEYS = ("engine",)
 
 
 def dataset_slug(name: str) -> str:
@@ -96,7 +98,7 @@ def _check_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
         raise HiexpError(f"{path}: not valid JSON; remove it or use another --out") from None
-    changed = [k for k in _RESUME_KEYS if old.get(k) != manifest.get(k)]
+    changed = [k for k in _RESUME_KEYS if old.get(k) != manifest.get(k) and (k in old or k not in _LATER_KEYS)]
     if changed:
         raise HiexpError(
             f"{out_dir} holds a run with other settings ({', '.join(f'{k}: {old.get(k)!r} -> {manifest.get(k)!r}' for k in changed)}); "
@@ -157,6 +159,7 @@ def run_eval(datasets: list[str] | dict[str, list[Example]], generator: Any, ret
     manifest = {
         "method": method,
         "model": str(getattr(generator, "model_id", "unknown")),
+        "engine": getattr(generator, "engine", None),
         "format": config.format,
         "prompt_template_hash": fmt.template_hash(),
         "retrievers": {name: (getattr(r, "fingerprint", None) if r is not None else None) for name, r in retrievers.items()},

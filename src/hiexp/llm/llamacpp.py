@@ -108,6 +108,19 @@ class LlamaCppGenerator(OpenAIGenerator):
     def model_id(self) -> str:  # type: ignore[override]
         return f"{self._served_model} (llama.cpp)"
 
+    @property
+    def engine(self) -> str:
+        """The llama.cpp build: its version, compiler and CPU features. Builds for other CPU features (the
+        prebuilt AVX2 wheel, one compiled for this CPU) decode the same greedy prompt slightly differently,
+        so run manifests record this and a resume with another build is refused."""
+        import xllamacpp
+
+        info = getattr(xllamacpp, "BUILD_INFO", {}) or {}
+        system = xllamacpp.get_system_info() if hasattr(xllamacpp, "get_system_info") else ""
+        features = [part.split("=")[0].strip() for part in system.replace("CPU :", "").split("|")
+                    if part.strip().endswith("= 1")]
+        return f"xllamacpp {xllamacpp.__version__} ({info.get('compiler', '?')}; {' '.join(features)})"
+
     def __repr__(self) -> str:
         return f"LlamaCppGenerator(gguf={str(self.gguf_path)!r}, parallel={self.concurrency})"
 
