@@ -8,6 +8,7 @@ re-run continues where it stopped.
 
     python examples/compare_on_test.py --out runs/test-1.5b --hek demo
     python examples/compare_on_test.py --out runs/test-1.5b-2wiki --data 2wiki --split all --hek demo
+    python examples/compare_on_test.py --out runs/dev --split train --exclude-sources-of demo --n 40 --hek demo
 
 Writes ``table.md`` (scores, searches, tokens and seconds per question for each arm, then the deltas with
 paired bootstrap 95% intervals) into ``--out`` after every prefix, and prints it at the end.
@@ -39,6 +40,8 @@ def main() -> None:
     parser.add_argument("--arms", default="closed-book,rag,agent,hek", help=f"comma-separated, of {', '.join(ARMS)}")
     parser.add_argument("--hek", default="demo", help="HEK of the hek arms: a directory or a shipped name")
     parser.add_argument("--model", default="default", help="policy: preset, directory, .gguf file or URL")
+    parser.add_argument("--exclude-sources-of", default=None, metavar="HEK",
+                        help="leave out the questions this HEK was distilled from (for a dev set carved from train)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -55,6 +58,13 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     examples = load_dataset(args.data, split=None if args.split == "all" else args.split)
+    if args.exclude_sources_of:
+        from hiexp.experience.hek import HEK
+
+        seen = set()
+        for entry in HEK.load(args.exclude_sources_of).entries:
+            seen.update(str(q) for q in entry.sources.get("question_ids") or [entry.sources.get("question_id")] if q)
+        examples = [e for e in examples if str(e.id) not in seen]
     if args.n is not None:
         examples = examples[: args.n]
     generator = load_generator(args.model, backend=inference_backend(args.model, "auto"))

@@ -52,3 +52,20 @@ def test_compare_on_test_evaluates_every_arm_on_the_same_growing_prefix(tmp_path
     assert table.startswith("3 questions") and "| hek - agent |" in table and "| agent - rag |" in table
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)  # resumes: nothing left to do
     assert again.returncode == 0 and "3 questions done" in again.stdout
+
+
+def test_compare_on_a_dev_set_leaves_out_the_questions_the_hek_came_from(tmp_path):
+    from hiexp.data import load_dataset
+    from hiexp.eval.evaluate import load_predictions
+    from hiexp.experience.hek import HEK
+
+    sources = {str(e.sources.get("question_id")) for e in HEK.load("demo").level("E1")}
+    first = [str(e.id) for e in load_dataset("hotpotqa", split="train")[:11]]
+    assert sources & set(first)  # the plain prefix would include one
+    out = tmp_path / "dev"
+    command = [sys.executable, str(EXAMPLES / "compare_on_test.py"), "--out", str(out), "--split", "train",
+               "--exclude-sources-of", "demo", "--n", "11", "--arms", "closed-book", "--model", "tiny-random"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ids = {p["id"] for p in load_predictions(out / "closed-book")}
+    assert len(ids) == 11 and not ids & sources
