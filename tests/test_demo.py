@@ -71,9 +71,7 @@ def demo_parts():
     from hiexp.data import corpus_path_for
     from hiexp.search import load_retriever
 
-    config = DemoConfig(n=2, n_test=3, k=2, seed=0)
-    examples = load_dataset("hotpotqa", split="train", n=config.n, seed=config.seed) + load_dataset(
-        "hotpotqa", split="test", n=config.n_test, seed=config.seed)
+    examples = load_dataset("hotpotqa", split="train") + load_dataset("hotpotqa", split="test")
     gold = {ex.question: ex.golden_answers[0] for ex in examples}
     return {
         "gold": gold,
@@ -147,6 +145,21 @@ def test_demo_resumes_and_refuses_other_options(tmp_path, demo_parts):
 def test_demo_options_are_checked():
     with pytest.raises(HiexpError, match="--k"):
         DemoConfig(k=1).validate()
+    with pytest.raises(HiexpError, match="--train-questions"):
+        DemoConfig(train_questions="hard").validate()
+
+
+def test_live_rollouts_use_questions_the_shipped_hek_found_contrastive_unless_asked_for_random(tmp_path, demo_parts):
+    from hiexp.experience.hek import HEK
+
+    sources = {e.sources["question_id"] for e in HEK.load("demo").level("E1")}
+    run(tmp_path / "a", demo_parts)
+    asked = {json.loads(line)["question_id"] for line in (tmp_path / "a" / "demo" / "trajectories.jsonl").open()}
+    assert len(asked) == 2 and asked <= sources
+    assert "the shipped demo HEK was distilled from" in (tmp_path / "a" / "demo" / "report.md").read_text()
+    run(tmp_path / "b", demo_parts, train_questions="random")
+    drawn = {json.loads(line)["question_id"] for line in (tmp_path / "b" / "demo" / "trajectories.jsonl").open()}
+    assert drawn == {e.id for e in load_dataset("hotpotqa", split="train", n=2, seed=0)}
 
 
 def test_demo_without_contrast_falls_back_to_uniform_groups_and_says_so(tmp_path, demo_parts):

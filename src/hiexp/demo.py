@@ -44,6 +44,10 @@ class DemoConfig:
     out: output directory (stages, HEK, runs and the report go here).
     dataset: the dataset with disjoint ``train`` and ``test`` splits (the shipped HotpotQA demo set).
     n: training questions for the live rollouts.
+    train_questions: which ``n`` training questions: ``contrastive`` draws them from the questions the
+      shipped demo HEK was distilled from (where the default policy's rollouts both succeeded and failed, so
+      a few minutes of rollouts have something to contrast; the demo set only), ``random`` from the whole
+      train split.
     n_test: test questions for the with/without evaluation (ignored with ``full``).
     hek: the experience of the "with" arm: ``demo`` (the HEK shipped with hiexp), ``live`` (the one this run
       builds) or a HEK directory.
@@ -73,6 +77,7 @@ class DemoConfig:
     out: str = "runs/demo"
     dataset: str = "hotpotqa"
     n: int = 3
+    train_questions: str = "contrastive"
     n_test: int = 6
     hek: str = "demo"
     full: bool = False
@@ -103,6 +108,8 @@ class DemoConfig:
             raise HiexpError(f"--k must be >= 2: distillation contrasts successes with failures (got {self.k})")
         if self.success not in ("em", "cem", "f1"):
             raise HiexpError(f"--success must be em, cem or f1 (got {self.success!r})")
+        if self.train_questions not in ("contrastive", "random"):
+            raise HiexpError(f"--train-questions must be contrastive or random (got {self.train_questions!r})")
 
     def fingerprint(self) -> dict[str, Any]:
         """The options that decide the results (the output directory and report-only options excluded)."""
@@ -215,6 +222,25 @@ class _Pipeline:
 
         return load_dataset(self.config.dataset, split=split, n=n, seed=self.config.seed)
 
+    def train_examples(self) -> tuple[list, str]:
+        """The training questions of the live rollouts, and how they were chosen (for the report)."""
+        c = self.config
+        if c.train_questions == "contrastive" and c.dataset == "hotpotqa":
+            import random
+
+            from hiexp.data import load_dataset
+            from hiexp.experience.hek import HEK
+
+            sources = {str(e.sources.get("question_id")) for e in HEK.load("demo").level("E1")}
+            pool = [e for e in load_dataset(c.dataset, split="train") if str(e.id) in sources]
+            if len(pool) >= c.n:
+                chosen = sorted(random.Random(c.seed).sample(range(len(pool)), c.n))
+                return [pool[i] for i in chosen], (
+                    f"{c.n} of the {len(pool)} training questions the shipped demo HEK was distilled from, where "
+                    "the default policy's rollouts both succeeded and failed (--train-questions random draws "
+                    "from the whole train split)")
+        return self.examples("train", c.n), f"{c.n} training questions drawn at random"
+
     # --- stages ---------------------------------------------------------------------------------------
     def stage(self, name: str, done: Callable[[], bool], work: Callable[[], str | None]) -> None:
         """Run ``work`` unless ``done()`` says the stage's output is already complete."""
@@ -312,13 +338,16 @@ def run_demo(
         from hiexp.agent import SearchAgent
         from hiexp.agent.rollout import run_rollouts
 
-        examples = pipe.examples("train", config.n)
+        examples, chosen = pipe.train_examples()
+        echo(f"training questions: {chosen}")
+        _add_note(out, f"Live rollouts: {chosen}.")
         agent = SearchAgent(pipe.generator, pipe.retriever,
                             pipe.agent_config(config.rollout_temperature, config.rollout_top_p))
         summary = run_rollouts(examples, agent, config.k, trajectories, seed=config.seed)
         records = list(iter_jsonl(trajectories, skip_bad=True))
-        wins = sum(1 for r in records if (r.get("rewards") or {}).get("reward", 0) > 0)
-        return f"{summary.total} trajectories, {wins} successful"
+        wins = sum(1 for r in records
+                   if (r.get("rewards") or {}).get(config.success, 0) >= config.success_threshold)
+        return f"{summary.total} trajectories, {wins} successful by {config.success}"
 
     pipe.stage(
         "rollouts",

@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
     def demo(
         out: str = typer.Option(_D.out, "--out", help="Output directory; re-running reuses finished stages."),
         n: int = typer.Option(_D.n, "--n", help="Training questions for the live rollouts (train split)."),
+        train_questions: str = typer.Option(_D.train_questions, "--train-questions", help="Live training questions: contrastive (those the shipped HEK came from, where rollouts both succeed and fail) or random."),
         n_test: int = typer.Option(_D.n_test, "--n-test", help="Test questions for the with/without evaluation."),
         hek: str = typer.Option(_D.hek, "--hek", help="Experience of the with-arm: demo (the HEK shipped with hiexp), live (the one this run builds) or a HEK directory."),
         full: bool = typer.Option(False, "--full", help="Compare on every test question (200), with the ablations (hours on CPU)."),
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
         from hiexp.eval.compare import comparison_markdown
 
         config = DemoConfig(
-            out=out, n=n, n_test=n_test, hek=hek, full=full, k=k, model=model, backend=backend, reflector=reflector,
+            out=out, n=n, train_questions=train_questions, n_test=n_test, hek=hek, full=full, k=k, model=model, backend=backend, reflector=reflector,
             embedder=embedder, seed=seed, max_turns=max_turns, max_new_tokens=max_new_tokens, max_tokens=max_tokens,
             ablations=ablations, success=success, success_threshold=success_threshold,
         )
