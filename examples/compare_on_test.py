@@ -40,8 +40,9 @@ def main() -> None:
     parser.add_argument("--arms", default="closed-book,rag,agent,hek", help=f"comma-separated, of {', '.join(ARMS)}")
     parser.add_argument("--hek", default="demo", help="HEK of the hek arms: a directory or a shipped name")
     parser.add_argument("--model", default="default", help="policy: preset, directory, .gguf file or URL")
-    parser.add_argument("--exclude-sources-of", default=None, metavar="HEK",
-                        help="leave out the questions this HEK was distilled from (for a dev set carved from train)")
+    parser.add_argument("--exclude-sources-of", action="append", default=[], metavar="HEK",
+                        help="leave out the questions this HEK was distilled from (for a dev set carved from train); "
+                             "may be repeated")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -62,7 +63,7 @@ def main() -> None:
         from hiexp.experience.hek import HEK
 
         seen = set()
-        for entry in HEK.load(args.exclude_sources_of).entries:
+        for entry in (e for hek in args.exclude_sources_of for e in HEK.load(hek).entries):
             seen.update(str(q) for q in entry.sources.get("question_ids") or [entry.sources.get("question_id")] if q)
         examples = [e for e in examples if str(e.id) not in seen]
     if args.n is not None:
