@@ -39,7 +39,7 @@ def main() -> None:
     import torch
 
     from hiexp.llm import load_generator
-    from hiexp.llm.base import SamplingParams
+    from hiexp.contracts.generation import SamplingParams
     from hiexp.llm.hf import TransformersGenerator
 
     loaded = load_generator(args.model)

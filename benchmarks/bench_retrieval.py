@@ -35,7 +35,7 @@ def load_inputs():
 
 
 def repeat_corpus(passages, total):
-    from hiexp.search.base import Passage
+    from hiexp.contracts.passage import Passage
 
     out = []
     copy = 0

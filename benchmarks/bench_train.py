@@ -47,7 +47,7 @@ class ScriptedTokens:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def generate(self, prompts, params):
-        from hiexp.llm.base import Generation
+        from hiexp.contracts.generation import Generation
 
         out = []
         for prompt in prompts:
@@ -78,12 +78,12 @@ class FillerHook:
         self.for_query = filler(source.for_queries([query])[0].text)
 
     def for_questions(self, questions):
-        from hiexp.agent.hooks import Injection
+        from hiexp.contracts.experience import Injection
 
         return [Injection(self.for_question[q]) for q in questions]
 
     def for_queries(self, queries, questions=None):
-        from hiexp.agent.hooks import Injection
+        from hiexp.contracts.experience import Injection
 
         return [Injection(self.for_query) for _ in queries]
 
@@ -122,9 +122,9 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from transformers import TrainerCallback
 
-    from hiexp.data.schema import Example
+    from hiexp.contracts.example import Example
     from hiexp.llm import load_generator
-    from hiexp.search.base import Passage
+    from hiexp.contracts.passage import Passage
     from hiexp.search.bm25 import BM25Retriever
     from hiexp.train.config import TrainConfig
     from hiexp.train.telemetry import read_metrics

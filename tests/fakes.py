@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hiexp.llm.base import Generation, SamplingParams
+from hiexp.contracts.generation import Generation, SamplingParams
 
 
 class ScriptedGenerator:

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from hiexp.data.schema import Example
-from hiexp.search.base import Passage
+from hiexp.contracts.example import Example
+from hiexp.contracts.passage import Passage
 
 PASSAGES = [
     Passage("p1", "Jaws (film)", "Jaws is a 1975 thriller directed by Steven Spielberg."),
@@ -46,13 +46,13 @@ class RecordingHook:
         self.question_calls, self.query_calls, self.query_questions = [], [], []
 
     def for_questions(self, questions):
-        from hiexp.agent.hooks import Injection
+        from hiexp.contracts.experience import Injection
 
         self.question_calls.append(list(questions))
         return [Injection(self.start, {"entries": ["E3-1"], "scores": [0.9]}) for _ in questions]
 
     def for_queries(self, queries, questions=None):
-        from hiexp.agent.hooks import Injection
+        from hiexp.contracts.experience import Injection
 
         self.query_calls.append(list(queries))
         self.query_questions.append(list(questions) if questions is not None else None)

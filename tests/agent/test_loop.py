@@ -6,7 +6,7 @@ import pytest
 
 from hiexp.agent import AgentConfig, SearchAgent
 from hiexp.agent.loop import episode_seed
-from hiexp.data.schema import Example
+from hiexp.contracts.example import Example
 from hiexp.eval.metrics import score_answer
 from tests.agent.conftest import KeywordRetriever, RecordingHook
 from tests.fakes import ScriptedGenerator
@@ -264,7 +264,7 @@ def test_max_tokens_ends_the_episode():
 
 
 def test_text_only_trajectories_have_empty_ids_and_roundtrip(examples, retriever):
-    from hiexp.agent.trajectory import Trajectory
+    from hiexp.contracts.trajectory import Trajectory
 
     t = SearchAgent(ScriptedGenerator(r1_policy), retriever, AgentConfig()).run(examples)[0]
     assert all(turn.token_ids == [] for turn in t.turns)

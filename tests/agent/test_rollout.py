@@ -13,7 +13,7 @@ import pytest
 
 from hiexp.agent import AgentConfig, SearchAgent
 from hiexp.agent.rollout import load_done_ids, read_trajectories, run_rollouts
-from hiexp.data.schema import Example
+from hiexp.contracts.example import Example
 from hiexp.errors import HiexpError
 from tests.agent.conftest import KeywordRetriever
 from tests.fakes import ScriptedGenerator

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hiexp.agent import AgentConfig, SearchAgent
-from hiexp.data.schema import Example
-from hiexp.llm.base import Generation
+from hiexp.contracts.example import Example
+from hiexp.contracts.generation import Generation
 from tests.agent.conftest import KeywordRetriever, RecordingHook
 
 

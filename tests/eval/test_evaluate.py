@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from hiexp.agent import AgentConfig
-from hiexp.data.schema import Example
+from hiexp.contracts.example import Example
 from hiexp.errors import HiexpError
 from hiexp.eval.evaluate import run_eval
 from tests.agent.conftest import KeywordRetriever

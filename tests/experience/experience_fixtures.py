@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hiexp.agent.trajectory import Trajectory, Turn
+from hiexp.contracts.trajectory import Trajectory, Turn
 
 
 def make_trajectory(question_id: str, sample: int, success: bool, question: str = "", answer: str | None = None,

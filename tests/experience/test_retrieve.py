@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hiexp.agent.hooks import Injection
+from hiexp.contracts.experience import Injection
 from hiexp.errors import HiexpError
 from hiexp.experience.retrieve import ABLATIONS, ExperienceRetriever, top_k_indices
 
@@ -183,7 +183,7 @@ class TinyRetriever:
     fingerprint = "tiny"
 
     def search(self, queries, k=3):
-        from hiexp.search.base import Passage
+        from hiexp.contracts.passage import Passage
 
         return [[Passage(i, t, x, 1.0) for i, t, x in JAWS_PASSAGES[:k]] for _ in queries]
 
@@ -198,7 +198,7 @@ def jaws_policy(prompt, params):
 
 @pytest.fixture
 def agent_parts(hek):
-    from hiexp.data.schema import Example
+    from hiexp.contracts.example import Example
 
     question = "Where was the director of Jaws born?"
     embedder = TableEmbedder({question: (unit(2) + 0.5 * unit(4)).astype(np.float32), "director of Jaws": unit(0)})
@@ -237,7 +237,7 @@ class TokenScripted:
         self.model_id = "token-scripted"
 
     def generate(self, prompts, params):
-        from hiexp.llm.base import Generation
+        from hiexp.contracts.generation import Generation
 
         out = []
         for ids in prompts:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hiexp.errors import HiexpError
-from hiexp.llm.base import SamplingParams
+from hiexp.contracts.generation import SamplingParams
 from hiexp.llm.hf import TransformersGenerator
 
 

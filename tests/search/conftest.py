@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hiexp.search.base import Passage
+from hiexp.contracts.passage import Passage
 
 PASSAGES = [
     Passage("p1", "Teutberga", "Teutberga was a queen of Lotharingia by marriage to Lothair II."),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hiexp.agent.trajectory import Trajectory, Turn
-from hiexp.data.schema import Example
-from hiexp.llm.base import SamplingParams
+from hiexp.contracts.trajectory import Trajectory, Turn
+from hiexp.contracts.example import Example
+from hiexp.contracts.generation import SamplingParams
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"

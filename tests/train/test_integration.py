@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from hiexp.agent.trajectory import Trajectory
+from hiexp.contracts.trajectory import Trajectory
 from hiexp.io import read_jsonl
-from hiexp.llm.base import Generation
+from hiexp.contracts.generation import Generation
 
 from .conftest import make_examples, tiny_config
 
@@ -61,7 +61,7 @@ def tiny_hek(tmp_path):
 
 
 def test_hiexp_grpo_step_with_agent_bm25_and_hek(tmp_path, tiny_tokenizer, make_tiny_model, tiny_hek):
-    from hiexp.search.base import Passage
+    from hiexp.contracts.passage import Passage
     from hiexp.search.bm25 import BM25Retriever
     from hiexp.train.trainer import TrainComponents, run_training
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hiexp.agent.trajectory import Trajectory, Turn
+from hiexp.contracts.trajectory import Trajectory, Turn
 from hiexp.errors import HiexpError
 from hiexp.train.rollout import AgentRollout, group_prompts, outcome_reward_function, trajectory_to_sample
 

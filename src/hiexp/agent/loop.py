@@ -19,12 +19,12 @@ from typing import Any
 
 from hiexp.agent.config import AgentConfig
 from hiexp.agent.formats import Action, AgentFormat, Span, make_format
-from hiexp.agent.hooks import ExperienceHook, Injection
-from hiexp.agent.trajectory import Trajectory, Turn
-from hiexp.data.schema import Example
+from hiexp.contracts.experience import ExperienceHook, Injection
+from hiexp.contracts.trajectory import Trajectory, Turn
+from hiexp.contracts.example import Example
 from hiexp.io import stable_hash
-from hiexp.llm.base import Generation, Generator, SamplingParams
-from hiexp.search.base import Passage, Retriever, render_passages
+from hiexp.contracts.generation import Generation, Generator, SamplingParams
+from hiexp.contracts.passage import Passage, Retriever, render_passages
 
 CHARS_PER_TOKEN = 4  # estimate for text-only backends, which report no token ids
 ANSWER_RESERVE = 16  # tokens a forced last turn needs at least for a short answer

@@ -9,7 +9,7 @@ the package.
 from hiexp.data.corpus import NAMED_CORPORA, corpus_path_for, load_corpus, passage_id
 from hiexp.data.paths import find_shared_data_dir, shared_data_dir
 from hiexp.data.registry import DEMO_DATASET, REGISTRY, DatasetSpec, get_spec, list_datasets, load_dataset
-from hiexp.data.schema import Example
+from hiexp.contracts.example import Example
 
 __all__ = [
     "DEMO_DATASET",

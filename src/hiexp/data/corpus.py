@@ -25,7 +25,7 @@ from typing import Any
 from hiexp.data.formats import RawItem, _open_text, iter_jsonl_records, join_sentences
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_write_jsonl, cache_dir, sha256_file
-from hiexp.search.base import Passage
+from hiexp.contracts.passage import Passage
 
 # Bump when the corpus file layout or the id scheme changes, so cached corpora are rebuilt.
 CORPUS_FORMAT_VERSION = "1"

@@ -26,7 +26,7 @@ from hiexp.data.corpus import (
     write_gzip_lines,
 )
 from hiexp.data.formats import RawItem
-from hiexp.data.schema import Example
+from hiexp.contracts.example import Example
 from hiexp.errors import HiexpError
 from hiexp.io import cache_dir, sha256_file
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hiexp.data.schema import Example
+from hiexp.contracts.example import Example
 from hiexp.errors import HiexpError
 from hiexp.io import iter_jsonl_numbered
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hiexp.data.formats import RawItem, read_raw_items
 from hiexp.data.paths import find_shared_data_dir, shared_data_dir
-from hiexp.data.schema import Example
+from hiexp.contracts.example import Example
 from hiexp.errors import HiexpError
 
 DEMO_DATASET = "hotpotqa"

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from hiexp.agent.config import AgentConfig
-from hiexp.agent.hooks import ExperienceHook
+from hiexp.contracts.experience import ExperienceHook
 from hiexp.agent.loop import SearchAgent
 from hiexp.agent.rollout import read_trajectories, run_rollouts
-from hiexp.data.schema import Example
+from hiexp.contracts.example import Example
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
 

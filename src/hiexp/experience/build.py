@@ -17,12 +17,12 @@ from pydantic import ValidationError
 
 from hiexp.errors import HiexpError
 from hiexp.io import iter_jsonl, sha256_file
-from hiexp.llm.base import Generator
+from hiexp.contracts.generation import Generator
 from hiexp.progress import console
 
 from .cluster import ClusterConfig, cluster_embeddings, degenerate_warning
 from .distill import sidecar_paths
-from .embed import Embedder
+from hiexp.contracts.experience import Embedder
 from .hek import HEK
 from .schema import Entry
 from .summarize import SummarizeConfig, summarize_clusters

@@ -20,10 +20,10 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from hiexp.contracts.experience import Embedder
 from hiexp.errors import HiexpError
 from hiexp.io import cache_dir
 
@@ -40,22 +40,6 @@ _ALIASES = {
     "multilingual-e5-base": E5_ID,
     E5_ID.lower(): E5_ID,
 }
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Turns texts into unit vectors. Queries and passages may be encoded differently (E5 prefixes)."""
-
-    model_id: str
-    dim: int
-
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """float32 array of shape (len(texts), dim), rows L2-normalised."""
-        ...
-
-    def encode_passages(self, texts: list[str]) -> np.ndarray:
-        """float32 array of shape (len(texts), dim), rows L2-normalised."""
-        ...
 
 
 def l2_normalise(matrix: np.ndarray) -> np.ndarray:

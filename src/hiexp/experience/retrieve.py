@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from hiexp.agent.hooks import Injection
+from hiexp.contracts.experience import Injection
 from hiexp.errors import HiexpError
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
@@ -158,7 +158,7 @@ class ExperienceRetrieverConfig:
 
 
 class ExperienceRetriever:
-    """Implements ``hiexp.agent.hooks.ExperienceHook`` over a HEK and an embedder.
+    """Implements ``hiexp.contracts.experience.ExperienceHook`` over a HEK and an embedder.
 
     ``hek`` is a ``hiexp.experience.hek.HEK`` (or anything with ``entries``, ``embeddings`` aligned with
     them, and ``version``); ``embedder`` has ``encode_queries(texts) -> float32 [n, dim]``. ``levels``, if

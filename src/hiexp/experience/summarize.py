@@ -19,7 +19,7 @@ import numpy as np
 
 from hiexp.errors import HiexpError
 from hiexp.io import stable_hash
-from hiexp.llm.base import Generator, SamplingParams
+from hiexp.contracts.generation import Generator, SamplingParams
 from hiexp.progress import progress_bar
 
 from .distill import ReplyCache, load_template, structured_generate

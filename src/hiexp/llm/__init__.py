@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from hiexp.errors import HiexpError
-from hiexp.llm.base import Generation, Generator, SamplingParams
+from hiexp.contracts.generation import Generation, Generator, SamplingParams
 from hiexp.llm.models import DEFAULT_MODEL, PRESETS, list_presets, resolve_model
 
 BACKENDS = ("auto", "transformers", "openai", "llamacpp")

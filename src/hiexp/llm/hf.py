@@ -5,7 +5,7 @@ every sequence, the exact ids that were sampled, the log-probability of each, an
 completed a stop string. The loop below gives that directly, and it drops finished sequences from the batch
 (and from the KV cache) at once, so a batch where most episodes stopped early does not keep paying for them.
 
-Contract of a returned :class:`~hiexp.llm.base.Generation` (tested in ``tests/llm/test_hf.py``):
+Contract of a returned :class:`~hiexp.contracts.generation.Generation` (tested in ``tests/llm/test_hf.py``):
 
 - ``token_ids`` are the sampled ids, in order, up to and including the token that ended generation: the
   token that completed a stop string, an end-of-sequence token (``<|im_end|>``, ``<|endoftext|>``, the
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from hiexp.errors import HiexpError
-from hiexp.llm.base import Generation, SamplingParams, derive_seed
+from hiexp.contracts.generation import Generation, SamplingParams, derive_seed
 
 # Token strings that end a turn in the chat formats hiexp uses (ChatML); added to the model's eos ids when
 # the vocabulary has them.
@@ -43,7 +43,7 @@ END_TOKEN_STRINGS = ("<|im_end|>", "<|endoftext|>")
 
 
 class TransformersGenerator:
-    """A causal LM from transformers behind the :class:`~hiexp.llm.base.Generator` interface.
+    """A causal LM from transformers behind the :class:`~hiexp.contracts.generation.Generator` interface.
 
     Args:
         model: a loaded ``PreTrainedModel`` (causal LM).

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hiexp.errors import HiexpError
-from hiexp.llm.base import Generation, SamplingParams
+from hiexp.contracts.generation import Generation, SamplingParams
 from hiexp.llm.models import preset_for, preset_gguf
 from hiexp.llm.openai_http import OpenAIGenerator
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hiexp.errors import HiexpError
-from hiexp.llm.base import Generation, SamplingParams, derive_seed
+from hiexp.contracts.generation import Generation, SamplingParams, derive_seed
 
 logger = logging.getLogger(__name__)
 

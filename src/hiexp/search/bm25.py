@@ -21,7 +21,7 @@ import numpy as np
 
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_directory, atomic_write_json, stable_hash
-from hiexp.search.base import Passage, check_queries
+from hiexp.contracts.passage import Passage, check_queries
 from hiexp.search.corpus import OFFSETS_FILE, PASSAGES_FILE, PassageStore, passage_line, write_passage_store
 from hiexp.search.tokenize import Tokenizer, TokenizerConfig
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from hiexp.errors import HiexpError
-from hiexp.search.base import Passage
+from hiexp.contracts.passage import Passage
 
 PASSAGES_FILE = "passages.jsonl"
 OFFSETS_FILE = "passages.offsets.npy"

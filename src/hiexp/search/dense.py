@@ -18,7 +18,7 @@ import numpy as np
 
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_directory, atomic_write_json, stable_hash
-from hiexp.search.base import Passage, check_queries
+from hiexp.contracts.passage import Passage, check_queries
 from hiexp.search.bm25 import _corpus_sha256, _ListStore, check_replaceable, read_index_meta
 from hiexp.search.corpus import OFFSETS_FILE, PASSAGES_FILE, PassageStore, write_passage_store
 

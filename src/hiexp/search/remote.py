@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from hiexp.errors import HiexpError
 from hiexp.io import stable_hash
-from hiexp.search.base import Passage, check_queries
+from hiexp.contracts.passage import Passage, check_queries
 
 # HTTP statuses worth another try: the server is overloaded, restarting or behind a proxy that gave up.
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})

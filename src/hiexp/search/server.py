@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from hiexp.errors import HiexpError
-from hiexp.search.base import Passage, Retriever
+from hiexp.contracts.passage import Passage, Retriever
 
 MAX_TOPK = 1000
 

@@ -22,7 +22,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hiexp.agent.trajectory import Trajectory
+from hiexp.contracts.trajectory import Trajectory
 from hiexp.errors import HiexpError
 
 
