@@ -147,7 +147,7 @@ def main() -> None:
         def on_step_end(self, *a, **k):
             self.times.append(time.perf_counter() - self.start)
 
-    from hiexp.experience.embed import load_embedder
+    from hiexp.search.embed import load_embedder
     from hiexp.experience.retrieve import load_experience_hook
 
     embedder = load_embedder(args.embedder)

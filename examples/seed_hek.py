@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from hiexp.experience.embed import load_embedder
+from hiexp.search.embed import load_embedder
 from hiexp.experience.hek import HEK
 from hiexp.experience.schema import Entry
 

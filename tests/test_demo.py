@@ -12,7 +12,7 @@ import pytest
 from hiexp.data import load_dataset
 from hiexp.demo import DemoConfig, run_demo
 from hiexp.errors import HiexpError
-from hiexp.experience.embed import load_embedder
+from hiexp.search.embed import load_embedder
 from tests.fakes import ScriptedGenerator
 
 QUESTION = re.compile(r"Question: (.+)")

@@ -185,7 +185,7 @@ class _Pipeline:
     @property
     def embedder(self):
         if self._embedder is None:
-            from hiexp.experience.embed import load_embedder
+            from hiexp.search.embed import load_embedder
 
             self._embedder = load_embedder(self.config.embedder)
         return self._embedder

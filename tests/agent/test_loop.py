@@ -7,7 +7,7 @@ import pytest
 from hiexp.agent import AgentConfig, SearchAgent
 from hiexp.agent.loop import episode_seed
 from hiexp.contracts.example import Example
-from hiexp.eval.metrics import score_answer
+from hiexp.scoring.metrics import score_answer
 from tests.agent.conftest import KeywordRetriever, RecordingHook
 from tests.fakes import ScriptedGenerator
 
@@ -57,6 +57,19 @@ def test_search_r1_episode_end_to_end(examples, retriever):
     assert t1.seed == episode_seed(0, "q1", 0) and t1.hek_version is None
     # the observation is appended inside the same assistant message: no new chat turn
     assert "<|im_start|>" not in "".join(t.text for t in t1.turns[1:])
+
+
+def test_the_agent_scores_with_the_scorer_it_is_given_and_keeps_the_parsed_answer(examples, retriever):
+    seen = []
+
+    def scorer(answer, golden, task="qa"):
+        seen.append((answer, list(golden), task))
+        return {"em": 0.25, "cem": 0.5, "f1": 0.75}
+
+    config = AgentConfig(max_turns=4, search_before_answer=False, reward_metric="f1")
+    t1, _ = SearchAgent(ScriptedGenerator(r1_policy), retriever, config, scorer=scorer).run(examples)
+    assert t1.answer == "Cincinnati" and t1.rewards == {"em": 0.25, "cem": 0.5, "f1": 0.75, "reward": 0.75}
+    assert ("Cincinnati", ["Cincinnati"], "qa") in seen and len(seen) == 2
 
 
 def test_retrieval_is_batched_across_episodes(retriever):

@@ -11,8 +11,8 @@ from tests.agent.conftest import RecordingHook
 @pytest.mark.slow
 def test_real_model_trajectories_are_exact(real_generator, shared_data):
     from hiexp.data import corpus_path_for, load_dataset
-    from hiexp.eval.extract import extract_answer
-    from hiexp.eval.metrics import score_answer
+    from hiexp.scoring.extract import extract_answer
+    from hiexp.scoring.metrics import score_answer
     from hiexp.search import load_retriever
 
     tok = real_generator.tokenizer

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from hiexp.cli import app
 from hiexp.data import load_dataset
 from hiexp.errors import HiexpError
-from hiexp.eval.score_cli import score_predictions
+from hiexp.cli.score import score_predictions
 
 runner = CliRunner()
 

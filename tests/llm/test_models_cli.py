@@ -7,7 +7,7 @@ import typer
 from typer.testing import CliRunner
 
 from hiexp.errors import HiexpError
-from hiexp.llm.cli import register
+from hiexp.cli.llm import register
 
 
 @pytest.fixture(scope="module")

@@ -52,8 +52,8 @@ def test_empty_corpus(passages):
 
 
 def test_load_retriever_reloads_the_named_embedder(tmp_path, passages):
-    """A dense index names its embedder in meta.json; loading it asks hiexp.experience.embed for that one."""
-    embed = pytest.importorskip("hiexp.experience.embed", reason="engineer E's embedder is not in the tree yet")
+    """A dense index names its embedder in meta.json; loading it asks hiexp.search.embed for that one."""
+    embed = pytest.importorskip("hiexp.search.embed", reason="engineer E's embedder is not in the tree yet")
     embedder = embed.load_embedder("hashing-64", cache=False)
     path = DenseRetriever.build(passages, embedder).save(tmp_path / "dense")
     retriever = load_retriever(path)

@@ -42,7 +42,7 @@ class ScriptedTokenGenerator:
 @pytest.fixture
 def tiny_hek(tmp_path):
     """A three-level HEK embedded with the hashing embedder (recorded in its manifest)."""
-    from hiexp.experience.embed import load_embedder
+    from hiexp.search.embed import load_embedder
     from hiexp.experience.hek import HEK
     from hiexp.experience.schema import Entry
 

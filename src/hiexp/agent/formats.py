@@ -23,6 +23,7 @@ from typing import Any
 from hiexp.agent.config import AgentConfig
 from hiexp.errors import HiexpError
 from hiexp.io import stable_hash
+from hiexp.scoring.extract import last_boxed
 
 # A marker that no template or model output contains; used to find where a slot sits in rendered text.
 _SLOT = "\x00hiexp-slot\x00"
@@ -340,24 +341,6 @@ class ToolCallFormat(AgentFormat):
             before = before[len(self.turn_end):]
         rendered = before + content + (_SLOT if block else "") + self.tool_after + self._opener(final)
         return self._split_experience(rendered, block, experience_meta)
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (nested braces allowed), or None if it is not closed."""
-    start = text.rfind("\\boxed{")
-    if start == -1:
-        return None
-    depth, i = 1, start + len("\\boxed{")
-    begin = i
-    while i < len(text):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[begin:i]
-        i += 1
-    return None
 
 
 def make_format(config: AgentConfig, tokenizer: Any = None) -> AgentFormat:

@@ -19,12 +19,16 @@ from typing import Any
 
 from hiexp.agent.config import AgentConfig
 from hiexp.agent.formats import Action, AgentFormat, Span, make_format
-from hiexp.contracts.experience import ExperienceHook, Injection
-from hiexp.contracts.trajectory import Trajectory, Turn
 from hiexp.contracts.example import Example
-from hiexp.io import stable_hash
+from hiexp.contracts.experience import ExperienceHook, Injection
 from hiexp.contracts.generation import Generation, Generator, SamplingParams
 from hiexp.contracts.passage import Passage, Retriever, render_passages
+from hiexp.contracts.trajectory import Trajectory, Turn
+from hiexp.io import stable_hash
+from hiexp.scoring import extract_answer, score_answer
+
+# (answer or None, gold answers, task) -> {"em", "cem", "f1", ...}: how an episode's answer is scored
+Scorer = Callable[..., dict[str, float]]
 
 CHARS_PER_TOKEN = 4  # estimate for text-only backends, which report no token ids
 ANSWER_RESERVE = 16  # tokens a forced last turn needs at least for a short answer
@@ -50,6 +54,7 @@ class _Episode:
     over_budget: int = 0
     asked_to_search: bool = False
     forcing: str | None = None  # the finish reason an episode would have had, while it gives its forced answer
+    answer: str | None = None  # what the format parsed from the answering turn
     done: bool = False
 
 
@@ -57,11 +62,12 @@ class SearchAgent:
     """The search agent: a generator, a retriever, a format and an optional experience hook."""
 
     def __init__(self, generator: Generator, retriever: Retriever | None, config: AgentConfig | None = None,
-                 hook: ExperienceHook | None = None):
+                 hook: ExperienceHook | None = None, scorer: Scorer = score_answer):
         self.generator = generator
         self.retriever = retriever
         self.config = config or AgentConfig()
         self.hook = hook
+        self.scorer = scorer
         self.tokenizer = getattr(generator, "tokenizer", None)
         self.token_mode = self.tokenizer is not None
         self.format: AgentFormat = make_format(self.config, self.tokenizer)
@@ -263,6 +269,7 @@ class SearchAgent:
             action = self.format.parse(self.format.answer_start + text, finish_reason, gen.stop)
             if action.kind == "answer":
                 episode.traj.metadata["forced_answer"] = True
+                episode.answer = action.answer
                 self._end(episode, "answer")
             else:
                 self._end(episode, episode.forcing)
@@ -274,6 +281,7 @@ class SearchAgent:
                 episode.asked_to_search = True
                 self._note(episode, "answer_without_search", None)
                 return Action("malformed", error="answer_without_search")
+            episode.answer = action.answer
             self._end(episode, "answer")
             return None
         if episode.completion_tokens >= cfg.max_tokens:
@@ -362,16 +370,11 @@ class SearchAgent:
         episode.done = True
 
     def _finalise(self, episode: _Episode) -> Trajectory:
-        from hiexp.eval.extract import extract_answer
-        from hiexp.eval.metrics import score_answer
-
         traj = episode.traj
         if traj.finish == "answer":
-            last = next(t for t in reversed(traj.turns) if t.role == "policy")
-            text = (self.format.answer_start if traj.metadata.get("forced_answer") else "") + last.text
-            traj.answer = extract_answer(text, traj.format)
+            traj.answer = episode.answer
         traj.rewards = score_and_reward(traj.answer, traj.golden_answers, traj.metadata.get("task") or "qa",
-                                        self.config.reward_metric, score_answer)
+                                        self.config.reward_metric, self.scorer)
         traj.metadata["completion_tokens"] = episode.completion_tokens
         traj.metadata["injected_tokens"] = episode.injected_tokens
         traj.metadata["policy_turns"] = episode.policy_turns
@@ -383,8 +386,6 @@ class SearchAgent:
                      on_finish: Callable[[Trajectory], None] | None = None, sample: int = 0) -> list[Trajectory]:
         """One answer per question without the loop: ``rag`` (top-k passages of the question) or
         ``closed-book`` (no passages). Recorded as trajectories so that scoring and saving are shared."""
-        from hiexp.eval.extract import extract_answer
-        from hiexp.eval.metrics import score_answer
 
         if method not in ("rag", "closed-book"):
             raise ValueError(f"unknown baseline {method!r}")
@@ -426,7 +427,7 @@ class SearchAgent:
                     traj.metadata["answer_without_tag"] = traj.answer is not None
                 traj.finish = "answer" if traj.answer else "invalid"
                 traj.rewards = score_and_reward(traj.answer, traj.golden_answers, traj.metadata["task"] or "qa",
-                                                cfg.reward_metric, score_answer)
+                                                cfg.reward_metric, self.scorer)
                 traj.metadata["completion_tokens"] = traj.num_tokens
                 if on_finish is not None:
                     on_finish(traj)
@@ -451,8 +452,9 @@ def bare_answer(text: str, max_chars: int = 200) -> str | None:
     return None
 
 
-def score_and_reward(answer: str | None, golden: list[str], task: str, metric: str, score_answer) -> dict[str, float]:
-    """EM / CEM / F1 from the metrics module plus ``reward`` = the configured metric."""
-    scores = {k: float(v) for k, v in score_answer(answer, golden, task=task).items()}
+def score_and_reward(answer: str | None, golden: list[str], task: str, metric: str,
+                     scorer: Scorer = score_answer) -> dict[str, float]:
+    """The scorer's EM / CEM / F1 plus ``reward`` = the configured metric."""
+    scores = {k: float(v) for k, v in scorer(answer, golden, task=task).items()}
     scores["reward"] = scores.get(metric, 0.0)
     return scores

@@ -1,1 +1,1 @@
-"""Metrics (EM, CEM, F1), answer extraction, evaluation and comparison of runs."""
+"""Evaluation of a method on datasets (`hiexp eval`) and paired comparison of runs; the scores themselves are in `hiexp.scoring`."""

@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from hiexp.eval.metrics import normalize_answer
+from hiexp.scoring.metrics import normalize_answer
 
 LEAK_REASONS = ("gold_answer", "passage_copy", "question_name", "passage_name")
 _TOKEN = re.compile(r"[^\W_][\w.-]*[^\W_]|[^\W_]")

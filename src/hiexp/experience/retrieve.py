@@ -346,7 +346,7 @@ def load_experience_hook(
 
     ``embedder`` defaults to the embedder named in the HEK manifest, else the default embedder.
     """
-    from hiexp.experience.embed import load_embedder
+    from hiexp.search.embed import load_embedder
     from hiexp.experience.hek import HEK
 
     if ablation not in ABLATIONS:

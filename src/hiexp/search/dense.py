@@ -3,7 +3,7 @@
 Uses faiss (``IndexFlatIP``, exact) when it is installed and a numpy matrix product otherwise; both give
 the same ranking because the embeddings are L2-normalised. The embedder is anything with
 ``encode_queries`` / ``encode_passages`` returning normalised float32 rows, ``model_id`` and ``dim``
-(``hiexp.experience.embed.load_embedder`` gives the default one). An index directory holds
+(``hiexp.search.embed.load_embedder`` gives the default one). An index directory holds
 ``embeddings.npy``, the passage store and ``meta.json`` (written last), like the BM25 one.
 """
 
@@ -94,10 +94,10 @@ class DenseRetriever:
             raise HiexpError(f"{directory}: meta.json, embeddings.npy and passages disagree on the count; rebuild")
         if embedder is None:
             try:
-                from hiexp.experience.embed import load_embedder
+                from hiexp.search.embed import load_embedder
             except ImportError:
                 raise HiexpError(
-                    f"{directory}: a dense index needs an embedder, and hiexp.experience.embed is not available"
+                    f"{directory}: a dense index needs an embedder, and hiexp.search.embed is not available"
                 ) from None
             embedder = load_embedder(meta["params"]["embedder"])
         if embedder.model_id != meta["params"]["embedder"]:

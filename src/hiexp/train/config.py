@@ -301,3 +301,19 @@ def dump_config(config: TrainConfig) -> str:
     import yaml
 
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+PACKAGED_CONFIGS = Path(__file__).parent / "configs"
+
+
+def resolve_config_path(value: str | None) -> Path | None:
+    """A config file path, or the name of a config shipped with hiexp (``cpu`` -> ``configs/train_cpu.yaml``)."""
+    if value is None:
+        return None
+    path = Path(value)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    for candidate in (PACKAGED_CONFIGS / f"train_{value}.yaml", PACKAGED_CONFIGS / f"{value}.yaml"):
+        if candidate.exists():
+            return candidate
+    return path

@@ -30,7 +30,7 @@ def score_trajectory(traj: Trajectory, metric: str, task: str = "qa") -> float:
     """The outcome reward of one episode: the trajectory's own score if it has one, else scored here."""
     if metric in traj.rewards:
         return float(traj.rewards[metric])
-    from hiexp.eval.metrics import score_answer
+    from hiexp.scoring.metrics import score_answer
 
     scores = score_answer(traj.answer, traj.golden_answers, task=task)
     traj.rewards.update({k: float(v) for k, v in scores.items()})

@@ -318,7 +318,7 @@ def _load_hook(config: TrainConfig) -> Any:
 
     embedder = None
     if config.embedder:
-        from hiexp.experience.embed import load_embedder
+        from hiexp.search.embed import load_embedder
 
         embedder = load_embedder(config.embedder)
     if not Path(config.hek).exists():

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from hiexp.errors import HiexpError
-from hiexp.eval.extract import braced_content, last_boxed
+from hiexp.scoring.extract import braced_content, last_boxed
 
 TASKS = ("qa", "math")
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hiexp.errors import HiexpError
-from hiexp.experience.embed import (
+from hiexp.search.embed import (
     E5_ID,
     EmbeddingCache,
     HashingEmbedder,

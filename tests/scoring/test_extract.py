@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hiexp.errors import HiexpError
-from hiexp.eval.extract import braced_content, extract_answer
+from hiexp.scoring.extract import braced_content, extract_answer
 
 
 @pytest.mark.parametrize(

@@ -92,7 +92,7 @@ def score_predictions(
     ``missing`` lists data ids without a prediction, ``extra`` prediction ids not in the data.
     """
     from hiexp.data import load_dataset
-    from hiexp.eval.metrics import mean_scores, score_answer
+    from hiexp.scoring.metrics import mean_scores, score_answer
 
     predictions = _read_predictions(Path(predictions_path), skip_bad, dataset=str(data))
     examples = load_dataset(data, split=split, skip_bad=skip_bad)

@@ -1,4 +1,5 @@
-"""The ``hiexp`` command. Thin: each package registers its own commands; heavy imports stay inside them.
+"""The ``hiexp`` command, the top layer: one module here per group of commands, each adding its commands
+to the app with ``register(app)``; heavy imports stay inside the commands, so ``hiexp --help`` is fast.
 
 A ``HiexpError`` raised anywhere below is printed as one clear line and exits with status 2.
 """
@@ -31,16 +32,16 @@ def _root() -> None:
 
 # Modules that expose ``register(app)``; the order is the order of ``hiexp --help``.
 COMMAND_MODULES = [
-    "hiexp.demo_cli",
-    "hiexp.data.cli",
-    "hiexp.search.cli",
-    "hiexp.llm.cli",
-    "hiexp.agent.cli",
-    "hiexp.eval.cli",
-    "hiexp.eval.score_cli",
-    "hiexp.eval.compare_cli",
-    "hiexp.experience.cli",
-    "hiexp.train.cli",
+    "hiexp.cli.demo",
+    "hiexp.cli.data",
+    "hiexp.cli.search",
+    "hiexp.cli.llm",
+    "hiexp.cli.agent",
+    "hiexp.cli.eval",
+    "hiexp.cli.score",
+    "hiexp.cli.compare",
+    "hiexp.cli.experience",
+    "hiexp.cli.train",
 ]
 
 for _name in COMMAND_MODULES:
@@ -64,7 +65,3 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.secho("interrupted: finished work is saved; re-run the same command to resume", err=True)
         sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

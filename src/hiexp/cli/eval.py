@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from hiexp.agent.cli import (
+from hiexp.cli.agent import (
     BATCH_SIZE_OPTION,
     FEW_SHOT_OPTION,
     FORMAT_OPTION,
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.markdown import Markdown
 
-        from hiexp.agent.cli import load_hook, make_config
+        from hiexp.cli.agent import load_hook, make_config
         from hiexp.errors import HiexpError
         from hiexp.eval.evaluate import METHODS, render_table, run_eval
         from hiexp.llm import inference_backend, load_generator

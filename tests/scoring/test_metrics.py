@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hiexp.errors import HiexpError
-from hiexp.eval.metrics import (
+from hiexp.scoring.metrics import (
     cover_exact_match,
     exact_match,
     f1,

@@ -6,21 +6,7 @@ from pathlib import Path
 
 import typer
 
-PACKAGED_CONFIGS = Path(__file__).parent / "configs"
-
-
-def resolve_config_path(value: str | None) -> Path | None:
-    """A config file path, or the name of a config shipped with hiexp (``cpu`` -> ``configs/train_cpu.yaml``)."""
-    if value is None:
-        return None
-    path = Path(value)
-    if path.exists() or path.suffix in (".yaml", ".yml"):
-        return path
-    for candidate in (PACKAGED_CONFIGS / f"train_{value}.yaml", PACKAGED_CONFIGS / f"{value}.yaml"):
-        if candidate.exists():
-            return candidate
-    return path
-
+from hiexp.train.config import resolve_config_path
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the ``hiexp`` app."""
