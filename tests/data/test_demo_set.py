@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from hiexp.data import DEMO_DATASET, corpus_path_for, load_corpus, load_dataset
-from hiexp.data.demo_set import assign_splits, build_demo
-from hiexp.data.registry import DEMO_CORPUS_FILE, DEMO_EXAMPLES_FILE
+from hiexp.data.build_demo import build_demo
+from hiexp.data.demo_set import DEMO_CORPUS_FILE, DEMO_EXAMPLES_FILE, assign_splits
 
 
 @pytest.fixture()

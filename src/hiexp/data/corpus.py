@@ -1,19 +1,14 @@
-"""Closed-world corpora: the context paragraphs of a multi-hop dataset as a passage JSONL.
+"""Passage corpus files: reading the formats corpora come in, writing ``{"id", "title", "contents"}`` lines
+(``contents`` is the paragraph text without the title), and the paragraphs of raw items as passages.
 
-A HotpotQA / 2Wiki / MuSiQue question comes with the paragraphs it can be answered from (plus distractors).
-The union of those paragraphs over a dataset, deduplicated by (title, text), is a small corpus in which every
-question of the dataset is answerable by search. It is written once to
-``cache_dir("corpora")/<name>-<hash of the source files>.jsonl`` as ``{"id", "title", "contents"}`` lines
-(``contents`` is the paragraph text without the title) and reused while the source files are unchanged.
-
-Passage ids are content hashes of (title, text), so the same paragraph has the same id in every corpus and
-``metadata["context_ids"]`` of an example can be computed without building anything.
+Passage ids are content hashes of (title, text) (``formats.passage_id``), so the same paragraph has the same
+id in every corpus and ``metadata["context_ids"]`` of an example can be computed without building anything.
+Which corpus belongs to which dataset is ``closed_world.py``.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -22,26 +17,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from hiexp.data.formats import RawItem, _open_text, iter_jsonl_records, join_sentences
+from hiexp.data.formats import RawItem, iter_jsonl_records, join_sentences, open_text, passage_id
 from hiexp.errors import HiexpError
-from hiexp.io import atomic_write_jsonl, cache_dir, sha256_file
+from hiexp.io import atomic_write_jsonl
 from hiexp.contracts.passage import Passage
 
 # Bump when the corpus file layout or the id scheme changes, so cached corpora are rebuilt.
 CORPUS_FORMAT_VERSION = "1"
 
-# Passage collections in the shared data directory that are corpora rather than question sets.
-NAMED_CORPORA: dict[str, str] = {
-    "wiki18-sample": "corpus/wiki18_sample_1000_flashrag.jsonl",
-    "2wiki-hipporag": "corpus/hipporag_2wikimultihopqa_corpus.json",
-    "hotpotqa-train-hipporag": "train/hotpotqa_train_hipporag100_corpus.json",
-    "musique-train-hipporag": "train/musique_train_hipporag100_corpus.json",
-}
-
-
-def passage_id(title: str, text: str) -> str:
-    """A stable id for a paragraph: 12 hex digits of sha256 over title and text."""
-    return hashlib.sha256(f"{title}\n{text}".encode()).hexdigest()[:12]
 
 
 def passage_record(passage: Passage) -> dict[str, str]:
@@ -106,10 +89,10 @@ def _passage_from(record: dict[str, Any], position: int) -> Passage:
     return passage
 
 
-def _corpus_records(path: Path, skip_bad: bool):
+def corpus_records(path: Path, skip_bad: bool):
     name = path.name.lower()
     if name.endswith((".json", ".json.gz")):
-        with _open_text(path) as handle:
+        with open_text(path) as handle:
             text = handle.read()
         try:
             data = json.loads(text)
@@ -147,7 +130,7 @@ def load_corpus(path: str | Path, skip_bad: bool = False) -> list[Passage]:
         raise HiexpError(f"{path}: is a directory, expected a corpus file (JSONL of passages)")
     passages: list[Passage] = []
     first_seen: dict[str, str] = {}
-    for where, record in _corpus_records(path, skip_bad):
+    for where, record in corpus_records(path, skip_bad):
         problem = None
         passage = None
         try:
@@ -170,83 +153,6 @@ def load_corpus(path: str | Path, skip_bad: bool = False) -> list[Passage]:
     if not passages:
         raise HiexpError(f"{path}: the corpus is empty (no passages)")
     return passages
-
-
-# ------------------------------------------------------------------------------------- corpus paths
-
-
-def _cache_path(name: str, sources: list[Path]) -> Path:
-    digest = hashlib.sha256(CORPUS_FORMAT_VERSION.encode())
-    for source in sources:
-        digest.update(sha256_file(source).encode())
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return cache_dir("corpora") / f"{safe}-{digest.hexdigest()[:16]}.jsonl"
-
-
-def _is_passage_file(path: Path) -> bool:
-    """Whether a file holds passages rather than questions (looked at on its first record)."""
-    try:
-        for _, record in _corpus_records(path, skip_bad=True):
-            if not isinstance(record, dict):
-                return False
-            return ("contents" in record or "text" in record) and "question" not in record
-    except HiexpError:
-        return False
-    return False
-
-
-def corpus_path_for(name_or_path: str | Path) -> Path | None:
-    """The closed-world corpus of a dataset as a passage JSONL, built and cached on first use.
-
-    Accepts a dataset name or data file (the union of its context paragraphs; None when it has none, e.g.
-    ``nq`` or ``bamboogle``), a named corpus from ``NAMED_CORPORA``, or a passage file (normalised to
-    ``{id, title, contents}`` lines). The demo set ``hotpotqa`` uses the corpus shipped in the package.
-    """
-    from hiexp.data.paths import shared_data_dir
-    from hiexp.data.registry import REGISTRY, _looks_like_path, load_raw
-
-    key = str(name_or_path)
-    if isinstance(name_or_path, str) and key in NAMED_CORPORA:
-        source = shared_data_dir() / NAMED_CORPORA[key]
-        if not source.exists():
-            raise HiexpError(f"corpus {key!r}: {source} is missing from the shared data directory")
-        return _normalised_copy(key, source)
-    if isinstance(name_or_path, str) and not _looks_like_path(name_or_path):
-        spec = REGISTRY.get(key) or REGISTRY.get(key.lower())
-        if spec is None:
-            known = ", ".join([*REGISTRY, *NAMED_CORPORA])
-            raise HiexpError(f"unknown dataset or corpus {key!r}; known names: {known} (or give a file path)")
-        if spec.builtin:
-            from hiexp.data.demo_set import demo_corpus_path
-
-            return demo_corpus_path()
-        if not spec.has_context:
-            return None
-        sources = spec.paths()
-        name = spec.name
-    else:
-        path = Path(name_or_path).expanduser()
-        if not path.exists():
-            raise HiexpError(f"{path}: no such file")
-        if _is_passage_file(path):
-            return _normalised_copy(path.name.split(".")[0], path)
-        sources = [path]
-        name = path.name.split(".")[0]
-    target = _cache_path(name, sources)
-    if target.exists():
-        return target
-    _, _, items = load_raw(name_or_path)
-    passages = corpus_from_items(items)
-    if not passages:
-        return None
-    return write_corpus(passages, target)
-
-
-def _normalised_copy(name: str, source: Path) -> Path:
-    target = _cache_path(name, [source])
-    if not target.exists():
-        write_corpus(load_corpus(source), target)
-    return target
 
 
 def copy_gzip_to_plain(source: Path, target: Path) -> Path:

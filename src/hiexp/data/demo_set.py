@@ -1,6 +1,6 @@
 """The demo set shipped inside the package: 395 HotpotQA dev questions and their paragraphs.
 
-Built once from the two HotpotQA distractor files of the shared data (see ``build_demo``) and stored as two
+Built once from the two HotpotQA distractor files of the shared data (see ``build_demo.py``) and stored as two
 gzip JSONL files next to this module, so that ``hiexp demo`` and the tests need nothing outside the package:
 
 - ``demo/hotpotqa.jsonl.gz``: the examples (one ``Example`` per line; ``metadata["context_ids"]`` names
@@ -15,16 +15,9 @@ Splits: the 200 questions whose ``sha256("hiexp-demo-split:" + id)`` is smallest
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
-from hiexp.data.corpus import (
-    copy_gzip_to_plain,
-    corpus_from_items,
-    load_corpus,
-    write_corpus,
-    write_gzip_lines,
-)
+from hiexp.data.corpus import copy_gzip_to_plain, load_corpus
 from hiexp.data.formats import RawItem
 from hiexp.contracts.example import Example
 from hiexp.errors import HiexpError
@@ -35,9 +28,13 @@ DEMO_TEST_SIZE = 200
 DEMO_SOURCE_DATASET = "hotpotqa-dev"
 
 
-def _demo_files() -> tuple[Path, Path]:
-    from hiexp.data.registry import DEMO_CORPUS_FILE, DEMO_EXAMPLES_FILE
+DEMO_DATASET = "hotpotqa"
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_EXAMPLES_FILE = DEMO_DIR / "hotpotqa.jsonl.gz"
+DEMO_CORPUS_FILE = DEMO_DIR / "hotpotqa_corpus.jsonl.gz"
 
+
+def _demo_files() -> tuple[Path, Path]:
     return DEMO_EXAMPLES_FILE, DEMO_CORPUS_FILE
 
 
@@ -50,42 +47,6 @@ def assign_splits(ids: list[str], test_size: int = DEMO_TEST_SIZE) -> dict[str, 
     ranked = sorted(ids, key=split_key)
     test = set(ranked[:test_size])
     return {i: ("test" if i in test else "train") for i in ids}
-
-
-def build_demo_items() -> tuple[list[Example], list]:
-    """The demo examples and corpus built from the shared HotpotQA files (needs the shared data)."""
-    from hiexp.data.corpus import passage_id
-    from hiexp.data.registry import DEMO_DATASET, load_raw
-
-    _, _, items = load_raw(DEMO_SOURCE_DATASET)
-    splits = assign_splits([item.example.id for item in items])
-    examples = []
-    for item in items:
-        ex = item.example
-        meta = {
-            "dataset": DEMO_DATASET,
-            "task": "qa",
-            "split": splits[ex.id],
-            "source_split": ex.metadata.get("split", "dev"),
-        }
-        for key in ("type", "level", "supporting_titles"):
-            if key in ex.metadata:
-                meta[key] = ex.metadata[key]
-        meta["context_ids"] = [passage_id(t, x) for t, x in item.paragraphs]
-        examples.append(Example(ex.id, ex.question, list(ex.golden_answers), meta))
-    return examples, corpus_from_items(items)
-
-
-def build_demo(out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``hotpotqa.jsonl.gz`` and ``hotpotqa_corpus.jsonl.gz`` into ``out_dir`` (byte-reproducible)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    examples, passages = build_demo_items()
-    examples_path = write_gzip_lines(
-        out_dir / "hotpotqa.jsonl.gz", (json.dumps(ex.to_dict(), ensure_ascii=False) + "\n" for ex in examples)
-    )
-    corpus_path = write_corpus(passages, out_dir / "hotpotqa_corpus.jsonl.gz")
-    return examples_path, corpus_path
 
 
 def read_demo_items(skip_bad: bool = False) -> list[RawItem]:

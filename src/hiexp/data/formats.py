@@ -17,6 +17,8 @@ examples stay small; the corpus builder and ``load_dataset(with_context=True)`` 
 
 from __future__ import annotations
 
+import hashlib
+
 import ast
 import csv
 import gzip
@@ -54,7 +56,7 @@ class BadRecord(ValueError):
 # --------------------------------------------------------------------------------------------- reading
 
 
-def _open_text(path: Path):
+def open_text(path: Path):
     if path.name.endswith(".gz"):
         return gzip.open(path, "rt", encoding="utf-8")
     return path.open("r", encoding="utf-8")
@@ -74,7 +76,7 @@ def iter_jsonl_records(path: Path, skip_bad: bool = False) -> Iterator[tuple[str
 
 
 def _iter_json_file(path: Path, skip_bad: bool) -> Iterator[tuple[str, dict[str, Any]]]:
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         text = handle.read()
     try:
         data = json.loads(text)
@@ -387,3 +389,8 @@ def read_raw_items(
         items.append(item)
         position += 1
     return items
+
+
+def passage_id(title: str, text: str) -> str:
+    """A stable id for a paragraph: 12 hex digits of sha256 over title and text."""
+    return hashlib.sha256(f"{title}\n{text}".encode()).hexdigest()[:12]

@@ -11,15 +11,12 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hiexp.data.formats import RawItem, read_raw_items
+from hiexp.data.demo_set import DEMO_DATASET, DEMO_EXAMPLES_FILE, read_demo_items
+from hiexp.data.formats import RawItem, passage_id, read_raw_items
 from hiexp.data.paths import find_shared_data_dir, shared_data_dir
 from hiexp.contracts.example import Example
 from hiexp.errors import HiexpError
 
-DEMO_DATASET = "hotpotqa"
-DEMO_DIR = Path(__file__).resolve().parent / "demo"
-DEMO_EXAMPLES_FILE = DEMO_DIR / "hotpotqa.jsonl.gz"
-DEMO_CORPUS_FILE = DEMO_DIR / "hotpotqa_corpus.jsonl.gz"
 
 
 @dataclass(frozen=True)
@@ -194,7 +191,7 @@ def get_spec(name: str) -> DatasetSpec:
     return spec
 
 
-def _looks_like_path(name_or_path: str | Path) -> bool:
+def looks_like_path(name_or_path: str | Path) -> bool:
     if isinstance(name_or_path, Path):
         return True
     text = str(name_or_path)
@@ -229,7 +226,7 @@ def _dataset_name_for_path(path: Path) -> str:
 
 def load_raw(name_or_path: str | Path, skip_bad: bool = False) -> tuple[str, DatasetSpec | None, list[RawItem]]:
     """``(dataset name, spec or None, items with paragraphs)`` for a name or a path, before any filtering."""
-    if isinstance(name_or_path, str) and not _looks_like_path(name_or_path):
+    if isinstance(name_or_path, str) and not looks_like_path(name_or_path):
         spec = get_spec(name_or_path)
         paths = spec.paths()
         name = spec.name
@@ -241,8 +238,6 @@ def load_raw(name_or_path: str | Path, skip_bad: bool = False) -> tuple[str, Dat
         paths = [path]
         name = spec.name if spec else _dataset_name_for_path(path)
     if spec is not None and spec.builtin:
-        from hiexp.data.demo_set import read_demo_items
-
         return name, spec, read_demo_items(skip_bad=skip_bad)
     task = spec.task if spec else None
     split = spec.split if spec else None
@@ -307,8 +302,6 @@ def load_dataset(
             (off by default to keep examples light; ``metadata["context_ids"]`` is always there for
             datasets with context).
     """
-    from hiexp.data.corpus import passage_id
-
     name, spec, items = load_raw(name_or_path, skip_bad=skip_bad)
     items = select(filter_split(name, spec, items, split), n, seed)
     examples = []

@@ -22,7 +22,14 @@ import numpy as np
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_directory, atomic_write_json, stable_hash
 from hiexp.contracts.passage import Passage, check_queries
-from hiexp.search.corpus import OFFSETS_FILE, PASSAGES_FILE, PassageStore, passage_line, write_passage_store
+from hiexp.search.corpus import (
+    OFFSETS_FILE,
+    PASSAGES_FILE,
+    PassageList,
+    PassageStore,
+    corpus_sha256,
+    write_passage_store,
+)
 from hiexp.search.tokenize import Tokenizer, TokenizerConfig
 
 META_FILE = "meta.json"
@@ -59,23 +66,6 @@ class BM25Config:
         data = dict(data)
         tokenizer = TokenizerConfig(**data.pop("tokenizer", {}))
         return cls(tokenizer=tokenizer, **data)
-
-
-class _ListStore:
-    """The in-memory twin of ``PassageStore`` for an index that was just built."""
-
-    def __init__(self, passages: list[Passage]):
-        self._passages = passages
-
-    def __len__(self) -> int:
-        return len(self._passages)
-
-    def get(self, position: int, score: float = 0.0) -> Passage:
-        p = self._passages[position]
-        return Passage(id=p.id, title=p.title, text=p.text, score=score)
-
-    def __iter__(self):
-        return iter(self._passages)
 
 
 class BM25Retriever:
@@ -146,9 +136,9 @@ class BM25Retriever:
         with status_spinner(show_progress and len(passages) >= PROGRESS_MIN_PASSAGES, "scoring passages"):
             model.index(Tokenized(ids=docs, vocab=stem_ids), show_progress=False)
 
-        corpus_sha = _corpus_sha256(passages)
+        corpus_sha = corpus_sha256(passages)
         meta = _make_meta(config, corpus_sha, len(passages))
-        return cls(model, _ListStore(passages), meta, path=None)
+        return cls(model, PassageList(passages), meta, path=None)
 
     def save(self, directory: str | Path) -> Path:
         """Write the index to ``directory`` atomically (an existing index there is replaced whole)."""
@@ -308,16 +298,6 @@ def _make_meta(config: BM25Config, corpus_sha: str, count: int) -> dict[str, Any
         "hiexp_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def _corpus_sha256(passages: list[Passage]) -> str:
-    """sha256 of the stored form of the passages (equal to the sha256 of the saved ``passages.jsonl``)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for passage in passages:
-        digest.update(passage_line(passage))
-    return digest.hexdigest()
 
 
 def _warn_duplicate_ids(passages: list[Passage]) -> None:

@@ -80,3 +80,28 @@ class PassageStore:
     def __iter__(self):
         for position in range(len(self)):
             yield self.get(position)
+
+
+class PassageList:
+    """The in-memory twin of ``PassageStore`` for an index that was just built."""
+
+    def __init__(self, passages: list[Passage]):
+        self._passages = passages
+
+    def __len__(self) -> int:
+        return len(self._passages)
+
+    def get(self, position: int, score: float = 0.0) -> Passage:
+        p = self._passages[position]
+        return Passage(id=p.id, title=p.title, text=p.text, score=score)
+
+    def __iter__(self):
+        return iter(self._passages)
+
+
+def corpus_sha256(passages: list[Passage]) -> str:
+    """sha256 of the stored form of the passages (equal to the sha256 of the saved ``passages.jsonl``)."""
+    digest = hashlib.sha256()
+    for passage in passages:
+        digest.update(passage_line(passage))
+    return digest.hexdigest()

@@ -19,7 +19,8 @@ import numpy as np
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_directory, atomic_write_json, stable_hash
 from hiexp.contracts.passage import Passage, check_queries
-from hiexp.search.bm25 import _corpus_sha256, _ListStore, check_replaceable, read_index_meta
+from hiexp.search.bm25 import check_replaceable, read_index_meta
+from hiexp.search.corpus import PassageList, corpus_sha256
 from hiexp.search.corpus import OFFSETS_FILE, PASSAGES_FILE, PassageStore, write_passage_store
 
 INDEX_KIND = "dense"
@@ -58,7 +59,7 @@ class DenseRetriever:
                 chunks.append(np.asarray(embedder.encode_passages([passage_text(p) for p in batch]), dtype=np.float32))
                 bar.update(task, advance=len(batch))
         embeddings = np.ascontiguousarray(np.concatenate(chunks, axis=0))
-        corpus_sha = _corpus_sha256(passages)
+        corpus_sha = corpus_sha256(passages)
         meta = {
             "kind": INDEX_KIND,
             "schema_version": 1,
@@ -68,7 +69,7 @@ class DenseRetriever:
             "params": {"embedder": embedder.model_id, "dim": int(embeddings.shape[1])},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        return cls(embeddings, _ListStore(passages), embedder, meta)
+        return cls(embeddings, PassageList(passages), embedder, meta)
 
     def save(self, directory: str | Path) -> Path:
         """Write the index atomically."""

@@ -1,0 +1,45 @@
+"""Rebuild the shipped demo set (``demo_set.py``) byte for byte from the HotpotQA files of the shared data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hiexp.contracts.example import Example
+from hiexp.data.corpus import corpus_from_items, write_corpus, write_gzip_lines
+from hiexp.data.demo_set import DEMO_DATASET, DEMO_SOURCE_DATASET, assign_splits
+from hiexp.data.formats import passage_id
+from hiexp.data.registry import load_raw
+
+
+def build_demo_items() -> tuple[list[Example], list]:
+    """The demo examples and corpus built from the shared HotpotQA files (needs the shared data)."""
+    _, _, items = load_raw(DEMO_SOURCE_DATASET)
+    splits = assign_splits([item.example.id for item in items])
+    examples = []
+    for item in items:
+        ex = item.example
+        meta = {
+            "dataset": DEMO_DATASET,
+            "task": "qa",
+            "split": splits[ex.id],
+            "source_split": ex.metadata.get("split", "dev"),
+        }
+        for key in ("type", "level", "supporting_titles"):
+            if key in ex.metadata:
+                meta[key] = ex.metadata[key]
+        meta["context_ids"] = [passage_id(t, x) for t, x in item.paragraphs]
+        examples.append(Example(ex.id, ex.question, list(ex.golden_answers), meta))
+    return examples, corpus_from_items(items)
+
+
+def build_demo(out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``hotpotqa.jsonl.gz`` and ``hotpotqa_corpus.jsonl.gz`` into ``out_dir`` (byte-reproducible)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    examples, passages = build_demo_items()
+    examples_path = write_gzip_lines(
+        out_dir / "hotpotqa.jsonl.gz", (json.dumps(ex.to_dict(), ensure_ascii=False) + "\n" for ex in examples)
+    )
+    corpus_path = write_corpus(passages, out_dir / "hotpotqa_corpus.jsonl.gz")
+    return examples_path, corpus_path
