@@ -49,8 +49,7 @@ def main() -> None:
     from hiexp.agent.config import AgentConfig
     from hiexp.data import load_dataset
     from hiexp.eval.evaluate import run_eval
-    from hiexp.experience.retrieve import load_experience_hook
-    from hiexp.llm import inference_backend, load_generator
+    from hiexp.components import make_experience_hook, make_generator
 
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = [a for a in arms if a not in ARMS]
@@ -68,14 +67,14 @@ def main() -> None:
         examples = [e for e in examples if str(e.id) not in seen]
     if args.n is not None:
         examples = examples[: args.n]
-    generator = load_generator(args.model, backend=inference_backend(args.model, "auto"))
+    generator = make_generator(args.model)
     config = AgentConfig(temperature=0.0, seed=args.seed)
     hooks: dict = {}
     for arm in arms:
         ablation = _ARM_METHOD[arm][1]
         if ablation is not None:  # the embedder is loaded once and shared by the ablations
             shared = next(iter(hooks.values())).embedder if hooks else None
-            hooks[arm] = load_experience_hook(args.hek, embedder=shared, ablation=ablation)
+            hooks[arm] = make_experience_hook(args.hek, embedder=shared, ablation=ablation)
     timing_path = out / "seconds.json"
     seconds: dict[str, float] = json.loads(timing_path.read_text()) if timing_path.exists() else {}
 

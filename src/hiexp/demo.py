@@ -176,11 +176,10 @@ class _Pipeline:
         return self._reflector
 
     def _load(self, role: str, model: str, backend: str):
-        from hiexp.llm import load_generator
+        from hiexp.components import make_generator
 
-        backend = inference_backend(model, backend)
-        self.echo(f"loading {role} {model} ({backend} backend) ...")
-        return load_generator(model, backend=backend)
+        self.echo(f"loading {role} {model} ({inference_backend(model, backend)} backend) ...")
+        return make_generator(model, backend)
 
     @property
     def embedder(self):
@@ -193,13 +192,9 @@ class _Pipeline:
     @property
     def retriever(self):
         if self._retriever is None:
-            from hiexp.data import corpus_path_for
-            from hiexp.search import load_retriever
+            from hiexp.components import make_retriever
 
-            corpus = corpus_path_for(self.config.dataset)
-            if corpus is None:
-                raise HiexpError(f"dataset {self.config.dataset!r} carries no context paragraphs to search over")
-            self._retriever = load_retriever(corpus)
+            self._retriever = make_retriever(dataset=self.config.dataset)
         return self._retriever
 
     def agent_config(self, temperature: float, top_p: float = 1.0):
@@ -401,13 +396,11 @@ def run_demo(
         def evaluate(arm_dir: Path = arm_dir, ablation: str | None = ablation) -> str:
             hook = None
             if ablation is not None:
-                from hiexp.experience.hek import HEK
-                from hiexp.experience.retrieve import ABLATIONS, ExperienceRetriever
+                from hiexp.components import make_experience_hook
 
-                hook = ExperienceRetriever(
-                    HEK.load(eval_hek), pipe.embedder, top_k=config.experience_top_k,
-                    threshold=config.experience_threshold, **ABLATIONS[ablation],
-                )
+                hook = make_experience_hook(eval_hek, top_k=config.experience_top_k,
+                                            threshold=config.experience_threshold, ablation=ablation,
+                                            embedder=pipe.embedder)
             metrics = _run_eval(pipe, arm_dir, hook)
             return _describe_metrics(metrics)
 

@@ -10,15 +10,6 @@ import typer
 from hiexp.agent.config import AgentConfig
 
 
-def load_hook(hek: str | None, top_k: int = 5, threshold: float = 0.8, ablation: str = "full") -> Any:
-    """The experience hook of ``--hek DIR`` (None without it); imported lazily (embeddings are heavy)."""
-    if not hek:
-        return None
-    from hiexp.experience.retrieve import load_experience_hook
-
-    return load_experience_hook(hek, top_k=top_k, threshold=threshold, ablation=ablation)
-
-
 def make_config(**options: Any) -> Any:
     """An ``AgentConfig`` from CLI options, leaving out those not given."""
     from hiexp.agent.config import AgentConfig
@@ -65,21 +56,20 @@ def register(app: typer.Typer) -> None:
         batch_size: int = BATCH_SIZE_OPTION,
     ) -> None:
         """Sample K trajectories per question, score them, append each to --out as it finishes (resumable)."""
+        from rich.console import Console
+
         from hiexp.agent.loop import SearchAgent
         from hiexp.agent.rollout import run_rollouts
+        from hiexp.components import make_experience_hook, make_generator, make_retriever
         from hiexp.data import load_dataset
-        from hiexp.eval.evaluate import _retriever_for
-        from hiexp.llm import inference_backend, load_generator
-        from rich.console import Console
-        from hiexp.search import load_retriever
 
         config = make_config(format=fmt, temperature=temperature, top_p=top_p, top_k=top_k, max_turns=max_turns,
                              max_tokens=max_tokens, max_new_tokens=max_new_tokens, seed=seed, few_shot=few_shot,
                              batch_size=batch_size)
         examples = load_dataset(data, split=None if split == "all" else split, n=n, seed=seed)
-        retriever = load_retriever(index) if index else _retriever_for(data, {})
-        hook = load_hook(hek)
-        generator = load_generator(model, backend=inference_backend(model, backend))
+        retriever = make_retriever(index, dataset=data)
+        hook = make_experience_hook(hek)
+        generator = make_generator(model, backend)
         agent = SearchAgent(generator, retriever, config, hook)
         summary = run_rollouts(examples, agent, k, out, seed=seed)
         Console().print(f"{summary.written} new trajectories, {summary.existing} already there, "

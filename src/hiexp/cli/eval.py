@@ -50,11 +50,10 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.markdown import Markdown
 
-        from hiexp.cli.agent import load_hook, make_config
+        from hiexp.cli.agent import make_config
+        from hiexp.components import make_experience_hook, make_generator, make_retriever
         from hiexp.errors import HiexpError
         from hiexp.eval.evaluate import METHODS, render_table, run_eval
-        from hiexp.llm import inference_backend, load_generator
-        from hiexp.search import load_retriever
 
         console = Console()  # results go to stdout; progress bars to stderr
         if method not in METHODS:
@@ -63,9 +62,9 @@ def register(app: typer.Typer) -> None:
         config = make_config(format=fmt, temperature=temperature, top_k=top_k, max_turns=max_turns,
                              max_tokens=max_tokens, max_new_tokens=max_new_tokens, seed=seed, few_shot=few_shot,
                              batch_size=batch_size)
-        retriever = load_retriever(index) if (index and method != "closed-book") else None
-        hook = load_hook(hek, experience_top_k, threshold, ablation) if method == "agent" else None
-        generator = load_generator(model, backend=inference_backend(model, backend))
+        retriever = make_retriever(index) if (index and method != "closed-book") else None
+        hook = make_experience_hook(hek, experience_top_k, threshold, ablation) if method == "agent" else None
+        generator = make_generator(model, backend)
         start = time.perf_counter()
         metrics = run_eval(names, generator, retriever, method, out, hook=hook, n=n, config=config,
                            split=None if split == "all" else split, seed=seed, index=index)

@@ -11,11 +11,11 @@ import typer
 
 def _load_model(spec: str, what: str, backend: str = "auto"):
     """A generator for the reflector or summariser: a preset, a local dir/.gguf, a hub id, or a URL."""
-    from hiexp.llm import inference_backend, load_generator
+    from hiexp.components import make_generator
     from hiexp.progress import console
 
     with console.status(f"loading {what} {spec}"):
-        return load_generator(spec, backend=inference_backend(spec, backend))
+        return make_generator(spec, backend)
 
 
 def _floats(text: str, name: str) -> list[float]:

@@ -54,9 +54,10 @@ def generate(
     seed: Annotated[int, typer.Option(help="Random seed for sampling.")] = 0,
 ) -> None:
     """Generate one reply, to check that a model loads and answers."""
-    from hiexp.llm import SamplingParams, inference_backend, load_generator
+    from hiexp.components import make_generator
+    from hiexp.llm import SamplingParams
 
-    generator = load_generator(model, backend=inference_backend(model, backend))
+    generator = make_generator(model, backend)
     params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     reply = generator.chat([{"role": "user", "content": prompt}], params)  # type: ignore[attr-defined]
     typer.echo(reply.text)

@@ -17,6 +17,7 @@ from hiexp.agent.config import AgentConfig
 from hiexp.contracts.experience import ExperienceHook
 from hiexp.agent.loop import SearchAgent
 from hiexp.agent.rollout import read_trajectories, run_rollouts
+from hiexp.components import make_retriever
 from hiexp.contracts.example import Example
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
@@ -33,19 +34,6 @@ def dataset_slug(name: str) -> str:
     """A file-name-safe name for a dataset name or path."""
     stem = Path(name).stem if ("/" in name or "\\" in name) else name
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem) or "dataset"
-
-
-def _retriever_for(name: str, cache: dict[str, Any]) -> Any:
-    from hiexp.data import corpus_path_for
-    from hiexp.search import load_retriever
-
-    path = corpus_path_for(name)
-    if path is None:
-        raise HiexpError(f"dataset {name!r} has no context paragraphs to search; give a retriever with --index")
-    key = str(path)
-    if key not in cache:
-        cache[key] = load_retriever(key)
-    return cache[key]
 
 
 def summarise(trajectories: list[Any]) -> dict[str, Any]:
@@ -115,7 +103,7 @@ def run_eval(datasets: list[str] | dict[str, list[Example]], generator: Any, ret
         datasets: dataset names (or paths) for ``hiexp.data.load_dataset``, or ``{name: examples}``.
         generator: the model (``hiexp.llm.load_generator``).
         retriever: one retriever for every dataset, or None to search each dataset's own closed-world
-            corpus (``corpus_path_for`` + ``load_retriever``, cached). Unused by ``closed-book``.
+            corpus (``hiexp.components.make_retriever``, cached). Unused by ``closed-book``.
         method: ``agent`` (the search loop), ``rag`` (top-k passages of the question, one answer) or
             ``closed-book`` (no search).
         out_dir: the run directory (re-running with the same settings resumes).
@@ -147,14 +135,13 @@ def run_eval(datasets: list[str] | dict[str, list[Example]], generator: Any, ret
 
     fmt = make_format(config, getattr(generator, "tokenizer", None))
     retrievers: dict[str, Any] = {}
-    cache: dict[str, Any] = {}
     for name in loaded:
         if method == "closed-book":
             retrievers[name] = None
         elif retriever is not None:
             retrievers[name] = retriever
         else:
-            retrievers[name] = _retriever_for(name, cache)
+            retrievers[name] = make_retriever(dataset=name)
     hek_version = getattr(hook, "version", None) if (hook is not None and method == "agent") else None
     manifest = {
         "method": method,

@@ -299,34 +299,18 @@ def _load_examples(config: TrainConfig) -> list[Any]:
 
 
 def _load_retriever(config: TrainConfig) -> Any:
-    from hiexp.search import load_retriever
+    from hiexp.components import make_retriever
 
-    spec = config.index
-    if spec is None:
-        from hiexp.data import corpus_path_for
-
-        spec = corpus_path_for(config.dataset)
-        if spec is None:
-            raise HiexpError(f"dataset {config.dataset!r} has no corpus of its own: set `index` in the config")
-    return load_retriever(str(spec))
+    return make_retriever(config.index, dataset=config.dataset)
 
 
 def _load_hook(config: TrainConfig) -> Any:
     if not config.use_hek:
         return None
-    from hiexp.experience.retrieve import load_experience_hook
+    from hiexp.components import make_experience_hook
 
-    embedder = None
-    if config.embedder:
-        from hiexp.search.embed import load_embedder
-
-        embedder = load_embedder(config.embedder)
-    if not Path(config.hek).exists():
-        raise HiexpError(f"hek: {config.hek}: no such HEK directory (build one with `hiexp build`, or use none)")
-    return load_experience_hook(
-        config.hek, embedder=embedder, top_k=config.hek_top_k, threshold=config.hek_threshold,
-        exclude_own_question=config.hek_exclude_own_question,
-    )
+    return make_experience_hook(config.hek, top_k=config.hek_top_k, threshold=config.hek_threshold,
+                                embedder=config.embedder or None, exclude_own_question=config.hek_exclude_own_question)
 
 
 def agent_config(config: TrainConfig) -> Any:
