@@ -1,4 +1,4 @@
-"""Trajectory records in the DESIGN.md schema, for distillation and HEK tests."""
+"""Trajectory records in the trajectory schema (hiexp.contracts.trajectory), for distillation and HEK tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The trajectory record (DESIGN.md): one JSONL line per (question, sample), with exact token ids.
+"""The trajectory record: one JSONL line per (question, sample), with exact token ids.
 
 ``turns`` alternate between what the policy generated (``role="policy"``, trainable) and what was injected
 (``role="tool"`` for search results and format corrections, ``role="experience"`` for HEK text), so the

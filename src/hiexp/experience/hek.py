@@ -1,4 +1,4 @@
-"""The HEK artefact: a directory with a manifest, the entries and their title embeddings (DESIGN.md).
+"""The HEK artefact: a directory with a manifest, the entries and their title embeddings (docs/experience.md).
 
 ```
 hek/

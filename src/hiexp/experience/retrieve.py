@@ -1,6 +1,6 @@
 """Experience-guided search: the ``ExperienceHook`` that feeds a HEK into the agent loop.
 
-Two moments in an episode receive experience (DESIGN.md, "experience injection"):
+Two moments in an episode receive experience:
 
 * at the start, the question is embedded and the ``top_k`` closest E2/E3 entries (the general lessons) go
   into the system prompt;

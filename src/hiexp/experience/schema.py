@@ -22,7 +22,7 @@ Level = Literal["E1", "E2", "E3"]
 
 
 class Entry(BaseModel):
-    """One experience entry (DESIGN.md, ``entries.jsonl``).
+    """One experience entry (a line of a HEK's ``entries.jsonl``).
 
     ``children`` lists the ids of the lower-level entries an E2/E3 entry summarises (empty for E1).
     ``sources`` says where an entry came from: for E1 the question id and trajectory ids it was distilled
