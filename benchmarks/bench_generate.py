@@ -38,8 +38,8 @@ def main() -> None:
 
     import torch
 
-    from hiexp.llm import load_generator
     from hiexp.contracts.generation import SamplingParams
+    from hiexp.llm import load_generator
     from hiexp.llm.hf import TransformersGenerator
 
     loaded = load_generator(args.model)

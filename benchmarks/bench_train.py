@@ -123,12 +123,12 @@ def main() -> None:
     from transformers import TrainerCallback
 
     from hiexp.contracts.example import Example
-    from hiexp.llm import load_generator
     from hiexp.contracts.passage import Passage
+    from hiexp.llm import load_generator
     from hiexp.search.bm25 import BM25Retriever
     from hiexp.train.config import TrainConfig
+    from hiexp.train.runner import TrainComponents, run_training
     from hiexp.train.telemetry import read_metrics
-    from hiexp.train.trainer import TrainComponents, run_training
 
     passages = [Passage(id=f"p{i}", title=f"Place {i}", text=f"City {i} is the capital of country {i % 17}.")
                 for i in range(500)]
@@ -147,8 +147,8 @@ def main() -> None:
         def on_step_end(self, *a, **k):
             self.times.append(time.perf_counter() - self.start)
 
-    from hiexp.search.embed import load_embedder
     from hiexp.experience.retrieve import load_experience_hook
+    from hiexp.search.embed import load_embedder
 
     embedder = load_embedder(args.embedder)
     hek_dir = build_hek(work / "hek", embedder, args.hek_size)

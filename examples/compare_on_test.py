@@ -47,9 +47,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from hiexp.agent.config import AgentConfig
+    from hiexp.components import make_experience_hook, make_generator
     from hiexp.data import load_dataset
     from hiexp.eval.evaluate import run_eval
-    from hiexp.components import make_experience_hook, make_generator
 
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = [a for a in arms if a not in ARMS]

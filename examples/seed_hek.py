@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import sys
 
-from hiexp.search.embed import load_embedder
 from hiexp.experience.hek import HEK
 from hiexp.experience.schema import Entry
+from hiexp.search.embed import load_embedder
 
 SEED = {"author": "hand-written seed (examples/seed_hek.py)"}
 

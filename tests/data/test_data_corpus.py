@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from hiexp.contracts.passage import Passage
 from hiexp.data import corpus_path_for, load_corpus, load_dataset, passage_id
 from hiexp.data.corpus import write_corpus
 from hiexp.errors import HiexpError
 from hiexp.io import iter_jsonl
-from hiexp.contracts.passage import Passage
 
 
 @pytest.fixture()

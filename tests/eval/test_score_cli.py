@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from hiexp.cli import app
+from hiexp.cli.score import score_predictions
 from hiexp.data import load_dataset
 from hiexp.errors import HiexpError
-from hiexp.cli.score import score_predictions
 
 runner = CliRunner()
 

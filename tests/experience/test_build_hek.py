@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 
 from hiexp.errors import HiexpError
 from hiexp.experience.build import BuildConfig, build_hek
-from hiexp.search.embed import load_embedder
 from hiexp.experience.hek import HEK
 from hiexp.experience.schema import Entry
 from hiexp.experience.summarize import SummarizeConfig
+from hiexp.search.embed import load_embedder
 from tests.fakes import ScriptedGenerator
 
 THEMES = {

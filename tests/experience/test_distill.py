@@ -7,11 +7,11 @@ import re
 
 import pytest
 from experience_fixtures import make_trajectory, write_trajectories
-from tests.fakes import ScriptedGenerator
 
 from hiexp.errors import HiexpError
 from hiexp.experience.distill import DistillConfig, build_prompt, distill, group_trajectories, load_trajectories
 from hiexp.io import read_jsonl
+from tests.fakes import ScriptedGenerator
 
 
 def entry_json(title="Quote the full name in the query", n=1):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 from experience_fixtures import make_trajectory, write_trajectories
-from tests.fakes import ScriptedGenerator
 
 from hiexp.experience.distill import DistillConfig, distill
 from hiexp.experience.leaks import LeakFilter
 from hiexp.io import read_jsonl
+from tests.fakes import ScriptedGenerator
 
 PASSAGE = ("Steven Allan Spielberg was born on December 18, 1946, in Cincinnati, Ohio, and grew up in Phoenix "
            "before he moved to California.")

@@ -298,9 +298,9 @@ def test_eval_without_hek_prompts_are_byte_identical_to_the_plain_agent(hek, age
 def test_load_experience_hook_from_a_built_hek(tmp_path):
     """The path of ``hiexp eval --hek DIR``: a HEK directory in, a retriever with the HEK's embedder out."""
     from hiexp.experience.build import build_hek
-    from hiexp.search.embed import load_embedder
     from hiexp.experience.retrieve import load_experience_hook
     from hiexp.experience.schema import Entry
+    from hiexp.search.embed import load_embedder
     from tests.fakes import ScriptedGenerator
 
     titles = ["find the director first", "director of the film", "compare the birth dates", "compare two ages"]

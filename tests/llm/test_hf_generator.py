@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hiexp.errors import HiexpError
 from hiexp.contracts.generation import SamplingParams
+from hiexp.errors import HiexpError
 from hiexp.llm.hf import TransformersGenerator
 
 

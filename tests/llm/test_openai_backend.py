@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from hiexp.contracts.generation import SamplingParams
 from hiexp.errors import HiexpError
 from hiexp.llm import load_generator
-from hiexp.contracts.generation import SamplingParams
 from hiexp.llm.openai_http import OpenAIGenerator
 
 SECRET = "sk-test-0123456789-secret"

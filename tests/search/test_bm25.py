@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from hiexp.errors import HiexpError
 from hiexp.contracts.passage import Passage, render_passages
+from hiexp.errors import HiexpError
 from hiexp.search.bm25 import BM25Config, BM25Retriever
 from hiexp.search.tokenize import TokenizerConfig
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hiexp.contracts.trajectory import Trajectory, Turn
 from hiexp.contracts.example import Example
 from hiexp.contracts.generation import SamplingParams
+from hiexp.contracts.trajectory import Trajectory, Turn
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -140,7 +140,7 @@ def tiny_parts(tiny_tokenizer, make_tiny_model):
 
     def make(reward=None, shuffle=False, n_examples=4, hook=None, callbacks=()):
         from hiexp.llm.hf import TransformersGenerator
-        from hiexp.train.trainer import TrainComponents
+        from hiexp.train.runner import TrainComponents
 
         model = make_tiny_model()
         generator = TransformersGenerator(model, tiny_tokenizer, model_id="tiny")

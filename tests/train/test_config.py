@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from hiexp.errors import HiexpError
-from hiexp.train.config import PACKAGED_CONFIGS, resolve_config_path
-from hiexp.train.config import TrainConfig, dump_config, load_config
+from hiexp.train.config import PACKAGED_CONFIGS, TrainConfig, dump_config, load_config, resolve_config_path
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from hiexp.contracts.generation import Generation
 from hiexp.contracts.trajectory import Trajectory
 from hiexp.io import read_jsonl
-from hiexp.contracts.generation import Generation
 
 from .conftest import make_examples, tiny_config
 
@@ -42,9 +42,9 @@ class ScriptedTokenGenerator:
 @pytest.fixture
 def tiny_hek(tmp_path):
     """A three-level HEK embedded with the hashing embedder (recorded in its manifest)."""
-    from hiexp.search.embed import load_embedder
     from hiexp.experience.hek import HEK
     from hiexp.experience.schema import Entry
+    from hiexp.search.embed import load_embedder
 
     entries = [
         Entry(id="e1-0", level="E1", title="capital of France", description="Name the country in the query."),
@@ -63,7 +63,7 @@ def tiny_hek(tmp_path):
 def test_hiexp_grpo_step_with_agent_bm25_and_hek(tmp_path, tiny_tokenizer, make_tiny_model, tiny_hek):
     from hiexp.contracts.passage import Passage
     from hiexp.search.bm25 import BM25Retriever
-    from hiexp.train.trainer import TrainComponents, run_training
+    from hiexp.train.runner import TrainComponents, run_training
 
     passages = [
         Passage(id="p1", title="France", text="Paris is the capital of France."),

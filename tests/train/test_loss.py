@@ -15,7 +15,7 @@ pytest.importorskip("trl")
 
 
 def _trainer(tmp_path, tiny_parts, **overrides):
-    from hiexp.train.trainer import build_trainer
+    from hiexp.train.runner import build_trainer
 
     parts = tiny_parts(**{k: overrides.pop(k) for k in ("reward", "shuffle") if k in overrides})
     trainer = build_trainer(tiny_config(tmp_path, **overrides), parts)

@@ -52,7 +52,7 @@ def test_two_steps_with_the_embedded_model_change_the_adapter(tmp_path):
     from hiexp.llm import load_generator
     from hiexp.search import load_retriever
     from hiexp.train.config import TrainConfig
-    from hiexp.train.trainer import TrainComponents, agent_config, run_training
+    from hiexp.train.runner import TrainComponents, agent_config, run_training
 
     config = TrainConfig(
         model="qwen2.5-coder-0.5b", dataset="hotpotqa", split="train", n=1, group_size=2, batch_size=1, steps=2,

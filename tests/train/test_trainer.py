@@ -11,7 +11,8 @@ import torch
 
 from hiexp.errors import HiexpError
 from hiexp.io import read_jsonl
-from hiexp.train.trainer import STATE_FILE, latest_checkpoint, run_training
+from hiexp.train.checkpoints import STATE_FILE, latest_checkpoint
+from hiexp.train.runner import run_training
 
 from .conftest import tiny_config
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hiexp.agent.loop import SearchAgent
-from hiexp.contracts.trajectory import Trajectory
 from hiexp.contracts.example import Example
+from hiexp.contracts.trajectory import Trajectory
 from hiexp.errors import HiexpError
 from hiexp.io import append_jsonl, iter_jsonl
 

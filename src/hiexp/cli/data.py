@@ -53,10 +53,9 @@ def show_command(
     from rich.console import Console
     from rich.table import Table
 
+    from hiexp.cli.score import warnings_to_stderr
     from hiexp.data.corpus import corpus_from_items
     from hiexp.data.registry import filter_split, load_raw, select
-
-    from hiexp.cli.score import warnings_to_stderr
 
     with warnings_to_stderr():
         dataset, spec, items = load_raw(name, skip_bad=skip_bad)

@@ -100,10 +100,10 @@ def build_command(
     """Cluster E1 entries (Ward) and summarise clusters into E2 and E3: write the HEK directory."""
     from hiexp.errors import HiexpError
     from hiexp.experience.build import BuildConfig, build_hek, read_e1
-    from hiexp.search.embed import load_embedder
     from hiexp.experience.show import tree
     from hiexp.experience.summarize import SummarizeConfig
     from hiexp.progress import console
+    from hiexp.search.embed import load_embedder
 
     levels = _floats(thresholds, "thresholds")
     counts = None

@@ -8,6 +8,7 @@ import typer
 
 from hiexp.train.config import resolve_config_path
 
+
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the ``hiexp`` app."""
 
@@ -45,7 +46,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(dump_config(cfg), nl=False)
             return
         from hiexp.progress import console
-        from hiexp.train.trainer import run_training
+        from hiexp.train.runner import run_training
 
         if not resume and checkpoint is None and Path(cfg.output_dir).joinpath("metrics.jsonl").exists():
             console.print(f"[yellow]--no-resume: starting over in {cfg.output_dir} (old metrics are replaced)[/]")

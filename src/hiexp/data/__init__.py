@@ -6,12 +6,12 @@ cached on first use); ``load_corpus(path)`` reads any passage file. ``DEMO_DATAS
 the package.
 """
 
+from hiexp.contracts.example import Example
 from hiexp.data.closed_world import NAMED_CORPORA, corpus_path_for
 from hiexp.data.corpus import load_corpus
 from hiexp.data.formats import passage_id
 from hiexp.data.paths import find_shared_data_dir, shared_data_dir
 from hiexp.data.registry import DEMO_DATASET, REGISTRY, DatasetSpec, get_spec, list_datasets, load_dataset
-from hiexp.contracts.example import Example
 
 __all__ = [
     "DEMO_DATASET",

@@ -17,10 +17,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from hiexp.contracts.passage import Passage
 from hiexp.data.formats import RawItem, iter_jsonl_records, join_sentences, open_text, passage_id
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_write_jsonl
-from hiexp.contracts.passage import Passage
 
 # Bump when the corpus file layout or the id scheme changes, so cached corpora are rebuilt.
 CORPUS_FORMAT_VERSION = "1"

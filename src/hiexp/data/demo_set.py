@@ -17,9 +17,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from hiexp.contracts.example import Example
 from hiexp.data.corpus import copy_gzip_to_plain, load_corpus
 from hiexp.data.formats import RawItem
-from hiexp.contracts.example import Example
 from hiexp.errors import HiexpError
 from hiexp.io import cache_dir, sha256_file
 

@@ -17,11 +17,10 @@ examples stay small; the corpus builder and ``load_dataset(with_context=True)`` 
 
 from __future__ import annotations
 
-import hashlib
-
 import ast
 import csv
 import gzip
+import hashlib
 import json
 import warnings
 from collections.abc import Iterator

@@ -11,12 +11,11 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hiexp.contracts.example import Example
 from hiexp.data.demo_set import DEMO_DATASET, DEMO_EXAMPLES_FILE, read_demo_items
 from hiexp.data.formats import RawItem, passage_id, read_raw_items
 from hiexp.data.paths import find_shared_data_dir, shared_data_dir
-from hiexp.contracts.example import Example
 from hiexp.errors import HiexpError
-
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from hiexp.agent.config import AgentConfig
-from hiexp.contracts.experience import ExperienceHook
 from hiexp.agent.loop import SearchAgent
 from hiexp.agent.rollout import read_trajectories, run_rollouts
 from hiexp.components import make_retriever
 from hiexp.contracts.example import Example
+from hiexp.contracts.experience import ExperienceHook
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
 

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
+from hiexp.contracts.experience import Embedder
+from hiexp.contracts.generation import Generator
 from hiexp.errors import HiexpError
 from hiexp.io import iter_jsonl, sha256_file
-from hiexp.contracts.generation import Generator
 from hiexp.progress import console
 
 from .cluster import ClusterConfig, cluster_embeddings, degenerate_warning
 from .distill import sidecar_paths
-from hiexp.contracts.experience import Embedder
 from .hek import HEK
 from .schema import Entry
 from .summarize import SummarizeConfig, summarize_clusters

@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hiexp.contracts.generation import Generator, SamplingParams
 from hiexp.contracts.trajectory import SCHEMA_VERSION, Trajectory
 from hiexp.errors import HiexpError
 from hiexp.io import (
@@ -39,7 +40,6 @@ from hiexp.io import (
     stable_hash,
 )
 from hiexp.llm import batched_greedy
-from hiexp.contracts.generation import Generator, SamplingParams
 from hiexp.progress import progress_bar
 
 from .leaks import LeakFilter

@@ -346,8 +346,8 @@ def load_experience_hook(
 
     ``embedder`` defaults to the embedder named in the HEK manifest, else the default embedder.
     """
-    from hiexp.search.embed import load_embedder
     from hiexp.experience.hek import HEK
+    from hiexp.search.embed import load_embedder
 
     if ablation not in ABLATIONS:
         raise HiexpError(f"unknown ablation {ablation!r}; choose from {', '.join(ABLATIONS)}")

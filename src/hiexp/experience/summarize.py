@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hiexp.contracts.generation import Generator, SamplingParams
 from hiexp.errors import HiexpError
 from hiexp.io import stable_hash
-from hiexp.contracts.generation import Generator, SamplingParams
 from hiexp.progress import progress_bar
 
 from .distill import ReplyCache, load_template, structured_generate

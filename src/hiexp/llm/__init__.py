@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from hiexp.errors import HiexpError
 from hiexp.contracts.generation import Generation, Generator, SamplingParams
+from hiexp.errors import HiexpError
 from hiexp.llm.models import DEFAULT_MODEL, PRESETS, list_presets, resolve_model
 
 BACKENDS = ("auto", "transformers", "openai", "llamacpp")

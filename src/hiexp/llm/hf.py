@@ -34,8 +34,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hiexp.errors import HiexpError
 from hiexp.contracts.generation import Generation, SamplingParams, derive_seed
+from hiexp.errors import HiexpError
 
 # Token strings that end a turn in the chat formats hiexp uses (ChatML); added to the model's eos ids when
 # the vocabulary has them.

@@ -19,8 +19,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from hiexp.errors import HiexpError
 from hiexp.contracts.generation import Generation, SamplingParams
+from hiexp.errors import HiexpError
 from hiexp.llm.models import preset_for, preset_gguf
 from hiexp.llm.openai_http import OpenAIGenerator
 

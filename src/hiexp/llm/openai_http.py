@@ -31,8 +31,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from hiexp.errors import HiexpError
 from hiexp.contracts.generation import Generation, SamplingParams, derive_seed
+from hiexp.errors import HiexpError
 
 logger = logging.getLogger(__name__)
 

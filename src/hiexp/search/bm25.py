@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from hiexp.contracts.passage import Passage, check_queries
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_directory, atomic_write_json, stable_hash
-from hiexp.contracts.passage import Passage, check_queries
 from hiexp.search.corpus import (
     OFFSETS_FILE,
     PASSAGES_FILE,
@@ -314,9 +314,9 @@ def _warn_duplicate_ids(passages: list[Passage]) -> None:
 def _maybe_progress(enabled: bool):
     if not enabled:
         return None
-    from hiexp.progress import progress_bar
-
     from rich.errors import LiveError
+
+    from hiexp.progress import progress_bar
 
     bar = progress_bar(transient=True)
     try:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hiexp.errors import HiexpError
 from hiexp.contracts.passage import Passage
+from hiexp.errors import HiexpError
 
 PASSAGES_FILE = "passages.jsonl"
 OFFSETS_FILE = "passages.offsets.npy"

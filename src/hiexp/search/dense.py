@@ -16,12 +16,18 @@ from typing import Any
 
 import numpy as np
 
+from hiexp.contracts.passage import Passage, check_queries
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_directory, atomic_write_json, stable_hash
-from hiexp.contracts.passage import Passage, check_queries
 from hiexp.search.bm25 import check_replaceable, read_index_meta
-from hiexp.search.corpus import PassageList, corpus_sha256
-from hiexp.search.corpus import OFFSETS_FILE, PASSAGES_FILE, PassageStore, write_passage_store
+from hiexp.search.corpus import (
+    OFFSETS_FILE,
+    PASSAGES_FILE,
+    PassageList,
+    PassageStore,
+    corpus_sha256,
+    write_passage_store,
+)
 
 INDEX_KIND = "dense"
 EMBEDDINGS_FILE = "embeddings.npy"

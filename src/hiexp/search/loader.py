@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hiexp.contracts.passage import Retriever
 from hiexp.errors import HiexpError
 from hiexp.io import cache_dir, sha256_file, stable_hash
-from hiexp.contracts.passage import Retriever
 
 # Bump when the on-disk index layout changes, so that cached indexes are rebuilt instead of misread.
 CACHE_LAYOUT = 1

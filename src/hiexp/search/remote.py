@@ -12,9 +12,9 @@ import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from hiexp.contracts.passage import Passage, check_queries
 from hiexp.errors import HiexpError
 from hiexp.io import stable_hash
-from hiexp.contracts.passage import Passage, check_queries
 
 # HTTP statuses worth another try: the server is overloaded, restarting or behind a proxy that gave up.
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from hiexp.errors import HiexpError
 from hiexp.contracts.passage import Passage, Retriever
+from hiexp.errors import HiexpError
 
 MAX_TOPK = 1000
 

@@ -1,42 +1,27 @@
-"""Experience-aligned GRPO / GSPO on TRL's ``GRPOTrainer``.
+"""Run a training job: the parts from a config (examples, retriever, HEK, model, agent), TRL's arguments,
+the trainer, resume rules and Ctrl-C handling.
 
 What comes from TRL: the group-normalised advantages, the clipped surrogate with a token-level (GRPO) or
 sequence-level (GSPO, ``importance_sampling_level="sequence"``) importance ratio, the KL penalty to the
 reference (the base model with the LoRA adapter disabled), the optimizer, schedule, checkpoints with RNG
-and data position, gradient accumulation and multi-process training (accelerate / DeepSpeed).
-
-What hiexp adds (``HiexpGRPOTrainer``): the multi-turn rollout through ``rollout_func`` (see ``rollout.py``),
-an ``env_mask`` that keeps retrieved passages and injected experience out of the loss, telemetry written to
-``metrics.jsonl`` each step, and the HEK version stored with every checkpoint so a resumed run cannot
-silently switch experience bases.
+and data position, gradient accumulation and multi-process training (accelerate / DeepSpeed). What hiexp
+adds: the multi-turn rollout through ``rollout_func`` (``rollout.py``), an ``env_mask`` that keeps
+retrieved passages and injected experience out of the loss, telemetry (``grpo_trainer.py``) and the HEK
+stamped on every checkpoint (``callbacks.py``, ``checkpoints.py``).
 """
 
 from __future__ import annotations
 
-import json
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hiexp.errors import HiexpError
-from hiexp.io import append_jsonl, atomic_write_json, atomic_write_text
+from hiexp.io import append_jsonl, atomic_write_text
+from hiexp.train.checkpoints import ROLLOUTS_FILE, check_resume, drop_rollouts_after, latest_checkpoint
 from hiexp.train.config import TrainConfig, dump_config
-from hiexp.train.telemetry import (
-    GradNormWindow,
-    group_variances,
-    telemetry_record,
-    truncate_after,
-    variance,
-    write_record,
-)
-
-STATE_FILE = "hiexp_state.json"
-ROLLOUTS_FILE = "rollouts.jsonl"
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
+from hiexp.train.telemetry import truncate_after
 
 
 def grpo_args(config: TrainConfig, use_cpu: bool | None = None) -> Any:
@@ -100,143 +85,6 @@ def lora_config(config: TrainConfig) -> Any:
     )
 
 
-def _trainer_class() -> type:
-    """Built on first use so that importing this module does not import TRL."""
-    global _HiexpGRPOTrainer
-    if _HiexpGRPOTrainer is not None:
-        return _HiexpGRPOTrainer
-    from trl import GRPOTrainer
-
-    class HiexpGRPOTrainer(GRPOTrainer):
-        """``GRPOTrainer`` plus hiexp telemetry and HEK-stamped checkpoints (the loss is TRL's)."""
-
-        def __init__(self, *args: Any, hiexp_config: TrainConfig, hek_version: str | None = None, **kwargs: Any):
-            super().__init__(*args, **kwargs)
-            self.hiexp_config = hiexp_config
-            self.hek_version = hek_version
-            self._grad_norms = GradNormWindow(hiexp_config.grad_norm_window)
-
-        # --- telemetry ---------------------------------------------------------------------------
-        def record_rollout_stats(self, trajectories, rewards, searches, injected, policy_tokens) -> None:
-            """Called by the rollout with each batch: what TRL does not log itself."""
-            mode = "train" if self.model.training else "eval"
-            metrics = self._metrics[mode]
-            metrics["hiexp/reward_var"].append(variance(rewards))
-            metrics["hiexp/reward_var_in_group"].append(
-                _mean(group_variances(rewards, self.hiexp_config.group_size))
-            )
-            metrics["hiexp/searches_per_episode"].append(_mean([float(s) for s in searches]))
-            metrics["hiexp/injected_tokens"].append(_mean([float(n) for n in injected]))
-            metrics["hiexp/policy_tokens"].append(_mean([float(n) for n in policy_tokens]))
-            metrics["hiexp/answered"].append(_mean([1.0 if t.finish == "answer" else 0.0 for t in trajectories]))
-            experience = [
-                float(sum(len(turn.token_ids) for turn in t.turns if turn.role == "experience"))
-                for t in trajectories
-            ]
-            metrics["hiexp/experience_tokens"].append(_mean(experience))
-
-        def _generate_and_score_completions(self, inputs):
-            output = super()._generate_and_score_completions(inputs)
-            mode = "train" if self.model.training else "eval"
-            advantages = self.accelerator.gather(output["advantages"].detach()).float()
-            self._metrics[mode]["hiexp/adv_var"].append(advantages.var(unbiased=False).item())
-            self._metrics[mode]["hiexp/adv_abs_mean"].append(advantages.abs().mean().item())
-            return output
-
-        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-            mode = "train" if self.model.training else "eval"
-            is_step = mode == "train" and "train_runtime" not in logs and "loss" in logs
-            if is_step and logs.get("grad_norm") is not None:
-                logs["hiexp/grad_norm_var"] = self._grad_norms.add(float(logs["grad_norm"]))
-            super().log(logs, start_time)
-            if is_step and self.accelerator.is_main_process:
-                extra = {k.split("/", 1)[1]: v for k, v in logs.items() if k.startswith("hiexp/")}
-                record = telemetry_record(self.state.global_step, logs, extra)
-                record["hek_version"] = self.hek_version
-                record["algorithm"] = self.hiexp_config.algorithm
-                write_record(self.args.output_dir, record)
-
-        # --- data order ------------------------------------------------------------------------
-        def _get_train_sampler(self, dataset=None):
-            """TRL's RepeatSampler, reseeded per epoch: its permutation then depends on the epoch alone, not
-            on how many epochs this process has iterated, so a resumed run sees the same questions."""
-            sampler = super()._get_train_sampler(dataset)
-            seed = self.args.seed
-
-            def set_epoch(epoch: int, _sampler=sampler) -> None:
-                if getattr(_sampler, "shuffle", False):
-                    _sampler.generator.manual_seed(seed + 7919 * int(epoch))
-
-            sampler.set_epoch = set_epoch
-            return sampler
-
-        # --- checkpoints -------------------------------------------------------------------------
-        def _save_checkpoint(self, model, trial):
-            super()._save_checkpoint(model, trial)
-            if not self.args.should_save:
-                return
-            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
-            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            if folder.exists():
-                write_checkpoint_state(folder, self.hiexp_config, self.hek_version, self.state.global_step)
-
-    _HiexpGRPOTrainer = HiexpGRPOTrainer
-    return HiexpGRPOTrainer
-
-
-_HiexpGRPOTrainer: type | None = None
-
-
-def write_checkpoint_state(folder: Path, config: TrainConfig, hek_version: str | None, step: int) -> None:
-    """hiexp's part of a checkpoint: the HEK it was trained with and the full config."""
-    from hiexp import __version__
-
-    atomic_write_json(
-        Path(folder) / STATE_FILE,
-        {"hek": config.hek, "hek_version": hek_version, "step": int(step), "algorithm": config.algorithm,
-         "model": config.model, "hiexp_version": __version__, "config": config.to_dict()},
-    )
-
-
-def read_checkpoint_state(folder: str | Path) -> dict[str, Any]:
-    path = Path(folder) / STATE_FILE
-    if not path.exists():
-        raise HiexpError(f"{folder}: not a hiexp checkpoint (no {STATE_FILE})")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise HiexpError(f"{path}: unreadable ({exc})") from None
-
-
-def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint of a run directory (one with hiexp's state file), or None."""
-    root = Path(output_dir)
-    if not root.is_dir():
-        return None
-    found = []
-    for child in root.iterdir():
-        if child.is_dir() and child.name.startswith("checkpoint-") and (child / STATE_FILE).exists():
-            try:
-                found.append((int(child.name.split("-", 1)[1]), child))
-            except ValueError:
-                continue
-    return max(found)[1] if found else None
-
-
-def check_resume(checkpoint: Path, hek_version: str | None, force: bool = False) -> dict[str, Any]:
-    """Refuse to resume under a different HEK than the checkpoint was trained with, unless forced."""
-    state = read_checkpoint_state(checkpoint)
-    if state.get("hek_version") != hek_version and not force:
-        was = state.get("hek_version") or "none (vanilla)"
-        now = hek_version or "none (vanilla)"
-        raise HiexpError(
-            f"{checkpoint} was trained with HEK {was} but this run uses HEK {now}; resuming would mix "
-            "experience bases. Use the same --hek, start a new --output-dir, or pass --force"
-        )
-    return state
-
-
 class InterruptHandler:
     """First Ctrl-C: finish the current step, save a checkpoint, stop. Second Ctrl-C: stop at once."""
 
@@ -264,18 +112,9 @@ class InterruptHandler:
         console.print("[yellow]interrupt: saving a checkpoint after this step (Ctrl-C again to stop now)[/]")
 
     def callback(self) -> Any:
-        from transformers import TrainerCallback
+        from hiexp.train.callbacks import SaveOnInterrupt
 
-        handler = self
-
-        class SaveOnInterrupt(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):
-                if handler.requested:
-                    control.should_save = True
-                    control.should_training_stop = True
-                return control
-
-        return SaveOnInterrupt()
+        return SaveOnInterrupt(self)
 
 
 @dataclass
@@ -292,7 +131,7 @@ class TrainComponents:
     callbacks: list[Any] = field(default_factory=list)
 
 
-def _load_examples(config: TrainConfig) -> list[Any]:
+def load_examples(config: TrainConfig) -> list[Any]:
     from hiexp.data import load_dataset
 
     return load_dataset(config.dataset, split=config.split, n=config.n, seed=config.seed)
@@ -338,7 +177,7 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None) -> 
     from hiexp.train.rollout import AgentRollout, outcome_reward_function
 
     parts = parts or TrainComponents()
-    examples = parts.examples if parts.examples is not None else _load_examples(config)
+    examples = parts.examples if parts.examples is not None else load_examples(config)
     by_prompt: dict[str, Any] = {}
     for example in examples:
         by_prompt.setdefault(example.question, example)
@@ -350,11 +189,11 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None) -> 
     model, tokenizer = parts.model, parts.tokenizer
     generator = parts.generator
     if model is None or tokenizer is None:
-        from hiexp.llm import load_generator
+        from hiexp.components import make_generator
 
         # The agent samples through this generator; the rollout points its ``.model`` at the trainer's
         # (LoRA-wrapped) model before every batch, so there is one copy of the weights.
-        generator = load_generator(config.model, backend="transformers")
+        generator = make_generator(config.model, backend="transformers")
         model, tokenizer = generator.model, generator.tokenizer
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -387,14 +226,17 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None) -> 
         agent, by_prompt, reward=config.reward, seed=config.seed, on_trajectories=on_trajectories
     )
     dataset = Dataset.from_list([{"prompt": prompt} for prompt in by_prompt])
-    trainer_cls = _trainer_class()
+    from hiexp.train.callbacks import CheckpointStamp, RichProgress
+    from hiexp.train.grpo_trainer import HiexpGRPOTrainer
+
+    hek_version = getattr(hook, "version", None) if hook is not None else None
     import os
     import warnings
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer = trainer_cls(
+        trainer = HiexpGRPOTrainer(
             model=model,
             reward_funcs=[outcome_reward_function(config.reward)],
             args=grpo_args(config),
@@ -404,59 +246,15 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None) -> 
             rollout_func=rollout,
             callbacks=list(parts.callbacks),
             hiexp_config=config,
-            hek_version=getattr(hook, "version", None) if hook is not None else None,
+            hek_version=hek_version,
         )
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(RichProgress())
+    trainer.add_callback(CheckpointStamp(config, hek_version))
     trainer.hiexp_rollout = rollout
     return trainer
-
-
-def RichProgress() -> Any:  # noqa: N802 - a factory that looks like the class it builds
-    """A rich progress bar over optimizer steps showing the last reward (instead of printed log dicts)."""
-    from transformers import TrainerCallback
-
-    from hiexp.progress import progress_bar
-
-    class _RichProgress(TrainerCallback):
-        def __init__(self) -> None:
-            self.bar = None
-            self.task = None
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
-                self.bar = progress_bar()
-                self.bar.start()
-                self.task = self.bar.add_task("train", total=state.max_steps, completed=state.global_step)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if self.bar is not None and logs and "reward" in logs:
-                self.bar.update(self.task, description=f"train (reward {float(logs['reward']):.3f})")
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
-                self.bar.update(self.task, completed=state.global_step)
-
-        def on_train_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
-                self.bar.stop()
-                self.bar = None
-
-    return _RichProgress()
-
-
-def _drop_rollouts_after(path: Path, step: int) -> None:
-    """Keep the trajectories of the steps a checkpoint covers (those of step k carry train_step k - 1)."""
-    if not path.exists():
-        return
-    from hiexp.io import atomic_write_jsonl, iter_jsonl
-
-    records = list(iter_jsonl(path, skip_bad=True))
-    kept = [r for r in records if int((r.get("metadata") or {}).get("train_step", 0)) < step]
-    if len(kept) != len(records):
-        atomic_write_jsonl(path, kept)
 
 
 def run_training(
@@ -483,7 +281,7 @@ def run_training(
     if checkpoint is not None:
         state = check_resume(checkpoint, hek_version, force=force)
         truncate_after(output_dir, int(state.get("step", 0)))
-        _drop_rollouts_after(output_dir / ROLLOUTS_FILE, int(state.get("step", 0)))
+        drop_rollouts_after(output_dir / ROLLOUTS_FILE, int(state.get("step", 0)))
     else:
         stale = latest_checkpoint(output_dir)
         if stale is not None:
@@ -509,6 +307,7 @@ def run_training(
     # A final checkpoint when the last step was not a multiple of save_steps.
     last = latest_checkpoint(output_dir)
     if last is None or last.name != f"checkpoint-{trainer.state.global_step}":
-        trainer._save_checkpoint(trainer.model, trial=None)
+        trainer._save_checkpoint(trainer.model, trial=None)  # TRL's full checkpoint (optimizer, RNG, data position)
+        trainer.callback_handler.on_save(trainer.args, trainer.state, trainer.control)  # and its HEK stamp
     trainer.hiexp_summary = summary
     return summary
