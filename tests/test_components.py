@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from hiexp.components import make_experience_hook, make_generator, make_retriever
@@ -33,7 +31,5 @@ def test_no_hek_is_no_hook_and_a_shipped_name_is_one():
 
 def test_auto_means_transformers_for_a_model_directory_and_llama_cpp_for_a_gguf_file(tmp_path):
     assert type(make_generator("tiny-random")).__name__ == "TransformersGenerator"
-    if importlib.util.find_spec("xllamacpp") is None:
-        pytest.skip("xllamacpp is not installed")
     with pytest.raises(HiexpError, match="no such GGUF file"):
         make_generator(str(tmp_path / "model.gguf"))

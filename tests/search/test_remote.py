@@ -7,13 +7,11 @@ import threading
 import time
 
 import pytest
+import uvicorn
 
 from hiexp.errors import HiexpError
 from hiexp.search.bm25 import BM25Retriever
 from hiexp.search.remote import RemoteRetriever
-
-pytest.importorskip("fastapi")
-uvicorn = pytest.importorskip("uvicorn")
 
 
 def free_port() -> int:

@@ -15,8 +15,6 @@ from hiexp.io import read_jsonl
 
 from .conftest import make_examples, tiny_config
 
-pytest.importorskip("trl")
-
 
 class ScriptedTokenGenerator:
     """Token-in/token-out double: first turn searches, second answers; ``.model`` is set by the trainer."""

@@ -11,8 +11,6 @@ from hiexp.train.rollout import trajectory_to_sample
 
 from .conftest import tiny_config
 
-pytest.importorskip("trl")
-
 
 def _trainer(tmp_path, tiny_parts, **overrides):
     from hiexp.train.runner import build_trainer

