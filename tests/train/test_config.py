@@ -66,3 +66,40 @@ def test_bad_configs_name_the_key(tmp_path, text, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(HiexpError, match="no such config file"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_the_options_table_in_the_docs_names_every_field_with_its_default():
+    """docs/training.md's table is written by hand; this keeps it equal to ``TrainConfig``."""
+    import dataclasses
+    import re
+
+    from hiexp.train.config import TrainConfig
+
+    text = (REPO / "docs" / "training.md").read_text(encoding="utf-8")
+    table = text.split("## Options (`TrainConfig`)", 1)[1].split("\n## ", 1)[0]
+    documented: dict[str, str] = {}
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        names = re.findall(r"`(\w+)`", cells[0])
+        values = [v.strip() for v in cells[1].split(",")] if len(names) > 1 else [cells[1]]
+        if len(values) == 1:  # one value for every name of the row
+            values = values * len(names)
+        documented.update(zip(names, values + [""] * (len(names) - len(values))))
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    assert set(documented) == set(fields), "fields missing from / unknown to the docs table"
+    defaults = TrainConfig()
+    for name, shown in documented.items():
+        value = getattr(defaults, name)
+        word = shown.split(" ")[0].strip("`")
+        if isinstance(value, list):
+            continue
+        if value is None:
+            assert word == "null", name
+        elif isinstance(value, bool):
+            assert word == str(value).lower(), name
+        elif isinstance(value, (int, float)):
+            assert float(word) == value, name
+        else:
+            assert word == value, name
