@@ -56,3 +56,13 @@ def real_generator():
     from hiexp.llm import load_generator
 
     return load_generator("qwen2.5-coder-0.5b", backend="transformers", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def embedded_llama():
+    """The embedded 0.5B GGUF on llama.cpp (the backend ``eval``, ``demo`` and reflection use), loaded once."""
+    from hiexp.llm import load_generator
+
+    generator = load_generator("qwen2.5-coder-0.5b", backend="llamacpp", parallel=4, context_per_sequence=2048)
+    yield generator
+    generator.close()

@@ -18,7 +18,7 @@ def test_real_model_trajectories_are_exact(real_generator, shared_data):
     tok = real_generator.tokenizer
     examples = load_dataset("hotpotqa", split="test", n=2, seed=0)
     retriever = load_retriever(str(corpus_path_for("hotpotqa")))
-    config = AgentConfig(top_k=1, max_turns=1, max_new_tokens=40, max_tokens=360, temperature=0.0, batch_size=2)
+    config = AgentConfig(top_k=1, max_turns=1, max_new_tokens=24, max_tokens=300, temperature=0.0, batch_size=2)
     trajs = SearchAgent(real_generator, retriever, config, hook=RecordingHook()).run(examples)
 
     injected_in_completion = 0

@@ -13,11 +13,9 @@ from hiexp.llm import load_generator
 PROMPTS = [f"<|im_start|>user\nName {n} rivers of Europe.<|im_end|>\n<|im_start|>assistant\n" for n in (2, 3, 4)]
 
 
-@pytest.fixture(scope="module")
-def llama():
-    gen = load_generator("qwen2.5-coder-0.5b", backend="llamacpp", parallel=4, context_per_sequence=512)
-    yield gen
-    gen.close()
+@pytest.fixture
+def llama(embedded_llama):
+    return embedded_llama
 
 
 def test_generate_stop_and_length(llama):
