@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from hiexp.data import load_corpus
 from hiexp.errors import HiexpError
-from hiexp.search.corpus import PassageStore, load_corpus, write_passage_store
+from hiexp.search.corpus import PassageStore, write_passage_store
 
 
 def test_reads_all_three_line_shapes(corpus_file, passages):

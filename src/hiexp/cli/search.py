@@ -23,9 +23,9 @@ def index(
     method: Annotated[str, typer.Option(help="bm25s variant: lucene, robertson, atire, bm25l or bm25+.")] = "lucene",
 ) -> None:
     """Build a BM25 index of a passage corpus (title and text indexed, English stemming, stop words)."""
+    from hiexp.data import load_corpus
     from hiexp.errors import HiexpError
     from hiexp.search.bm25 import BM25Config, BM25Retriever, check_replaceable, status_spinner
-    from hiexp.search.corpus import load_corpus
     from hiexp.search.loader import dataset_corpus_path
 
     if not corpus.exists():  # a dataset name: index its closed-world corpus

@@ -86,7 +86,7 @@ def _prediction_values(record: dict[str, Any]) -> dict[str, float | None]:
     return values
 
 
-def load_predictions(run_dir: str | Path) -> dict[str, dict[str, dict[str, float]]]:
+def load_scores(run_dir: str | Path) -> dict[str, dict[str, dict[str, float]]]:
     """``{dataset: {question_id: {metric: value}}}`` from a run's predictions.jsonl.
 
     Several records of one question (samples) are averaged. A record without a question id or with no
@@ -188,7 +188,7 @@ def compare_runs(
     """
     if not 100 <= resamples <= 100_000:
         raise HiexpError(f"--resamples must be between 100 and 100000, got {resamples}")
-    pa, pb = load_predictions(run_a), load_predictions(run_b)
+    pa, pb = load_scores(run_a), load_scores(run_b)
     notes = []
     diffs = manifest_differences(_load_manifest(run_a), _load_manifest(run_b))
     if diffs:

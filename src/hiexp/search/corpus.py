@@ -1,4 +1,4 @@
-"""Passages on disk: reading a corpus file, and the passage store kept inside every index directory.
+"""Passages on disk: the passage store kept inside every index directory.
 
 Corpus files are read by ``hiexp.data.load_corpus`` (one reader for the whole project). The store is
 ``passages.jsonl`` (one ``{id, title, text}`` per line) plus ``passages.offsets.npy`` (byte
@@ -21,17 +21,6 @@ from hiexp.errors import HiexpError
 
 PASSAGES_FILE = "passages.jsonl"
 OFFSETS_FILE = "passages.offsets.npy"
-
-
-def load_corpus(path: str | Path, skip_bad: bool = False) -> list[Passage]:
-    """Passages of a corpus file, read by the data package's shared loader (``hiexp.data.load_corpus``).
-
-    Lines may be ``{id,title,contents}``, ``{id,contents:'"Title"\\ntext'}`` or ``{id,title,text}``; a
-    malformed line stops with file:line, or is skipped with a warning under ``skip_bad``.
-    """
-    from hiexp.data import load_corpus as data_load_corpus
-
-    return list(data_load_corpus(path, skip_bad=skip_bad))
 
 
 def passage_line(passage: Passage) -> bytes:

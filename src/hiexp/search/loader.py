@@ -75,7 +75,7 @@ def cached_bm25_index(corpus: str | Path, skip_bad: bool = False):
             return BM25Retriever.load(directory)
         except HiexpError:
             pass  # a damaged cache entry is rebuilt below
-    from hiexp.search.corpus import load_corpus
+    from hiexp.data import load_corpus
 
     with status_spinner(True, f"reading corpus {corpus}"):
         passages = load_corpus(corpus, skip_bad=skip_bad)
