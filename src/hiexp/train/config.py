@@ -307,7 +307,7 @@ PACKAGED_CONFIGS = Path(__file__).parent / "configs"
 
 
 def resolve_config_path(value: str | None) -> Path | None:
-    """A config file path, or the name of a config shipped with hiexp (``cpu`` -> ``configs/train_cpu.yaml``)."""
+    """A config file path, or the name of a config shipped with hiexp (``cpu`` -> ``train/configs/train_cpu.yaml``)."""
     if value is None:
         return None
     path = Path(value)
