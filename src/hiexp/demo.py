@@ -22,7 +22,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ from hiexp.io import atomic_write_json, iter_jsonl
 from hiexp.llm import inference_backend
 
 STATE_FILE = "demo.json"
-_AGENT = AgentConfig()
 
 
 @dataclass
@@ -64,10 +63,8 @@ class DemoConfig:
       ``success_threshold``), so which questions are contrastive.
     success_threshold: a rollout succeeds when that reward is at least this.
     eval_temperature: temperature of the evaluation (0 = greedy, so both arms are deterministic).
-    max_turns: search calls allowed per episode.
-    max_new_tokens: tokens per policy turn.
-    max_tokens: completion-token budget per episode.
-    passages: passages per search call.
+    agent: the agent's settings for the rollouts and the evaluation (format, passages per search, searches
+      per episode, token budgets); each stage sets its own temperature, and the seed is ``seed``.
     experience_top_k: E2/E3 entries put into the system prompt.
     experience_threshold: cosine an E1 title must reach for its description to be injected.
     ablations: also evaluate ``no-e1`` and ``no-e2e3`` to see which component helps or hurts.
@@ -92,10 +89,7 @@ class DemoConfig:
     success: str = "cem"
     success_threshold: float = 1.0
     eval_temperature: float = 0.0
-    max_turns: int = _AGENT.max_turns
-    max_new_tokens: int = _AGENT.max_new_tokens
-    max_tokens: int = _AGENT.max_tokens
-    passages: int = _AGENT.top_k
+    agent: AgentConfig = field(default_factory=AgentConfig)
     experience_top_k: int = 5
     experience_threshold: float = 0.8
     ablations: bool = False
@@ -198,11 +192,8 @@ class _Pipeline:
         return self._retriever
 
     def agent_config(self, temperature: float, top_p: float = 1.0):
-        from hiexp.agent.config import AgentConfig
-
         c = self.config
-        return AgentConfig(top_k=c.passages, max_turns=c.max_turns, max_tokens=c.max_tokens,
-                           max_new_tokens=c.max_new_tokens, temperature=temperature, top_p=top_p, seed=c.seed)
+        return replace(c.agent, temperature=temperature, top_p=top_p, seed=c.seed)
 
     def hek_dir(self) -> Path:
         """The HEK of the "with" arm."""
@@ -439,8 +430,8 @@ def run_demo(
             "model": getattr(pipe._generator, "model_id", config.model) if pipe._generator else config.model,
             "reflector": config.reflector or "the policy itself (self-distillation)",
             "embedder": config.embedder,
-            "agent": f"max {config.max_turns} searches, {config.passages} passages each, {config.max_new_tokens} "
-                     f"tokens per turn, {config.max_tokens} per episode",
+            "agent": f"max {config.agent.max_turns} searches, {config.agent.top_k} passages each, "
+                     f"{config.agent.max_new_tokens} tokens per turn, {config.agent.max_tokens} per episode",
             "sampling": f"rollouts T={config.rollout_temperature}, evaluation T={config.eval_temperature}, "
                         f"seed {config.seed}",
             "experience": f"top-{config.experience_top_k} E2/E3 at the start; E1 at search time if cos >= "

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from hiexp.agent.config import AgentConfig
 from hiexp.demo import DemoConfig
 
 _D = DemoConfig()
+_A = _D.agent
 
 
 def register(app: typer.Typer) -> None:
@@ -28,9 +30,9 @@ def register(app: typer.Typer) -> None:
         reflector: str = typer.Option(None, "--reflector", help="Model that distils and summarises experience (default: the policy)."),
         embedder: str = typer.Option(_D.embedder, "--embedder", help="Sentence embedder for clustering and retrieval."),
         seed: int = typer.Option(_D.seed, "--seed", help="Seed of the question draw, rollouts and evaluation."),
-        max_turns: int = typer.Option(_D.max_turns, "--max-turns", help="Search calls allowed per episode."),
-        max_new_tokens: int = typer.Option(_D.max_new_tokens, "--max-new-tokens", help="Tokens per policy turn."),
-        max_tokens: int = typer.Option(_D.max_tokens, "--max-tokens", help="Completion-token budget per episode."),
+        max_turns: int = typer.Option(_A.max_turns, "--max-turns", help="Search calls allowed per episode."),
+        max_new_tokens: int = typer.Option(_A.max_new_tokens, "--max-new-tokens", help="Tokens per policy turn."),
+        max_tokens: int = typer.Option(_A.max_tokens, "--max-tokens", help="Completion-token budget per episode."),
         ablations: bool = typer.Option(False, "--ablations", help="Also evaluate without E1 and without E2/E3."),
         restart: bool = typer.Option(False, "--restart", help="Discard an earlier demo run in --out and start over."),
     ) -> None:
@@ -47,9 +49,10 @@ def register(app: typer.Typer) -> None:
         from hiexp.eval.compare import comparison_markdown
 
         config = DemoConfig(
-            out=out, n=n, train_questions=train_questions, n_test=n_test, hek=hek, full=full, k=k, model=model, backend=backend, reflector=reflector,
-            embedder=embedder, seed=seed, max_turns=max_turns, max_new_tokens=max_new_tokens, max_tokens=max_tokens,
-            ablations=ablations, success=success, success_threshold=success_threshold,
+            out=out, n=n, train_questions=train_questions, n_test=n_test, hek=hek, full=full, k=k, model=model,
+            backend=backend, reflector=reflector, embedder=embedder, seed=seed, ablations=ablations, success=success,
+            success_threshold=success_threshold,
+            agent=AgentConfig(max_turns=max_turns, max_new_tokens=max_new_tokens, max_tokens=max_tokens),
         )
         start = time.perf_counter()
         result = run_demo(config, echo=lambda line: typer.echo(line, err=True), restart=restart)
