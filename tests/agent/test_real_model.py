@@ -1,4 +1,4 @@
-"""End to end with the real embedded model on two shipped questions (few tokens; @slow)."""
+"""End to end with the real embedded model on one shipped question (few tokens; @slow)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ def test_real_model_trajectories_are_exact(real_generator, shared_data):
     from hiexp.search import load_retriever
 
     tok = real_generator.tokenizer
-    examples = load_dataset("hotpotqa", split="test", n=2, seed=0)
+    examples = load_dataset("hotpotqa", split="test", n=1, seed=0)
     retriever = load_retriever(str(corpus_path_for("hotpotqa")))
-    config = AgentConfig(top_k=1, max_turns=1, max_new_tokens=24, max_tokens=300, temperature=0.0, batch_size=2)
+    config = AgentConfig(top_k=1, max_turns=1, max_new_tokens=24, max_tokens=300, temperature=0.0, batch_size=1)
     trajs = SearchAgent(real_generator, retriever, config, hook=RecordingHook()).run(examples)
 
     injected_in_completion = 0
