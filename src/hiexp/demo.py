@@ -211,7 +211,9 @@ class _Pipeline:
     def train_examples(self) -> tuple[list, str]:
         """The training questions of the live rollouts, and how they were chosen (for the report)."""
         c = self.config
-        if c.train_questions == "contrastive" and c.dataset == "hotpotqa":
+        from hiexp.data import DEMO_DATASET
+
+        if c.train_questions == "contrastive" and c.dataset == DEMO_DATASET:
             import random
 
             from hiexp.data import load_dataset

@@ -386,7 +386,6 @@ class SearchAgent:
                      on_finish: Callable[[Trajectory], None] | None = None, sample: int = 0) -> list[Trajectory]:
         """One answer per question without the loop: ``rag`` (top-k passages of the question) or
         ``closed-book`` (no passages). Recorded as trajectories so that scoring and saving are shared."""
-
         if method not in ("rag", "closed-book"):
             raise ValueError(f"unknown baseline {method!r}")
         cfg = self.config

@@ -20,6 +20,7 @@ def make_config(**options: Any) -> Any:
 # Options that `hiexp rollout` and `hiexp eval` share, declared once so that their flags, defaults and help
 # stay the same in both commands.
 MODEL_OPTION = typer.Option("default", "--model", help="Model preset, local dir, .gguf file, hub id or http(s)://.../v1 URL.")
+BACKEND_OPTION = typer.Option("auto", "--backend", help="Generator backend: auto (llama.cpp for GGUF models when installed, else transformers; openai for URLs), transformers, openai, llamacpp.")
 FORMAT_OPTION = typer.Option("search_r1", "--format", help="Action format: search_r1 or tool_call.")
 _AGENT = AgentConfig()
 TOP_K_OPTION = typer.Option(_AGENT.top_k, "--top-k", help="Passages per search.")
@@ -41,7 +42,7 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("train", "--split", help="Dataset split ('train' for the demo set); 'all' for every record."),
         n: int | None = typer.Option(None, "--n", help="Questions drawn (deterministically by --seed); all if not given."),
         model: str = MODEL_OPTION,
-        backend: str = typer.Option("auto", "--backend", help="Generator backend: auto (llama.cpp for GGUF models when installed, else transformers; openai for URLs), transformers, openai, llamacpp."),
+        backend: str = BACKEND_OPTION,
         index: str | None = typer.Option(None, "--index", help="Retriever: index dir, corpus JSONL or .../retrieve URL (default: the dataset's own corpus)."),
         fmt: str = FORMAT_OPTION,
         seed: int = typer.Option(0, "--seed", help="Seed of the question draw and of every (question, sample) episode."),

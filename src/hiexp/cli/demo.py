@@ -5,10 +5,10 @@ from __future__ import annotations
 import typer
 
 from hiexp.agent.config import AgentConfig
+from hiexp.cli.agent import BACKEND_OPTION, MAX_NEW_TOKENS_OPTION, MAX_TOKENS_OPTION, MAX_TURNS_OPTION
 from hiexp.demo import DemoConfig
 
 _D = DemoConfig()
-_A = _D.agent
 
 
 def register(app: typer.Typer) -> None:
@@ -26,13 +26,13 @@ def register(app: typer.Typer) -> None:
         success_threshold: float = typer.Option(_D.success_threshold, "--success-threshold", help="A rollout succeeds when that reward is at least this."),
         k: int = typer.Option(_D.k, "--k", help="Rollouts per training question (>= 2, for contrast)."),
         model: str = typer.Option(_D.model, "--model", help="Policy: a preset, local dir, .gguf file or /v1 URL."),
-        backend: str = typer.Option(_D.backend, "--backend", help="Generator backend: auto, transformers, llamacpp, openai."),
+        backend: str = BACKEND_OPTION,
         reflector: str = typer.Option(None, "--reflector", help="Model that distils and summarises experience (default: the policy)."),
         embedder: str = typer.Option(_D.embedder, "--embedder", help="Sentence embedder for clustering and retrieval."),
         seed: int = typer.Option(_D.seed, "--seed", help="Seed of the question draw, rollouts and evaluation."),
-        max_turns: int = typer.Option(_A.max_turns, "--max-turns", help="Search calls allowed per episode."),
-        max_new_tokens: int = typer.Option(_A.max_new_tokens, "--max-new-tokens", help="Tokens per policy turn."),
-        max_tokens: int = typer.Option(_A.max_tokens, "--max-tokens", help="Completion-token budget per episode."),
+        max_turns: int = MAX_TURNS_OPTION,
+        max_new_tokens: int = MAX_NEW_TOKENS_OPTION,
+        max_tokens: int = MAX_TOKENS_OPTION,
         ablations: bool = typer.Option(False, "--ablations", help="Also evaluate without E1 and without E2/E3."),
         restart: bool = typer.Option(False, "--restart", help="Discard an earlier demo run in --out and start over."),
     ) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from hiexp.cli.agent import (
+    BACKEND_OPTION,
     BATCH_SIZE_OPTION,
     FEW_SHOT_OPTION,
     FORMAT_OPTION,
@@ -34,7 +35,7 @@ def register(app: typer.Typer) -> None:
         threshold: float = typer.Option(0.8, "--threshold", help="With --hek: cosine an E1 title must reach for its description to join a search result."),
         ablation: str = typer.Option("full", "--ablation", help="With --hek: full, no-e1, no-e2e3 or only-e3."),
         model: str = MODEL_OPTION,
-        backend: str = typer.Option("auto", "--backend", help="Generator backend: auto (llama.cpp for GGUF models when installed, else transformers; openai for URLs), transformers, openai, llamacpp."),
+        backend: str = BACKEND_OPTION,
         index: str | None = typer.Option(None, "--index", help="Retriever for every dataset: index dir, corpus JSONL or .../retrieve URL (default: each dataset's own corpus)."),
         fmt: str = FORMAT_OPTION,
         seed: int = typer.Option(0, "--seed", help="Seed of the question draw and of the episodes."),

@@ -213,7 +213,7 @@ def structured_generate(
         if cache:
             for i, text in answered.items():
                 cache.put(keys[i], text)
-        replies = [known.get(i) if known.get(i) is not None else answered.get(i) for i in pending]
+        replies = [answered.get(i, known.get(i)) for i in pending]  # None: asked and failed
         still = []
         for index, reply in zip(pending, replies):
             result = results[index]
