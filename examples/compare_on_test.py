@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=25, help="questions added to every arm per round")
     parser.add_argument("--arms", default="closed-book,rag,agent,hek", help=f"comma-separated, of {', '.join(ARMS)}")
     parser.add_argument("--hek", default="demo", help="HEK of the hek arms: a directory or a shipped name")
+    parser.add_argument("--e1-threshold", type=float, default=0.8,
+                        help="least cosine of a search query to an E1 title for the entry to join the passages")
+    parser.add_argument("--top-k", type=int, default=5, help="E2/E3 entries in the system prompt")
     parser.add_argument("--model", default="default", help="policy: preset, directory, .gguf file or URL")
     parser.add_argument("--exclude-sources-of", action="append", default=[], metavar="HEK",
                         help="leave out the questions this HEK was distilled from (for a dev set carved from train); "
@@ -74,7 +77,8 @@ def main() -> None:
         ablation = _ARM_METHOD[arm][1]
         if ablation is not None:  # the embedder is loaded once and shared by the ablations
             shared = next(iter(hooks.values())).embedder if hooks else None
-            hooks[arm] = make_experience_hook(args.hek, embedder=shared, ablation=ablation)
+            hooks[arm] = make_experience_hook(args.hek, top_k=args.top_k, threshold=args.e1_threshold,
+                                              embedder=shared, ablation=ablation)
     timing_path = out / "seconds.json"
     seconds: dict[str, float] = json.loads(timing_path.read_text()) if timing_path.exists() else {}
 
