@@ -183,10 +183,10 @@ def main() -> None:
             config = TrainConfig(
                 model=args.model, dataset="inline", n=None, group_size=args.group_size,
                 batch_size=args.batch_size, steps=1 + args.steps // rounds, save_steps=10_000, lora=True,
-                lora_r=8, lora_alpha=16, max_turns=2, max_turn_tokens=8 * args.policy_tokens + 64,
-                max_response_tokens=2048, hek=str(hek_dir) if arm == "hek" else "none", hek_threshold=0.5,
+                lora_r=8, lora_alpha=16, hek=str(hek_dir) if arm == "hek" else "none", hek_threshold=0.5,
                 output_dir=str(work / f"{arm}-{round_}"), save_rollouts=False, seed=round_,
-            ).validate()
+                agent={"max_turns": 2, "max_new_tokens": 8 * args.policy_tokens + 64, "max_tokens": 2048},
+            )
             hook = {"vanilla": None, "vanilla-filler": filler}.get(arm)
             if arm == "hek":
                 hook = load_experience_hook(hek_dir, embedder=embedder, threshold=config.hek_threshold)

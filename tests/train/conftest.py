@@ -123,15 +123,15 @@ class ScriptedSearchAgent:
 
 def tiny_config(tmp_path, **overrides):
     """A TrainConfig sized for the tiny model: 2 questions x G=2 per step, LoRA, a few tokens."""
-    from hiexp.train.config import TrainConfig
+    from hiexp.train.config import make_config
 
     values = dict(
         model="tiny", dataset="inline", n=None, group_size=2, batch_size=2, steps=2, learning_rate=5e-3,
-        lora=True, lora_r=4, lora_alpha=8, max_turn_tokens=4, max_response_tokens=64, save_steps=1,
-        output_dir=str(tmp_path / "run"), seed=0, beta=1e-3,
+        lora=True, lora_r=4, lora_alpha=8, save_steps=1, output_dir=str(tmp_path / "run"), seed=0, beta=1e-3,
     )
+    agent = {"max_new_tokens": 4, "max_tokens": 64, **overrides.pop("agent", {})}
     values.update(overrides)
-    return TrainConfig(**values).validate()
+    return make_config({**values, "agent": agent})
 
 
 @pytest.fixture

@@ -73,8 +73,8 @@ def test_hiexp_grpo_step_with_agent_bm25_and_hek(tmp_path, tiny_tokenizer, make_
     for example in examples:
         example.golden_answers = ["Paris"] if example.id == "q0" else ["Rome"]
     model = make_tiny_model()
-    config = tiny_config(tmp_path, steps=1, save_steps=1, hek=str(tiny_hek), hek_threshold=0.0, top_k=2,
-                         max_turns=2, max_turn_tokens=16, max_response_tokens=400)
+    config = tiny_config(tmp_path, steps=1, save_steps=1, hek=str(tiny_hek), hek_threshold=0.0,
+                         agent={"top_k": 2, "max_turns": 2, "max_new_tokens": 16, "max_tokens": 400})
     # the trainer builds the real SearchAgent + ExperienceRetriever; only the sampling is scripted
     parts = TrainComponents(model=model, tokenizer=tiny_tokenizer, examples=examples, retriever=retriever,
                             generator=ScriptedTokenGenerator(tiny_tokenizer))

@@ -54,9 +54,9 @@ def test_a_step_with_the_embedded_model_changes_the_adapter(tmp_path):
 
     config = TrainConfig(
         model="qwen2.5-coder-0.5b", dataset="hotpotqa", split="train", n=1, group_size=2, batch_size=1, steps=1,
-        max_turns=1, max_turn_tokens=12, max_response_tokens=160, top_k=1, reward="f1", learning_rate=1e-3,
-        lora=True, lora_r=4, lora_alpha=8, save_steps=1, output_dir=str(tmp_path / "run"),
-    ).validate()
+        agent={"max_turns": 1, "max_new_tokens": 12, "max_tokens": 160, "top_k": 1, "reward_metric": "f1"},
+        learning_rate=1e-3, lora=True, lora_r=4, lora_alpha=8, save_steps=1, output_dir=str(tmp_path / "run"),
+    )
     generator = load_generator("qwen2.5-coder-0.5b", backend="transformers")  # a fresh copy: LoRA wraps it in place
     examples = load_dataset("hotpotqa", split="train", n=1, seed=0)
     retriever = load_retriever(str(corpus_path_for("hotpotqa")))

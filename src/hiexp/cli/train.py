@@ -26,6 +26,10 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(None, "--seed", help="Seed of data order, sampling and adapter init."),
         output_dir: str = typer.Option(None, "--output-dir", "-o", help="Run directory (checkpoints, metrics)."),
         report_to: str = typer.Option(None, "--report-to", help="none, tensorboard or wandb."),
+        settings: list[str] = typer.Option(
+            None, "--set",
+            help="Any option as key=value, repeatable; dotted keys reach the agent (--set agent.max_turns=3).",
+        ),
         resume: bool = typer.Option(
             True, "--resume/--no-resume",
             help="Resume from the newest checkpoint in the output directory (default) or start over.",
@@ -41,7 +45,7 @@ def register(app: typer.Typer) -> None:
             "hek": hek, "algorithm": algorithm, "model": model, "steps": steps, "n": n, "seed": seed,
             "output_dir": output_dir, "report_to": report_to,
         }
-        cfg = load_config(resolve_config_path(config), overrides)
+        cfg = load_config(resolve_config_path(config), overrides, settings or ())
         if print_config:
             typer.echo(dump_config(cfg), nl=False)
             return

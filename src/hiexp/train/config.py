@@ -1,150 +1,150 @@
-"""``TrainConfig``: every option of ``hiexp train``, loaded from YAML, with a few CLI overrides.
+"""``TrainConfig``: every option of ``hiexp train``, read from YAML with CLI overrides, validated by pydantic.
 
-One dataclass holds the whole run so that a checkpoint can record it and a HiExp run and its vanilla
-baseline differ in exactly one field (``hek``). Values are validated here, before any model is loaded, so
-that a typo fails in a second with a message naming the key rather than minutes into a run.
+One model holds the whole run so that a checkpoint can record it and a HiExp run and its vanilla baseline
+differ in exactly one field (``hek``). The agent's options are the agent's own ``AgentConfig``, nested under
+``agent:``, so a rollout during training and an episode of ``hiexp eval`` are configured with the same
+names. Values are checked here, before any model is loaded, so that a typo fails in a second with a message
+naming the key rather than minutes into a run.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hiexp.agent.config import AgentConfig
 from hiexp.errors import HiexpError
-
-ALGORITHMS = ("grpo", "gspo")
-REWARD_METRICS = ("em", "cem", "f1")
-REPORT_TO = ("none", "tensorboard", "wandb")
-FORMATS = ("search_r1", "tool_call")
 
 # Clip ranges when the config leaves them unset. GRPO clips per-token ratios (0.2 as in PPO/DeepSeekMath);
 # GSPO clips one length-normalised sequence ratio, which moves far less, so the GSPO paper uses 3e-4 / 4e-4.
 DEFAULT_EPSILON = {"grpo": (0.2, 0.2), "gspo": (3e-4, 4e-4)}
 
+# Where training rollouts differ from the agent's defaults: nucleus sampling as in the paper's rollouts.
+TRAIN_AGENT_DEFAULTS: dict[str, Any] = {"top_p": 0.95}
+# Agent options the trainer sets itself: rollouts are seeded from the run's ``seed`` (per step and sample).
+_AGENT_OPTIONS_SET_BY_TRAINER = ("seed",)
 
-@dataclass
-class TrainConfig:
-    """Options of experience-aligned RL (``hiexp train --config FILE``).
 
-    Model and data
-      model: generator preset (``qwen2.5-coder-0.5b``, the fast one on CPU; ``default`` = the 1.5B; ``tiny-random``), a local
-        model directory or a hub id; loaded with the transformers backend because the policy is trained.
-      dataset: dataset name for ``hiexp.data.load_dataset`` (e.g. ``hotpotqa``) or a JSONL path.
-      split: split of ``dataset`` to train on (``train`` keeps the test split clean).
-      n: number of questions taken from the split (None = all). Each step draws ``batch_size`` of them.
-      index: retriever spec for ``hiexp.search.load_retriever`` (index dir, corpus JSONL or ``http(s)://``
-        URL); None uses the dataset's closed-world corpus (``hiexp.data.corpus_path_for``).
-      format: action format of the agent, ``search_r1`` (``<search>``/``<answer>`` tags) or ``tool_call``.
-      top_k: passages returned per search call.
+def _agent(**values: Any) -> AgentConfig:
+    return AgentConfig(**{**TRAIN_AGENT_DEFAULTS, **values})
 
-    Rollouts
-      group_size: rollouts per question (G). Advantages are normalised within each question's group, so G >= 2.
-      batch_size: questions per optimizer step; a step trains on ``batch_size * group_size`` trajectories.
-      micro_batch_size: trajectories per forward/backward pass (gradient accumulation covers the rest);
-        None = ``group_size``. Must divide ``batch_size * group_size``.
-      temperature, top_p: sampling of the policy during rollouts (1.0 and 0.95 as in the paper).
-      max_turns: most policy turns per episode (each search + its results is one turn).
-      max_response_tokens: most tokens after the prompt in one episode (policy + injected), the budget
-        the agent enforces.
-      max_turn_tokens: most new tokens the policy may sample in one turn.
 
-    Algorithm
-      algorithm: ``grpo`` (token-level importance ratio) or ``gspo`` (sequence-level ratio: the length-
-        normalised log ratio of the whole response). Everything else is shared.
-      epsilon_low, epsilon_high: clip range of the ratio, ``[1 - low, 1 + high]``; None takes the
-        algorithm's default (GRPO 0.2/0.2, GSPO 3e-4/4e-4).
-      beta: weight of the KL penalty to the reference policy (the base model with the adapter switched off
-        under LoRA). 0 switches the reference off and saves a forward pass.
-      num_iterations: optimisation passes over each batch of rollouts (mu). With 1 the ratio is exactly 1
-        at every update and clipping never fires; >1 reuses rollouts and exercises the clip.
-      scale_rewards: ``group`` (divide by the group's reward std, GRPO), ``batch`` or ``none`` (Dr. GRPO).
-      reward: outcome reward of an episode: exact match (``em``), cover exact match (``cem``) or token F1.
+class TrainConfig(BaseModel):
+    """Options of experience-aligned RL (``hiexp train --config FILE``); ``docs/training.md`` has the table."""
 
-    Optimisation
-      learning_rate, lr_scheduler, warmup_steps, weight_decay, max_grad_norm: AdamW and its schedule.
-      steps: optimizer steps of the run.
-      lora: train a LoRA adapter instead of every weight (needed for the 0.5B model on a CPU machine).
-      lora_r, lora_alpha, lora_dropout, lora_targets: the adapter's rank, scale, dropout and the module names
-        it wraps.
-      gradient_checkpointing: trade compute for activation memory on long multi-turn episodes.
-
-    Experience
-      hek: HEK directory whose experience conditions every rollout (E2/E3 in the system prompt, E1 in tool
-        responses, exactly as in guided search), or ``none`` for the vanilla baseline with nothing else changed.
-      hek_top_k, hek_threshold: start-of-episode entries and the E1 cosine threshold (as in guided search).
-      hek_exclude_own_question: never show a rollout the entries distilled from its own training question.
-        The reflector saw that question's gold answer, so its entries can quote it; excluding them keeps the
-        reward honest when the HEK was built from the training questions. False = the paper's plain lookup.
-      embedder: embedder for HEK lookups; None uses the one named in the HEK manifest.
-
-    Run
-      seed: seeds data order, rollout sampling and initialisation of the adapter.
-      output_dir: where checkpoints, ``metrics.jsonl``, ``rollouts.jsonl`` and ``config.yaml`` go.
-      save_steps: checkpoint every this many steps (and at the end, and on Ctrl-C).
-      save_total_limit: checkpoints kept (None = all).
-      save_rollouts: append every trajectory to ``rollouts.jsonl`` (they can feed ``hiexp build``).
-      report_to: also send metrics to ``tensorboard`` or ``wandb`` through TRL (``none`` = JSONL only).
-      grad_norm_window: steps over which the gradient-norm variance is computed.
-    """
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     # model and data
-    model: str = "qwen2.5-coder-0.5b"
-    dataset: str = "hotpotqa"
-    split: str = "train"
-    n: int | None = 64
-    index: str | None = None
-    format: str = "search_r1"
-    top_k: int = 3
+    model: str = Field("qwen2.5-coder-0.5b", description=(
+        "policy: preset (`qwen2.5-coder-0.5b`, `default` = Qwen2.5-Coder-1.5B, `tiny-random`), local model "
+        "directory or hub id; loaded with the transformers backend because it is trained"))
+    dataset: str = Field("hotpotqa", description="training questions: a dataset name of `hiexp.data` or a JSONL path")
+    split: str = Field("train", description="split of `dataset` (`train` keeps the test split clean)")
+    n: int | None = Field(64, ge=1, description="questions taken from the split (null = all)")
+    index: str | None = Field(None, description=(
+        "retriever: index directory, corpus JSONL or `http(s)://` URL; null = the dataset's closed-world "
+        "corpus (BM25)"))
+    agent: AgentConfig = Field(default_factory=_agent, description=(
+        "the search agent (`hiexp.agent.AgentConfig`, every option of docs/agent.md): format, passages per "
+        "search, searches, token budgets, sampling; training changes one default, `top_p: 0.95`, and seeds "
+        "rollouts from `seed`"))
     # rollouts
-    group_size: int = 4
-    batch_size: int = 2
-    micro_batch_size: int | None = None
-    temperature: float = 1.0
-    top_p: float = 0.95
-    max_turns: int = 4
-    max_response_tokens: int = 1024
-    max_turn_tokens: int = 256
+    group_size: int = Field(4, ge=2, description="G rollouts per question (>= 2: a group of one has no baseline)")
+    batch_size: int = Field(2, ge=1, description="questions per optimizer step (`batch_size * group_size` trajectories)")
+    micro_batch_size: int | None = Field(None, ge=1, description=(
+        "trajectories per forward/backward (null = G); gradient accumulation covers the rest"))
     # algorithm
-    algorithm: str = "grpo"
-    epsilon_low: float | None = None
-    epsilon_high: float | None = None
-    beta: float = 1e-3
-    num_iterations: int = 1
-    scale_rewards: str = "group"
-    reward: str = "em"
+    algorithm: Literal["grpo", "gspo"] = Field("grpo", description=(
+        "`grpo` (token-level importance ratio) or `gspo` (one length-normalised ratio per sequence)"))
+    epsilon_low: float | None = Field(None, gt=0, lt=1, description=(
+        "clip range `[1 - low, 1 + high]`; null = GRPO 0.2/0.2, GSPO 3e-4/4e-4"))
+    epsilon_high: float | None = Field(None, gt=0, description="upper side of the clip range (see `epsilon_low`)")
+    beta: float = Field(1e-3, ge=0, description=(
+        "KL weight to the reference (the base model with the adapter off); 0 = no reference pass"))
+    num_iterations: int = Field(1, ge=1, description=(
+        "optimisation passes per batch of rollouts (mu); with 1 the ratio is exactly 1 and clipping never fires"))
+    scale_rewards: Literal["group", "batch", "none"] = Field("group", description=(
+        "divide advantages by the group's reward std (`group`, GRPO), the batch's, or not at all (`none`, Dr. GRPO)"))
     # optimisation
-    learning_rate: float = 1e-5
-    lr_scheduler: str = "constant"
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    steps: int = 100
-    lora: bool = True
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    gradient_checkpointing: bool = False
+    learning_rate: float = Field(1e-5, gt=0, description="AdamW learning rate")
+    lr_scheduler: str = Field("constant", description="learning-rate schedule (a transformers scheduler name)")
+    warmup_steps: int = Field(0, ge=0, description="warm-up steps of the schedule")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
+    steps: int = Field(100, ge=1, description="optimizer steps of the run")
+    lora: bool = Field(True, description="train a LoRA adapter (peft) instead of every weight")
+    lora_r: int = Field(16, ge=1, description="adapter rank")
+    lora_alpha: int = Field(32, ge=1, description="adapter scale")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="adapter dropout")
+    lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1,
+                                    description="module names the adapter wraps (a list, or one comma-separated string)")
+    gradient_checkpointing: bool = Field(False, description="trade compute for activation memory on long episodes")
     # experience
-    hek: str = "none"
-    hek_top_k: int = 5
-    hek_threshold: float = 0.8
-    hek_exclude_own_question: bool = True
-    embedder: str | None = None
+    hek: str = Field("none", description=(
+        "HEK directory conditioning every rollout (E2/E3 in the system prompt, E1 in tool responses), or `none` "
+        "for the vanilla baseline with nothing else changed"))
+    hek_top_k: int = Field(5, ge=0, description="E2/E3 entries in the system prompt")
+    hek_threshold: float = Field(0.8, ge=-1, le=1, description="least query-title cosine for an E1 entry to join the passages")
+    hek_exclude_own_question: bool = Field(True, description=(
+        "hide from a rollout the entries distilled from its own question (E1 by source, E2/E3 through their "
+        "children): the reflector saw its gold answer, so they can quote it; `false` = the paper's plain lookup"))
+    embedder: str | None = Field(None, description="embedder of HEK lookups; null = the one named in the HEK manifest")
     # run
-    seed: int = 0
-    output_dir: str = "runs/train"
-    save_steps: int = 50
-    save_total_limit: int | None = None
-    save_rollouts: bool = True
-    report_to: str = "none"
-    grad_norm_window: int = 10
+    seed: int = Field(0, description="seeds data order, rollout sampling and the adapter's initialisation")
+    output_dir: str = Field("runs/train", description="run directory: checkpoints, `metrics.jsonl`, `rollouts.jsonl`, `config.yaml`")
+    save_steps: int = Field(50, ge=1, description="checkpoint every this many steps (and at the end, and on Ctrl-C)")
+    save_total_limit: int | None = Field(None, ge=1, description="checkpoints kept (null = all)")
+    save_rollouts: bool = Field(True, description="append every trajectory to `rollouts.jsonl` (usable by `hiexp build`)")
+    report_to: Literal["none", "tensorboard", "wandb"] = Field("none", description=(
+        "also send metrics to `tensorboard` or `wandb` through TRL (`none` = JSONL only)"))
+    grad_norm_window: int = Field(10, ge=1, description="steps in the gradient-norm variance window")
+
+    # --- parsing --------------------------------------------------------------------------------------
+    @field_validator("agent", mode="before")
+    @classmethod
+    def _agent_section(cls, value: Any) -> Any:
+        """A partial ``agent:`` mapping starts from the training defaults, not from the agent's."""
+        if isinstance(value, AgentConfig) or value is None:
+            return _agent() if value is None else value
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a mapping of agent options, got {type(value).__name__}")
+        known = {f.name for f in fields(AgentConfig)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown agent option(s) {', '.join(map(str, unknown))}; see docs/agent.md")
+        for name in _AGENT_OPTIONS_SET_BY_TRAINER:
+            if name in value:
+                raise ValueError(f"{name} is set by the trainer: use the top-level `{name}`")
+        return {**TRAIN_AGENT_DEFAULTS, **value}
+
+    @field_validator("lora_targets", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_together(self) -> TrainConfig:
+        if self.n is not None and self.n < self.batch_size:
+            raise ValueError(f"n: {self.n} questions cannot fill a batch of {self.batch_size}")
+        if self.completions_per_step % self.micro_batch:
+            raise ValueError(f"micro_batch_size: {self.micro_batch} does not divide batch_size * group_size = "
+                             f"{self.completions_per_step}")
+        if self.agent.temperature <= 0:
+            raise ValueError(f"agent.temperature: must be > 0 for RL rollouts, got {self.agent.temperature}")
+        return self
 
     # --- derived values -------------------------------------------------------------------------------
     @property
     def use_hek(self) -> bool:
         return str(self.hek).lower() not in ("none", "", "null")
+
+    @property
+    def reward(self) -> str:
+        """The outcome reward of an episode (``agent.reward_metric``: ``em``, ``cem`` or ``f1``)."""
+        return self.agent.reward_metric
 
     @property
     def clip_range(self) -> tuple[float, float]:
@@ -162,103 +162,59 @@ class TrainConfig:
         return self.micro_batch_size or self.group_size
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    # --- validation -----------------------------------------------------------------------------------
-    def validate(self, source: str = "config") -> TrainConfig:
-        """Raise ``HiexpError`` naming the first bad key; return self so calls chain."""
-
-        def bad(key: str, why: str) -> HiexpError:
-            return HiexpError(f"{source}: {key}: {why}")
-
-        if self.algorithm not in ALGORITHMS:
-            raise bad("algorithm", f"{self.algorithm!r} is not one of {', '.join(ALGORITHMS)}")
-        if self.reward not in REWARD_METRICS:
-            raise bad("reward", f"{self.reward!r} is not one of {', '.join(REWARD_METRICS)}")
-        if self.report_to not in REPORT_TO:
-            raise bad("report_to", f"{self.report_to!r} is not one of {', '.join(REPORT_TO)}")
-        if self.format not in FORMATS:
-            raise bad("format", f"{self.format!r} is not one of {', '.join(FORMATS)}")
-        if self.scale_rewards not in ("group", "batch", "none"):
-            raise bad("scale_rewards", f"{self.scale_rewards!r} is not one of group, batch, none")
-        if self.group_size < 2:
-            raise bad(
-                "group_size",
-                f"must be >= 2 (got {self.group_size}): a group of one has no baseline, so every advantage is 0",
-            )
-        for key in ("batch_size", "steps", "max_turns", "max_response_tokens", "max_turn_tokens", "top_k",
-                    "save_steps", "num_iterations", "lora_r", "grad_norm_window"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise bad(key, f"must be a positive integer, got {value!r}")
-        if self.n is not None and (not isinstance(self.n, int) or self.n < 1):
-            raise bad("n", f"must be a positive integer or null, got {self.n!r}")
-        if self.n is not None and self.n < self.batch_size:
-            raise bad("n", f"{self.n} questions cannot fill a batch of {self.batch_size}")
-        if self.micro_batch_size is not None and self.micro_batch_size < 1:
-            raise bad("micro_batch_size", f"must be a positive integer or null, got {self.micro_batch_size!r}")
-        if self.completions_per_step % self.micro_batch:
-            raise bad(
-                "micro_batch_size",
-                f"{self.micro_batch} does not divide batch_size * group_size = {self.completions_per_step}",
-            )
-        if not 0.0 < self.temperature:
-            raise bad("temperature", f"must be > 0 for RL rollouts, got {self.temperature}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise bad("top_p", f"must be in (0, 1], got {self.top_p}")
-        if self.beta < 0:
-            raise bad("beta", f"must be >= 0, got {self.beta}")
-        if self.learning_rate <= 0:
-            raise bad("learning_rate", f"must be > 0, got {self.learning_rate}")
-        low, high = self.clip_range
-        if not (0 < low < 1 and high > 0):
-            raise bad("epsilon_low/epsilon_high", f"clip range [1-{low}, 1+{high}] is empty or inverted")
-        if not self.lora_targets:
-            raise bad("lora_targets", "needs at least one module name")
-        return self
+        """Every option as plain data (what ``config.yaml`` and checkpoints record; loads back unchanged)."""
+        data = self.model_dump(exclude={"agent"})
+        agent = asdict(self.agent)
+        for name in _AGENT_OPTIONS_SET_BY_TRAINER:
+            agent.pop(name)
+        # keep the field order of the class, with the agent's section where it is declared
+        return {name: (agent if name == "agent" else data[name]) for name in type(self).model_fields}
 
 
-def _coerce(name: str, value: Any, default: Any, source: str) -> Any:
-    """Turn YAML/CLI values into the field's type (YAML gives ``1e-3`` as a string, CLI gives strings)."""
-    if value is None:
-        return None
-    if isinstance(value, str) and value.lower() in ("null", "~") and name in _NULLABLE:
-        return None
-    kind = type(default) if default is not None else _NULLABLE.get(name, str)
+def _one_line(exc: ValidationError, source: str) -> HiexpError:
+    """Pydantic's first error as ``source: key: what is wrong (got value)``."""
+    error = exc.errors()[0]
+    key = ".".join(str(part) for part in error["loc"]) or "config"
+    message = error["msg"].removeprefix("Value error, ")
+    if message.startswith(key + ":"):  # a cross-field check that names its key already
+        key, message = message.split(":", 1)
+        message = message.strip()
+    got = ""
+    if error["type"] not in ("value_error", "missing") and not isinstance(error.get("input"), dict):
+        got = f" (got {error.get('input')!r})"
+    if error["type"] == "extra_forbidden":
+        return HiexpError(f"{source}: unknown option {key}; see docs/training.md")
+    return HiexpError(f"{source}: {key}: {message}{got}")
+
+
+def make_config(values: dict[str, Any], source: str = "config") -> TrainConfig:
+    """A validated ``TrainConfig`` from plain values; any problem is one ``HiexpError`` naming the key."""
     try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("true", "yes", "1", "on"):
-                return True
-            if text in ("false", "no", "0", "off"):
-                return False
-            raise ValueError(value)
-        if kind is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError(value)
-            return int(value)
-        if kind is float:
-            return float(value)
-        if kind is list:
-            if isinstance(value, str):
-                return [v.strip() for v in value.split(",") if v.strip()]
-            return list(value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise HiexpError(f"{source}: {name}: expected {kind.__name__}, got {value!r}") from None
+        return TrainConfig.model_validate(values)
+    except ValidationError as exc:
+        raise _one_line(exc, source) from None
+    except HiexpError as exc:  # raised by AgentConfig's own checks
+        raise HiexpError(f"{source}: agent: {exc}") from None
 
 
-# Fields whose default is None, with the type a non-null value takes.
-_NULLABLE: dict[str, type] = {
-    "n": int, "index": str, "micro_batch_size": int, "epsilon_low": float, "epsilon_high": float,
-    "embedder": str, "save_total_limit": int,
-}
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``key=value`` or ``agent.key=value`` from the command line; the value is read as YAML (``3``, ``null``)."""
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise HiexpError(f"--set {text!r}: expected key=value (for example --set agent.max_turns=2)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return [part.strip() for part in key.split(".")], value
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Read a YAML config (or start from defaults), apply ``overrides`` (None values ignored), validate."""
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                settings: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read a YAML config (or start from defaults), apply ``overrides`` (top-level, None values ignored)
+    and ``settings`` (``key=value`` strings, dotted keys reach into ``agent``), validate."""
     import yaml
 
     raw: dict[str, Any] = {}
@@ -279,21 +235,20 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         if not isinstance(loaded, dict):
             raise HiexpError(f"{path}: expected a mapping of option: value, got {type(loaded).__name__}")
         raw = loaded
-    known = {f.name: f for f in fields(TrainConfig)}
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        raise HiexpError(f"{source}: unknown option(s) {', '.join(unknown)}; see docs/training.md")
-    defaults = TrainConfig()
-    values: dict[str, Any] = {}
-    for name, value in raw.items():
-        values[name] = _coerce(name, value, getattr(defaults, name), source)
+    if overrides or settings:
+        source = f"{source} with command-line overrides"
     for name, value in (overrides or {}).items():
-        if value is None:
-            continue
-        if name not in known:
-            raise HiexpError(f"unknown override {name!r}")
-        values[name] = _coerce(name, value, getattr(defaults, name), "command line")
-    return TrainConfig(**values).validate(source)
+        if value is not None:
+            raw[name] = value
+    for text in settings:
+        keys, value = parse_override(text)
+        target = raw
+        for key in keys[:-1]:
+            section = target.get(key)
+            target[key] = section = dict(section) if isinstance(section, dict) else {}
+            target = section
+        target[keys[-1]] = value
+    return make_config(raw, source)
 
 
 def dump_config(config: TrainConfig) -> str:
@@ -301,6 +256,27 @@ def dump_config(config: TrainConfig) -> str:
     import yaml
 
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def options_table() -> str:
+    """The markdown table of every option with its default and meaning (``docs/training.md`` holds it)."""
+
+    def shown(value: Any) -> str:
+        if value is None:
+            return "null"
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, list):
+            return ", ".join(map(str, value))
+        if isinstance(value, AgentConfig):
+            return ", ".join(f"{k}: {v}" for k, v in TRAIN_AGENT_DEFAULTS.items()) + "; the rest as `AgentConfig`"
+        return f"`{value}`" if isinstance(value, str) else str(value)
+
+    defaults = TrainConfig()
+    rows = ["| option | default | meaning |", "| --- | --- | --- |"]
+    for name, info in TrainConfig.model_fields.items():
+        rows.append(f"| `{name}` | {shown(getattr(defaults, name))} | {info.description} |")
+    return "\n".join(rows) + "\n"
 
 
 PACKAGED_CONFIGS = Path(__file__).parent / "configs"
@@ -317,3 +293,7 @@ def resolve_config_path(value: str | None) -> Path | None:
         if candidate.exists():
             return candidate
     return path
+
+
+if __name__ == "__main__":  # python -m hiexp.train.config: the options table of docs/training.md
+    print(options_table(), end="")

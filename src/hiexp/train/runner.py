@@ -51,9 +51,9 @@ def grpo_args(config: TrainConfig, use_cpu: bool | None = None) -> Any:
         loss_type="grpo",
         scale_rewards=config.scale_rewards,
         num_iterations=config.num_iterations,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        max_completion_length=config.max_response_tokens,
+        temperature=config.agent.temperature,
+        top_p=config.agent.top_p,
+        max_completion_length=config.agent.max_tokens,
         logging_steps=1,
         save_strategy="steps",
         save_steps=config.save_steps,
@@ -153,21 +153,10 @@ def _load_hook(config: TrainConfig) -> Any:
 
 
 def agent_config(config: TrainConfig) -> Any:
-    """The agent's config for training rollouts (only the fields the agent defines are passed)."""
-    from dataclasses import fields as dc_fields
+    """The agent's config for training rollouts: the ``agent`` section, seeded from the run's ``seed``."""
+    from dataclasses import replace
 
-    from hiexp.agent import AgentConfig
-
-    wanted = {
-        "format": config.format, "top_k": config.top_k, "max_turns": config.max_turns,
-        "max_tokens": config.max_response_tokens, "max_new_tokens": config.max_turn_tokens,
-        "temperature": config.temperature, "top_p": config.top_p, "seed": config.seed,
-        "reward_metric": config.reward,
-        # every episode of a step in flight together (continuous batching inside the agent)
-        "batch_size": max(1, config.completions_per_step),
-    }
-    names = {f.name for f in dc_fields(AgentConfig)}
-    return AgentConfig(**{k: v for k, v in wanted.items() if k in names})
+    return replace(config.agent, seed=config.seed)
 
 
 def build_trainer(config: TrainConfig, parts: TrainComponents | None = None) -> Any:
