@@ -139,19 +139,27 @@ class DemoResult:
     wall_seconds: float = 0.0
 
 
-class _Pipeline:
-    """Lazily built shared resources (the model is loaded only when a stage needs it)."""
+class DemoPipeline:
+    """The demo's five stages as methods over lazily built shared resources (a model is loaded only when a
+    stage needs it). ``run`` calls them in order, skipping a stage whose output is already complete."""
 
     def __init__(self, config: DemoConfig, echo: Callable[[str], None], generator: Any = None, embedder: Any = None,
-                 reflector: Any = None):
+                 reflector: Any = None, retriever: Any = None, finished: dict[str, Any] | None = None):
         self.config = config
         self.echo = echo
         self.out = Path(config.out)
         self._generator = generator
         self._embedder = embedder
         self._reflector = reflector
-        self._retriever = None
+        self._retriever = retriever
+        self.finished = finished or {}  # stages a previous run completed, from demo.json
         self.stages: list[StageRecord] = []
+        self.trajectories = self.out / "trajectories.jsonl"
+        self.e1_path = self.out / "e1.jsonl"
+        self.live_hek_dir = self.out / "hek"
+        self.eval_dir = self.out / "eval"
+        self.comparison: Any = None
+        self.report_paths: dict[str, Path] = {}
 
     # --- resources ------------------------------------------------------------------------------------
     @property
@@ -198,7 +206,7 @@ class _Pipeline:
     def hek_dir(self) -> Path:
         """The HEK of the "with" arm."""
         if self.config.hek == "live":
-            return self.out / "hek"
+            return self.live_hek_dir
         from hiexp.experience.hek import resolve_hek_dir
 
         return resolve_hek_dir(self.config.hek)
@@ -229,7 +237,29 @@ class _Pipeline:
                     "from the whole train split)")
         return self.examples("train", c.n), f"{c.n} training questions drawn at random"
 
-    # --- stages ---------------------------------------------------------------------------------------
+    @property
+    def arms(self) -> dict[str, str | None]:
+        """Evaluation arm -> experience ablation (None = no HEK)."""
+        arms: dict[str, str | None] = {"without": None, "with": "full"}
+        if self.config.ablations or self.config.full:
+            arms.update({"no-e1": "no-e1", "no-e2e3": "no-e2e3"})
+        return arms
+
+    # --- running --------------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Every stage in order; each resumes or is skipped when a previous run completed it."""
+        c = self.config
+        self.stage("rollouts", lambda: "rollouts" in self.finished
+                   and _count_lines(self.trajectories) >= c.n * c.k, self.rollouts)
+        self.stage("distill", lambda: "distill" in self.finished and self.e1_path.exists(), self.distill)
+        self.stage("build", lambda: "build" in self.finished
+                   and (self.live_hek_dir / "manifest.json").exists(), self.build)
+        for arm, ablation in self.arms.items():
+            self.stage(f"eval-{arm}", lambda arm=arm: f"eval-{arm}" in self.finished
+                       and _eval_complete(self.eval_dir / arm),
+                       lambda arm=arm, ablation=ablation: self.evaluate(arm, ablation))
+        self.stage("report", lambda: False, self.report)
+
     def stage(self, name: str, done: Callable[[], bool], work: Callable[[], str | None]) -> None:
         """Run ``work`` unless ``done()`` says the stage's output is already complete."""
         record = StageRecord(name)
@@ -260,6 +290,126 @@ class _Pipeline:
                 finished[record.name] = {"seconds": round(record.seconds, 1), "detail": record.detail}
         atomic_write_json(self.out / STATE_FILE, state)
 
+    # --- the stages -----------------------------------------------------------------------------------
+    def rollouts(self) -> str:
+        """1. K sampled episodes per training question."""
+        from hiexp.agent import SearchAgent
+        from hiexp.agent.rollout import run_rollouts
+
+        c = self.config
+        examples, chosen = self.train_examples()
+        self.echo(f"training questions: {chosen}")
+        _add_note(self.out, f"Live rollouts: {chosen}.")
+        agent = SearchAgent(self.generator, self.retriever, self.agent_config(c.rollout_temperature, c.rollout_top_p))
+        summary = run_rollouts(examples, agent, c.k, self.trajectories, seed=c.seed)
+        records = list(iter_jsonl(self.trajectories, skip_bad=True))
+        wins = sum(1 for r in records if (r.get("rewards") or {}).get(c.success, 0) >= c.success_threshold)
+        return f"{summary.total} trajectories, {wins} successful by {c.success}"
+
+    def distill(self) -> str:
+        """2. Contrastive distillation of the rollouts into E1 entries."""
+        from hiexp.experience.distill import DistillConfig, distill
+
+        c = self.config
+        rule = dict(reward_key=c.success, threshold=c.success_threshold)
+        summary = distill([self.trajectories], self.e1_path, self.reflector,
+                          DistillConfig(batch_size=8, seed=c.seed, **rule))
+        self.echo(summary.render())
+        if summary.entries_total == 0:
+            # No question had both a success and a failure (a weak policy or a small K): rather than stop,
+            # reflect on the uniform groups as well, and say so in the report.
+            self.echo("no contrastive group gave an entry; reflecting on all-success / all-failure groups too")
+            summary = distill([self.trajectories], self.e1_path, self.reflector,
+                              DistillConfig(batch_size=8, seed=c.seed, include_uniform=True, **rule))
+            self.echo(summary.render())
+            _add_note(self.out, "No training question had both a successful and a failed rollout that gave an "
+                                "entry, so E1 was distilled from all-failure / all-success groups (no contrast).")
+        return f"{summary.entries_total} E1 entries from {summary.groups_eligible} groups"
+
+    def build(self) -> str:
+        """3. The HEK: E1 clustered and summarised into E2 and E3."""
+        from hiexp.experience.build import build_hek
+
+        if _count_lines(self.e1_path) == 0:
+            raise HiexpError(
+                f"distillation produced no E1 entries ({self.e1_path}): no training question had both a success "
+                f"and a failure among its {self.config.k} rollouts; raise --k or --n, or use a stronger --reflector"
+            )
+        hek = build_hek([self.e1_path], self.live_hek_dir, self.embedder, self.reflector)
+        return _counts(hek)
+
+    def evaluate(self, arm: str, ablation: str | None) -> str:
+        """4. One arm on the test split: without the HEK, with it, or an ablation (same questions, greedy)."""
+        from hiexp.eval.evaluate import run_eval
+
+        c = self.config
+        hook = None
+        if ablation is not None:
+            from hiexp.components import make_experience_hook
+
+            hook = make_experience_hook(self.hek_dir(), top_k=c.experience_top_k, threshold=c.experience_threshold,
+                                        ablation=ablation, embedder=self.embedder)
+        metrics = run_eval({c.dataset: self.examples("test", c.test_size)}, self.generator, self.retriever, "agent",
+                           self.eval_dir / arm, hook=hook, config=self.agent_config(c.eval_temperature), seed=c.seed)
+        return _describe_metrics(metrics)
+
+    def report(self) -> str:
+        """5. The with-minus-without comparison with intervals, the HEK and the trajectories, as md and HTML."""
+        from hiexp.eval.compare import compare_runs
+        from hiexp.experience.hek import HEK
+        from hiexp.report import HekSection, ReportInputs, Stage, write_report
+
+        c = self.config
+        without = self.eval_dir / "without"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            comparison = compare_runs(without, self.eval_dir / "with", resamples=c.resamples, seed=c.seed)
+            ablations = {name: compare_runs(without, self.eval_dir / name, resamples=c.resamples, seed=c.seed)
+                         for name in self.arms if name not in ("with", "without")}
+        self.comparison = comparison
+        hek = HEK.load(self.hek_dir())
+        live = hek if c.hek == "live" else HEK.load(self.live_hek_dir)
+        state_now = _read_state(self.out) or {}
+        stage_rows = []
+        for record in self.stages:
+            seconds = record.seconds if record.status == "done" else state_now.get("stages", {}).get(
+                record.name, {}).get("seconds", "")
+            stage_rows.append(Stage(record.name, record.status, float(seconds) if seconds != "" else ""))
+        n_test = comparison.datasets[c.dataset].n if c.dataset in comparison.datasets else c.n_test
+        settings = {
+            "dataset": f"{c.dataset} (train {c.n} questions x K={c.k}; test {n_test} questions)",
+            "model": getattr(self._generator, "model_id", c.model) if self._generator else c.model,
+            "reflector": c.reflector or "the policy itself (self-distillation)",
+            "embedder": c.embedder,
+            "agent": f"max {c.agent.max_turns} searches, {c.agent.top_k} passages each, "
+                     f"{c.agent.max_new_tokens} tokens per turn, {c.agent.max_tokens} per episode",
+            "sampling": f"rollouts T={c.rollout_temperature}, evaluation T={c.eval_temperature}, seed {c.seed}",
+            "experience": f"top-{c.experience_top_k} E2/E3 at the start; E1 at search time if cos >= "
+                          f"{c.experience_threshold}",
+            "HEK of the with-arm": _describe_hek(c.hek, hek),
+            "HEK built in this run": f"{_counts(live)} from {c.n} train questions x {c.k} rollouts "
+                                     f"(success = {c.success} >= {c.success_threshold:g})",
+        }
+        extra = []
+        if c.hek != "live":
+            extra.append(HekSection("The HEK built in this run", list(live.entries), live.version,
+                                    "Distilled live from this run's rollouts; shown here, not used in the comparison."))
+        self.report_paths = write_report(self.out, ReportInputs(
+            title=f"experience-guided search on {c.dataset}",
+            comparison=comparison,
+            entries=list(hek.entries),
+            trajectories=list(iter_jsonl(self.trajectories, skip_bad=True)),
+            hek_version=getattr(hek, "version", None),
+            hek_title="The experience used in the with-arm" if c.hek != "live" else "The experience base",
+            extra_heks=extra,
+            settings=settings,
+            ablations=ablations,
+            stages=stage_rows,
+            notes=list(state_now.get("notes", [])),
+            summary=_headline(comparison),
+        ))
+        return str(self.report_paths["html"])
+
 
 def _read_state(out: Path) -> dict[str, Any] | None:
     path = out / STATE_FILE
@@ -275,6 +425,10 @@ def _count_lines(path: Path) -> int:
     if not path.exists():
         return 0
     return sum(1 for _ in iter_jsonl(path, skip_bad=True))
+
+
+_RUN_OUTPUTS = ("trajectories.jsonl", "e1.jsonl", "e1.groups.jsonl", "e1.meta.json", "hek", "eval", STATE_FILE,
+                "report.md", "report.html", "trajectories.html", "chart.png")
 
 
 def run_demo(
@@ -296,8 +450,7 @@ def run_demo(
     started = time.perf_counter()
     state = _read_state(out)
     if restart and out.exists():
-        for name in ("trajectories.jsonl", "e1.jsonl", "e1.groups.jsonl", "e1.meta.json", "hek", "eval", STATE_FILE,
-                     "report.md", "report.html", "trajectories.html", "chart.png"):
+        for name in _RUN_OUTPUTS:  # only what a demo run writes: anything else in the directory stays
             path = out / name
             if path.is_dir():
                 shutil.rmtree(path)
@@ -311,164 +464,15 @@ def run_demo(
             f"use another --out, or --restart to discard it"
         )
     out.mkdir(parents=True, exist_ok=True)
-    pipe = _Pipeline(config, echo, generator=generator, embedder=embedder, reflector=reflector)
-    pipe._retriever = retriever
     atomic_write_json(out / STATE_FILE, {**(state or {}), "config": config.fingerprint()})
-
-    trajectories = out / "trajectories.jsonl"
-    e1_path = out / "e1.jsonl"
-    hek_dir = out / "hek"
-    eval_dir = out / "eval"
-    finished = (state or {}).get("stages", {})
-
-    # 1. rollouts on the train split
-    def rollouts() -> str:
-        from hiexp.agent import SearchAgent
-        from hiexp.agent.rollout import run_rollouts
-
-        examples, chosen = pipe.train_examples()
-        echo(f"training questions: {chosen}")
-        _add_note(out, f"Live rollouts: {chosen}.")
-        agent = SearchAgent(pipe.generator, pipe.retriever,
-                            pipe.agent_config(config.rollout_temperature, config.rollout_top_p))
-        summary = run_rollouts(examples, agent, config.k, trajectories, seed=config.seed)
-        records = list(iter_jsonl(trajectories, skip_bad=True))
-        wins = sum(1 for r in records
-                   if (r.get("rewards") or {}).get(config.success, 0) >= config.success_threshold)
-        return f"{summary.total} trajectories, {wins} successful by {config.success}"
-
-    pipe.stage(
-        "rollouts",
-        lambda: "rollouts" in finished and _count_lines(trajectories) >= config.n * config.k,
-        rollouts,
-    )
-
-    # 2. contrastive distillation into E1
-    def distill_stage() -> str:
-        from hiexp.experience.distill import DistillConfig, distill
-
-        rule = dict(reward_key=config.success, threshold=config.success_threshold)
-        summary = distill([trajectories], e1_path, pipe.reflector, DistillConfig(batch_size=8, seed=config.seed, **rule))
-        echo(summary.render())
-        if summary.entries_total == 0:
-            # No question had both a success and a failure (a weak policy or a small K): rather than stop,
-            # reflect on the uniform groups as well, and say so in the report.
-            echo("no contrastive group gave an entry; reflecting on all-success / all-failure groups too")
-            summary = distill([trajectories], e1_path, pipe.reflector,
-                              DistillConfig(batch_size=8, seed=config.seed, include_uniform=True, **rule))
-            echo(summary.render())
-            _add_note(out, "No training question had both a successful and a failed rollout that gave an entry, "
-                           "so E1 was distilled from all-failure / all-success groups (no contrast).")
-        return f"{summary.entries_total} E1 entries from {summary.groups_eligible} groups"
-
-    pipe.stage("distill", lambda: "distill" in finished and e1_path.exists(), distill_stage)
-
-    # 3. the HEK
-    def build_stage() -> str:
-        from hiexp.experience.build import build_hek
-
-        if _count_lines(e1_path) == 0:
-            raise HiexpError(
-                f"distillation produced no E1 entries ({e1_path}): no training question had both a success and a "
-                f"failure among its {config.k} rollouts; raise --k or --n, or use a stronger --reflector"
-            )
-        hek = build_hek([e1_path], hek_dir, pipe.embedder, pipe.reflector)
-        counts = hek.counts()
-        return ", ".join(f"{counts[level]} {level}" for level in ("E1", "E2", "E3"))
-
-    pipe.stage("build", lambda: "build" in finished and (hek_dir / "manifest.json").exists(), build_stage)
-
-    # 4. evaluation without and with the HEK, same questions and seeds
-    eval_hek = pipe.hek_dir()
-    arms: dict[str, str | None] = {"without": None, "with": "full"}
-    if config.ablations or config.full:
-        arms.update({"no-e1": "no-e1", "no-e2e3": "no-e2e3"})
-    for arm, ablation in arms.items():
-        arm_dir = eval_dir / arm
-
-        def evaluate(arm_dir: Path = arm_dir, ablation: str | None = ablation) -> str:
-            hook = None
-            if ablation is not None:
-                from hiexp.components import make_experience_hook
-
-                hook = make_experience_hook(eval_hek, top_k=config.experience_top_k,
-                                            threshold=config.experience_threshold, ablation=ablation,
-                                            embedder=pipe.embedder)
-            metrics = _run_eval(pipe, arm_dir, hook)
-            return _describe_metrics(metrics)
-
-        pipe.stage(f"eval-{arm}", lambda arm=arm, arm_dir=arm_dir: f"eval-{arm}" in finished
-                   and _eval_complete(arm_dir), evaluate)
-
-    # 5. compare and report
-    report_paths: dict[str, Path] = {}
-    comparison_holder: dict[str, Any] = {}
-
-    def report_stage() -> str:
-        from hiexp.eval.compare import compare_runs
-        from hiexp.experience.hek import HEK
-        from hiexp.report import HekSection, ReportInputs, Stage, write_report
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            comparison = compare_runs(eval_dir / "without", eval_dir / "with", resamples=config.resamples,
-                                      seed=config.seed)
-            ablations = {
-                name: compare_runs(eval_dir / "without", eval_dir / name, resamples=config.resamples, seed=config.seed)
-                for name in arms if name not in ("with", "without")
-            }
-        comparison_holder["comparison"] = comparison
-        hek = HEK.load(eval_hek)
-        live = hek if config.hek == "live" else HEK.load(hek_dir)
-        state_now = _read_state(out) or {}
-        stage_rows = []
-        for record in pipe.stages:
-            seconds = record.seconds if record.status == "done" else state_now.get("stages", {}).get(
-                record.name, {}).get("seconds", "")
-            stage_rows.append(Stage(record.name, record.status, float(seconds) if seconds != "" else ""))
-        n_test = comparison.datasets[config.dataset].n if config.dataset in comparison.datasets else config.n_test
-        settings = {
-            "dataset": f"{config.dataset} (train {config.n} questions x K={config.k}; test {n_test} questions)",
-            "model": getattr(pipe._generator, "model_id", config.model) if pipe._generator else config.model,
-            "reflector": config.reflector or "the policy itself (self-distillation)",
-            "embedder": config.embedder,
-            "agent": f"max {config.agent.max_turns} searches, {config.agent.top_k} passages each, "
-                     f"{config.agent.max_new_tokens} tokens per turn, {config.agent.max_tokens} per episode",
-            "sampling": f"rollouts T={config.rollout_temperature}, evaluation T={config.eval_temperature}, "
-                        f"seed {config.seed}",
-            "experience": f"top-{config.experience_top_k} E2/E3 at the start; E1 at search time if cos >= "
-                          f"{config.experience_threshold}",
-            "HEK of the with-arm": _describe_hek(config.hek, hek),
-            "HEK built in this run": f"{_counts(live)} from {config.n} train questions x {config.k} rollouts "
-                                     f"(success = {config.success} >= {config.success_threshold:g})",
-        }
-        extra = []
-        if config.hek != "live":
-            extra.append(HekSection("The HEK built in this run", list(live.entries), live.version,
-                                    "Distilled live from this run's rollouts; shown here, not used in the comparison."))
-        paths = write_report(out, ReportInputs(
-            title=f"experience-guided search on {config.dataset}",
-            comparison=comparison,
-            entries=list(hek.entries),
-            trajectories=list(iter_jsonl(trajectories, skip_bad=True)),
-            hek_version=getattr(hek, "version", None),
-            hek_title="The experience used in the with-arm" if config.hek != "live" else "The experience base",
-            extra_heks=extra,
-            settings=settings,
-            ablations=ablations,
-            stages=stage_rows,
-            notes=list(state_now.get("notes", [])),
-            summary=_headline(comparison),
-        ))
-        report_paths.update(paths)
-        return str(paths["html"])
-
-    pipe.stage("report", lambda: False, report_stage)
+    pipe = DemoPipeline(config, echo, generator=generator, embedder=embedder, reflector=reflector,
+                        retriever=retriever, finished=(state or {}).get("stages", {}))
+    pipe.run()
     return DemoResult(
         out=out,
-        report_md=report_paths.get("md", out / "report.md"),
-        report_html=report_paths.get("html", out / "report.html"),
-        comparison=comparison_holder.get("comparison"),
+        report_md=pipe.report_paths.get("md", out / "report.md"),
+        report_html=pipe.report_paths.get("html", out / "report.html"),
+        comparison=pipe.comparison,
         stages=pipe.stages,
         wall_seconds=time.perf_counter() - started,
     )
@@ -484,24 +488,6 @@ def _add_note(out: Path, note: str) -> None:
 
 def _eval_complete(arm_dir: Path) -> bool:
     return (arm_dir / "metrics.json").exists() and (arm_dir / "predictions.jsonl").exists()
-
-
-def _run_eval(pipe: _Pipeline, arm_dir: Path, hook: Any) -> dict[str, Any]:
-    """Evaluate the agent on the test split into ``arm_dir`` (predictions.jsonl, metrics.json, manifest.json)."""
-    from hiexp.eval.evaluate import run_eval
-
-    c = pipe.config
-    examples = pipe.examples("test", c.test_size)
-    return run_eval(
-        {c.dataset: examples},
-        pipe.generator,
-        pipe.retriever,
-        "agent",
-        arm_dir,
-        hook=hook,
-        config=pipe.agent_config(c.eval_temperature),
-        seed=c.seed,
-    )
 
 
 def _describe_metrics(metrics: Any) -> str:
