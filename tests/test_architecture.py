@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "hiexp"
 # lower rank, nothing of its own rank elsewhere or above.
 RANKS = {
     "errors": 0,
-    "io": 1, "progress": 1, "contracts": 1,
+    "io": 1, "progress": 1, "retry": 1, "contracts": 1,
     "data": 2, "scoring": 2,
     "search": 3, "llm": 3,
     "agent": 4, "experience": 4,

@@ -22,31 +22,20 @@ optional ``seeds`` list, so K copies of one prompt in a call are K different sam
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import os
-import random
 import threading
-import time
-from dataclasses import dataclass
 from typing import Any
 
 from hiexp.contracts.generation import Generation, SamplingParams, derive_seed
 from hiexp.errors import HiexpError
+from hiexp.retry import Transient, policy, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 # Fields under which servers report the stop string that ended a choice.
 MATCHED_STOP_FIELDS = ("stop_reason", "matched_stop", "stopping_word")
-
-
-@dataclass
-class _Failure:
-    """The last transient failure of a request, kept for the final error message."""
-
-    what: str
-    retry_after: float | None = None
 
 
 class OpenAIGenerator:
@@ -250,54 +239,31 @@ class OpenAIGenerator:
         ``url`` overrides ``base_url + path`` (for a server's non-OpenAI endpoints).
         """
         import httpx
+        from tenacity import AsyncRetrying
 
         url = url or f"{self.base_url}{path}"
-        failure = _Failure("no attempt")
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                delay = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)) * (0.5 + random.random()))
-                if failure.retry_after is not None:
-                    delay = min(self.max_backoff, max(delay, failure.retry_after))
-                logger.info("retrying %s in %.1fs after %s", url, delay, failure.what)
-                await asyncio.sleep(delay)
+
+        async def once() -> Any:
             try:
                 response = await client.request(method, url, json=body)
             except httpx.TimeoutException:
-                failure = _Failure(f"no response within {self.timeout:g}s")
-                continue
+                raise Transient(f"no response within {self.timeout:g}s") from None
             except httpx.TransportError as exc:
-                failure = _Failure(f"connection error ({type(exc).__name__})")
-                continue
+                raise Transient(f"connection error ({type(exc).__name__})") from None
             if response.status_code in RETRY_STATUSES or response.status_code >= 500:
-                failure = _Failure(f"HTTP {response.status_code}", _retry_after(response.headers.get("retry-after")))
-                continue
+                raise Transient(f"HTTP {response.status_code}", retry_after_seconds(response.headers.get("retry-after")))
             if response.status_code >= 400:
-                hint = ""
-                if response.status_code in (401, 403):
-                    hint = f"; check the API key in ${self.api_key_env}"
-                raise HiexpError(
-                    f"{url}: HTTP {response.status_code}: {_error_text(response)}{hint}"
-                )
+                hint = f"; check the API key in ${self.api_key_env}" if response.status_code in (401, 403) else ""
+                raise HiexpError(f"{url}: HTTP {response.status_code}: {_error_text(response)}{hint}")
             try:
                 return response.json()
             except ValueError:
                 raise HiexpError(f"{url}: the response is not JSON: {response.text[:200]!r}") from None
-        raise HiexpError(f"{url}: failed after {self.max_retries + 1} attempts; last: {failure.what}")
 
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+        try:
+            return await AsyncRetrying(**policy(self.max_retries, self.backoff, self.max_backoff, url))(once)
+        except Transient as last:
+            raise HiexpError(f"{url}: failed after {self.max_retries + 1} attempts; last: {last.what}") from None
 
 
 def _error_text(response: Any) -> str:

@@ -8,13 +8,13 @@ pointed at a big remote index without code changes.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from hiexp.contracts.passage import Passage, check_queries
 from hiexp.errors import HiexpError
 from hiexp.io import stable_hash
+from hiexp.retry import Transient, policy
 
 # HTTP statuses worth another try: the server is overloaded, restarting or behind a proxy that gave up.
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -85,34 +85,31 @@ class RemoteRetriever:
 
     def _post(self, payload: dict[str, Any]) -> Any:
         import httpx
+        from tenacity import Retrying
 
-        problem = "no attempt made"
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+        def once() -> Any:
             try:
                 response = self._client.post(self.url, json=payload)
             except httpx.TransportError as exc:  # connection refused, DNS, time-out, reset
-                problem = f"{type(exc).__name__}: {exc}"
-                continue
+                raise Transient(f"{type(exc).__name__}: {exc}") from None
             if response.status_code in RETRYABLE_STATUS:
-                problem = f"HTTP {response.status_code}: {response.text[:200]}"
-                continue
+                raise Transient(f"HTTP {response.status_code}: {response.text[:200]}")
             if response.status_code != 200:
-                raise HiexpError(
-                    f"retriever server {self.url} refused the request: HTTP {response.status_code}: "
-                    f"{response.text[:300]}"
-                )
+                raise HiexpError(f"retriever server {self.url} refused the request: HTTP {response.status_code}: "
+                                 f"{response.text[:300]}")
             try:
                 return response.json()
             except ValueError:
-                raise HiexpError(
-                    f"retriever server {self.url} answered with something that is not JSON: {response.text[:200]!r}"
-                ) from None
-        raise HiexpError(
-            f"retriever server {self.url} is unreachable after {self.retries + 1} tries ({problem}); "
-            "start one with `hiexp serve-retriever INDEX --port PORT` or check the URL"
-        )
+                raise HiexpError(f"retriever server {self.url} answered with something that is not JSON: "
+                                 f"{response.text[:200]!r}") from None
+
+        try:
+            return Retrying(**policy(self.retries, self.backoff, label=self.url))(once)
+        except Transient as last:
+            raise HiexpError(
+                f"retriever server {self.url} is unreachable after {self.retries + 1} tries ({last.what}); "
+                "start one with `hiexp serve-retriever INDEX --port PORT` or check the URL"
+            ) from None
 
     def _parse(self, body: Any, expected: int) -> list[list[Passage]]:
         result = body.get("result") if isinstance(body, dict) else None
