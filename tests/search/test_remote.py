@@ -165,3 +165,33 @@ def test_missing_server_packages_are_explained(monkeypatch, local):
     monkeypatch.setitem(sys.modules, "fastapi", None)
     with pytest.raises(HiexpError, match=r"pip install 'hiexp\[serve\]'"):
         create_app(local)
+
+
+def test_the_client_waits_as_a_server_asks_and_names_a_server_that_keeps_failing(local):
+    """``Retry-After`` sets the delay of the next try; a server that answers 500 every time is not "unreachable"."""
+    import fastapi
+
+    from hiexp.search.server import create_app
+
+    app = fastapi.FastAPI()
+    inner = create_app(local)
+    seen: list[float] = []
+
+    @app.middleware("http")
+    async def busy_then_broken(request, call_next):
+        seen.append(time.monotonic())
+        if len(seen) == 1:
+            return fastapi.responses.JSONResponse({"detail": "busy"}, status_code=429, headers={"Retry-After": "1"})
+        if request.headers.get("x-broken"):
+            return fastapi.responses.JSONResponse({"detail": "broken"}, status_code=500)
+        return await call_next(request)
+
+    app.mount("/", inner)
+    with RunningServer(app) as running:
+        remote = RemoteRetriever(running.url, retries=2, backoff=0.01)
+        assert [p.id for p in remote.search(["queen"], k=1)[0]] == ["p1"]
+        assert seen[1] - seen[0] >= 0.9  # waited as told, not the 0.01 s backoff
+        remote._client.headers["x-broken"] = "1"
+        with pytest.raises(HiexpError, match="failed 3 tries \\(HTTP 500") as info:
+            remote.search(["queen"], k=1)
+        assert "unreachable" not in str(info.value)

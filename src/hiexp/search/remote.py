@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from hiexp.contracts.passage import Passage, check_queries
 from hiexp.errors import HiexpError
 from hiexp.io import stable_hash
-from hiexp.retry import Transient, policy
+from hiexp.retry import Transient, policy, retry_after_seconds
 
 # HTTP statuses worth another try: the server is overloaded, restarting or behind a proxy that gave up.
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -93,7 +93,8 @@ class RemoteRetriever:
             except httpx.TransportError as exc:  # connection refused, DNS, time-out, reset
                 raise Transient(f"{type(exc).__name__}: {exc}") from None
             if response.status_code in RETRYABLE_STATUS:
-                raise Transient(f"HTTP {response.status_code}: {response.text[:200]}")
+                raise Transient(f"HTTP {response.status_code}: {response.text[:200]}",
+                                retry_after_seconds(response.headers.get("retry-after")))
             if response.status_code != 200:
                 raise HiexpError(f"retriever server {self.url} refused the request: HTTP {response.status_code}: "
                                  f"{response.text[:300]}")
@@ -106,6 +107,8 @@ class RemoteRetriever:
         try:
             return Retrying(**policy(self.retries, self.backoff, label=self.url))(once)
         except Transient as last:
+            if last.what.startswith("HTTP"):  # the server answered, with an error every time
+                raise HiexpError(f"retriever server {self.url} failed {self.retries + 1} tries ({last.what})") from None
             raise HiexpError(
                 f"retriever server {self.url} is unreachable after {self.retries + 1} tries ({last.what}); "
                 "start one with `hiexp serve-retriever INDEX --port PORT` or check the URL"
