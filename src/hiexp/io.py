@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,14 +101,31 @@ def atomic_write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> N
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
+def check_output_dir(target: str | Path, is_own: Callable[[Path], bool] | None = None, overwrite: bool = False,
+                     what: str = "output directory") -> Path:
+    """Refuse to replace what a command did not create: a file, or a non-empty directory that ``is_own``
+    does not recognise as one of its own kind (unless ``overwrite``). Call it before the slow part."""
+    target = Path(target)
+    if not target.exists():
+        return target
+    if not target.is_dir():
+        raise HiexpError(f"{target}: exists and is a file; choose a new directory for the {what}")
+    if overwrite or not any(target.iterdir()) or (is_own is not None and is_own(target)):
+        return target
+    raise HiexpError(f"{target}: exists, is not empty and is not a {what}; choose a new or empty directory, or "
+                     "pass --overwrite to replace it whole")
+
+
 @contextlib.contextmanager
-def atomic_directory(target: str | Path) -> Iterator[Path]:
+def atomic_directory(target: str | Path, is_own: Callable[[Path], bool] | None = None, overwrite: bool = False,
+                     what: str = "output directory") -> Iterator[Path]:
     """Yield a temporary directory that replaces ``target`` only if the block finishes.
 
     An existing ``target`` is swapped out after the new one is complete, so a failure at any point leaves
-    either the old directory or the new one, never a mixture.
+    either the old directory or the new one, never a mixture. What may be replaced follows
+    ``check_output_dir``: an empty directory, one that ``is_own`` recognises, or anything with ``overwrite``.
     """
-    target = Path(target)
+    target = check_output_dir(target, is_own, overwrite, what)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     try:
@@ -116,6 +133,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    check_output_dir(target, is_own, overwrite, what)  # nothing else appeared there meanwhile
     old = None
     if target.exists():
         old = target.parent / f".{target.name}.old-{os.getpid()}"

@@ -91,7 +91,8 @@ def test_torn_last_line_is_repaired_and_redone(tmp_path):
 
 def test_corrupt_middle_line_and_duplicate_questions_are_refused(tmp_path):
     out = tmp_path / "t.jsonl"
-    out.write_text('{"id": "q0#0"}\nnot json\n{"id": "q1#0"}\n')
+    line = '{"id": "q0#0", "question_id": "q0", "sample": 0, "turns": []}\n'
+    out.write_text(line + "not json\n" + line.replace("q0", "q1"))
     with pytest.raises(HiexpError, match=r"t.jsonl:2"):
         run_rollouts(EXAMPLES, agent(), 1, out, progress=False)
     with pytest.raises(HiexpError, match="twice"):

@@ -7,6 +7,7 @@ mid-write is cut off before anything new is appended.
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Callable
@@ -59,11 +60,33 @@ def repair_torn_tail(path: str | Path) -> bool:
     return True
 
 
+_TRAJECTORY_KEYS = ("id", "question_id", "sample", "turns")
+
+
+def check_trajectory_file(path: Path) -> None:
+    """Refuse to append to (or repair) a file that is not a trajectory file this command wrote: its first
+    line must be a trajectory. An empty file is fine."""
+    if path.is_dir():
+        raise HiexpError(f"{path}: is a directory; --out takes a trajectory file (.jsonl)")
+    with path.open("rb") as handle:
+        first = handle.readline(1 << 24)
+    if not first.strip():
+        return
+    try:
+        record = json.loads(first)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or any(key not in record for key in _TRAJECTORY_KEYS):
+        raise HiexpError(f"{path}: exists and is not a hiexp trajectory file (its first line has no "
+                         f"{', '.join(_TRAJECTORY_KEYS)}); choose a new --out, nothing was written")
+
+
 def load_done_ids(path: str | Path) -> set[str]:
-    """Trajectory ids already in ``path`` (after repairing a torn tail)."""
+    """Trajectory ids already in ``path`` (after repairing a torn tail of a file this command wrote)."""
     path = Path(path)
     if not path.exists():
         return set()
+    check_trajectory_file(path)
     repair_torn_tail(path)
     done = set()
     for record in iter_jsonl(path):

@@ -76,7 +76,8 @@ def distill_command(
 
 def build_command(
     e1: Annotated[list[Path], typer.Argument(metavar="E1...", help="E1 entries JSONL files (hiexp distill output).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="HEK directory to write (replaced atomically).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="HEK directory to write: new, empty or an earlier HEK "
+                                                          "(replaced atomically); anything else is refused.")],
     summarizer: Annotated[str, typer.Option(help="Model that summarises clusters: a preset, a local dir or "
                                                  ".gguf, or an http(s)://host:port/v1 URL.")] = "default",
     embedder: Annotated[str, typer.Option(help="Embedding model: default (all-MiniLM-L6-v2, shipped), e5 "
@@ -96,15 +97,20 @@ def build_command(
     backend: Annotated[str, typer.Option(help="Generator backend: auto (llama.cpp for GGUF models when installed, "
                                               "openai for URLs, else transformers), transformers, openai or llamacpp.")]
     = "auto",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out whole even if it is not a HEK.")]
+    = False,
 ) -> None:
     """Cluster E1 entries (Ward) and summarise clusters into E2 and E3: write the HEK directory."""
     from hiexp.errors import HiexpError
     from hiexp.experience.build import BuildConfig, build_hek, read_e1
+    from hiexp.experience.hek import is_hek_dir
     from hiexp.experience.show import tree
     from hiexp.experience.summarize import SummarizeConfig
+    from hiexp.io import check_output_dir
     from hiexp.progress import console
     from hiexp.search.embed import load_embedder
 
+    check_output_dir(out, is_hek_dir, overwrite, what="HEK directory")  # before any work
     levels = _floats(thresholds, "thresholds")
     counts = None
     if clusters:
@@ -125,7 +131,7 @@ def build_command(
     with console.status(f"loading embedder {embedder}"):
         embedding_model = load_embedder(embedder)
     generator = _load_model(summarizer, "summariser", backend)
-    hek = build_hek(e1, out, embedding_model, generator, config)
+    hek = build_hek(e1, out, embedding_model, generator, config, overwrite=overwrite)
     console.print(tree(hek, max_children=5))
     counts_now = hek.counts()
     typer.echo(f"HEK {hek.version}: {counts_now['E1']} E1, {counts_now['E2']} E2, {counts_now['E3']} E3 -> {out}")

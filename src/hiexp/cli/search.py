@@ -16,6 +16,8 @@ def index(
                                                 "dataset name (its closed-world corpus).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Index directory to write; an earlier index there is "
                                                           "replaced whole, any other non-empty folder is refused.")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out whole even if it is not an "
+                                                                "index.")] = False,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip malformed corpus lines with a warning "
                                                               "instead of stopping at the first one.")] = False,
     k1: Annotated[float, typer.Option(help="BM25 k1: term-frequency saturation.")] = 0.9,
@@ -32,7 +34,7 @@ def index(
         corpus = Path(dataset_corpus_path(str(corpus)) or corpus)
     if method not in ("lucene", "robertson", "atire", "bm25l", "bm25+"):
         raise HiexpError(f"unknown BM25 method {method!r}; choose lucene, robertson, atire, bm25l or bm25+")
-    check_replaceable(out)  # before the slow part: never replace a folder that is not an index
+    check_replaceable(out, overwrite)  # before the slow part: never replace a folder that is not an index
     started = time.perf_counter()
     with status_spinner(True, f"reading {corpus}"):
         passages = load_corpus(corpus, skip_bad=skip_bad)
@@ -40,7 +42,7 @@ def index(
         raise HiexpError(f"{corpus}: the corpus is empty: there are no passages to index")
     retriever = BM25Retriever.build(passages, config=BM25Config(k1=k1, b=b, method=method))  # own progress bar
     with status_spinner(True, f"writing {out}"):
-        retriever.save(out)
+        retriever.save(out, overwrite=overwrite)
     seconds = time.perf_counter() - started
     typer.echo(f"indexed {len(passages)} passages in {seconds:.1f} s -> {out} (fingerprint {retriever.fingerprint})")
 

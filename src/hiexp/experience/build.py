@@ -18,12 +18,12 @@ from pydantic import ValidationError
 from hiexp.contracts.experience import Embedder
 from hiexp.contracts.generation import Generator
 from hiexp.errors import HiexpError
-from hiexp.io import iter_jsonl, sha256_file
+from hiexp.io import check_output_dir, iter_jsonl, sha256_file
 from hiexp.progress import console
 
 from .cluster import ClusterConfig, cluster_embeddings, degenerate_warning
 from .distill import sidecar_paths
-from .hek import HEK
+from .hek import HEK, is_hek_dir
 from .schema import Entry
 from .summarize import SummarizeConfig, summarize_clusters
 
@@ -129,11 +129,15 @@ def build_hek(
     summarizer: Generator | None,
     config: BuildConfig | None = None,
     show_progress: bool = True,
+    overwrite: bool = False,
 ) -> HEK:
     """Build (and, with ``out_dir``, save) a HEK from E1 files or entries. Returns the HEK; its manifest
     records the embedder, reflector(s), summariser, per-level thresholds and cluster counts, sources and
-    the warnings of the build."""
+    the warnings of the build. ``out_dir`` may be new, empty or an earlier HEK; anything else is refused
+    before any work unless ``overwrite``."""
     config = config or BuildConfig()
+    if out_dir is not None:
+        check_output_dir(out_dir, is_hek_dir, overwrite, what="HEK directory")
     paths = [Path(p) for p in e1 if not isinstance(p, Entry)]
     entries_e1 = read_e1(paths, config.skip_bad) if paths else [e for e in e1 if isinstance(e, Entry)]
     if not entries_e1:
@@ -173,5 +177,5 @@ def build_hek(
     }
     hek.manifest = manifest
     if out_dir is not None:
-        hek.save(out_dir)
+        hek.save(out_dir, overwrite=overwrite)
     return hek

@@ -65,6 +65,15 @@ def content_version(entries_sha: str, embeddings_sha: str) -> str:
     return stable_hash({ENTRIES: entries_sha, EMBEDDINGS: embeddings_sha}, 16)
 
 
+def is_hek_dir(directory: Path) -> bool:
+    """A directory ``HEK.save`` wrote: its manifest names a HEK version (what ``build --out`` may replace)."""
+    try:
+        manifest = json.loads((Path(directory) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "hek_version" in manifest and (Path(directory) / ENTRIES).is_file()
+
+
 class HEK:
     """Hierarchical experience knowledge: entries of levels E1-E3 and one unit vector per entry."""
 
@@ -145,9 +154,10 @@ class HEK:
                 parents[child_id] = entry.id
 
     # --- files -----------------------------------------------------------------------------------------
-    def save(self, directory: str | Path, **manifest_fields: Any) -> Path:
+    def save(self, directory: str | Path, overwrite: bool = False, **manifest_fields: Any) -> Path:
         """Write the three files atomically; returns the directory. ``manifest_fields`` (embedder,
-        thresholds, sources, ...) are merged into the manifest; counts, hashes and version are computed."""
+        thresholds, sources, ...) are merged into the manifest; counts, hashes and version are computed.
+        An existing directory is replaced only if it is empty or a HEK (or with ``overwrite``)."""
         self.check_hierarchy()
         norms = np.linalg.norm(self.embeddings, axis=1) if len(self.embeddings) else np.ones(0)
         if len(norms) and not np.allclose(norms, 1.0, atol=1e-3):
@@ -167,7 +177,7 @@ class HEK:
             files=files,
         )
         directory = Path(directory)
-        with atomic_directory(directory) as tmp:
+        with atomic_directory(directory, is_hek_dir, overwrite, what="HEK directory") as tmp:
             (tmp / ENTRIES).write_bytes(entries_bytes)
             (tmp / EMBEDDINGS).write_bytes(embeddings_bytes)
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -224,7 +224,7 @@ def convert_gguf(gguf_path: str | Path, target: str | Path, source: dict | None 
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        with atomic_directory(target) as tmp:
+        with atomic_directory(target, overwrite=True) as tmp:  # hiexp's own cache entry
             tmp.chmod(0o755)
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
@@ -255,7 +255,7 @@ def prepare_preset(name: str) -> Path:
         target = models / f"tiny-random-v{TINY_RANDOM_VERSION}"
         with file_lock(target.name):
             if not is_complete(target):
-                with atomic_directory(target) as tmp:
+                with atomic_directory(target, overwrite=True) as tmp:  # hiexp's own cache entry
                     tmp.chmod(0o755)
                     build_tiny_random(tmp)
         return target

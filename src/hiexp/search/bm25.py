@@ -21,7 +21,7 @@ import numpy as np
 
 from hiexp.contracts.passage import Passage, check_queries
 from hiexp.errors import HiexpError
-from hiexp.io import atomic_directory, atomic_write_json, stable_hash
+from hiexp.io import atomic_directory, atomic_write_json, check_output_dir, stable_hash
 from hiexp.search.corpus import (
     OFFSETS_FILE,
     PASSAGES_FILE,
@@ -140,10 +140,10 @@ class BM25Retriever:
         meta = _make_meta(config, corpus_sha, len(passages))
         return cls(model, PassageList(passages), meta, path=None)
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
         """Write the index to ``directory`` atomically (an existing index there is replaced whole)."""
-        directory = check_replaceable(Path(directory))
-        with atomic_directory(directory) as tmp:
+        directory = check_replaceable(Path(directory), overwrite)
+        with atomic_directory(directory, is_index_dir, overwrite, what="hiexp index") as tmp:
             self._model.save(tmp, show_progress=False)
             count, corpus_sha = write_passage_store(tmp, self._store)
             if count != self.meta["count"] or corpus_sha != self.meta["corpus_sha256"]:
@@ -240,21 +240,18 @@ class BM25Retriever:
 # -- helpers shared with the dense index and the loader -------------------------------------------------------
 
 
-def check_replaceable(directory: Path) -> Path:
-    """Refuse to overwrite anything but an empty directory or an earlier index.
+def is_index_dir(directory: Path) -> bool:
+    """A directory written by ``save`` (BM25 or dense): it holds the index's ``meta.json``."""
+    return (directory / META_FILE).is_file()
+
+
+def check_replaceable(directory: Path, overwrite: bool = False) -> Path:
+    """Refuse to overwrite anything but an empty directory or an earlier index (``--overwrite`` aside).
 
     Saving replaces the target directory whole, so ``--out`` pointing at, say, a project folder must stop
     instead of deleting it.
     """
-    if directory.exists():
-        if not directory.is_dir():
-            raise HiexpError(f"{directory}: exists and is a file; choose a new directory for the index")
-        if any(directory.iterdir()) and not (directory / META_FILE).is_file():
-            raise HiexpError(
-                f"{directory}: exists, is not empty and is not a hiexp index; choose a new or empty directory "
-                "(an index directory is replaced whole)"
-            )
-    return directory
+    return check_output_dir(directory, is_index_dir, overwrite, what="hiexp index")
 
 
 def read_index_meta(directory: Path, expected_kind: str | None = None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import numpy as np
 from hiexp.contracts.passage import Passage, check_queries
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_directory, atomic_write_json, stable_hash
-from hiexp.search.bm25 import check_replaceable, read_index_meta
+from hiexp.search.bm25 import check_replaceable, is_index_dir, read_index_meta
 from hiexp.search.corpus import (
     OFFSETS_FILE,
     PASSAGES_FILE,
@@ -77,10 +77,10 @@ class DenseRetriever:
         }
         return cls(embeddings, PassageList(passages), embedder, meta)
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
         """Write the index atomically."""
-        directory = check_replaceable(Path(directory))
-        with atomic_directory(directory) as tmp:
+        directory = check_replaceable(Path(directory), overwrite)
+        with atomic_directory(directory, is_index_dir, overwrite, what="hiexp index") as tmp:
             np.save(tmp / EMBEDDINGS_FILE, self.embeddings)
             write_passage_store(tmp, self._store)
             atomic_write_json(tmp / "meta.json", self.meta)

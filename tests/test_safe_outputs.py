@@ -1,0 +1,135 @@
+"""Output paths are safe (issue 12, class 1): a command replaces only what it wrote itself.
+
+Every case points a command's output at something it did not create and checks the refusal (exit 2 through
+the CLI, one line) and that nothing on disk changed; ``--overwrite`` is the one way past it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hiexp.cli import app
+from hiexp.errors import HiexpError
+from tests.experience.experience_fixtures import make_trajectory, write_trajectories
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (or ``root`` itself) with its content hash."""
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    return {str(p.relative_to(root.parent)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.fixture
+def e1_file(tmp_path: Path) -> Path:
+    path = tmp_path / "e1.jsonl"
+    rows = [{"id": f"e{i}", "level": "E1", "title": f"Search the full name {i}", "tags": ["query"],
+             "description": "Quote the whole name.", "thinking": "the vague query failed",
+             "sources": {"question_id": f"q{i}"}, "model": "m"} for i in range(3)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """Somebody's run directory: the kind of folder a mistyped --out points at."""
+    run = tmp_path / "run"
+    (run / "eval").mkdir(parents=True)
+    (run / "e1.jsonl").write_text('{"id": "keep me"}\n')
+    (run / "trajectories.jsonl").write_text('{"id": "q#0"}\n')
+    (run / "eval" / "metrics.json").write_text("{}\n")
+    return run
+
+
+def build(e1: Path, out: Path, *extra: str):
+    return CliRunner().invoke(app, ["build", str(e1), "--out", str(out), "--embedder", "hashing-64",
+                                    "--clusters", "1,1", *extra])
+
+
+@pytest.fixture(autouse=True)
+def no_summarizer_model(monkeypatch):
+    """``build`` never needs a real summariser here: every cluster is summarised by a scripted reply."""
+    from tests.fakes import ScriptedGenerator
+
+    def fake(spec="default", backend="auto", **options):
+        return ScriptedGenerator(lambda prompt, params: '{"title": "Quote names", "tags": [], "description": "d", '
+                                                        '"thinking": "t"}', model_id="scripted")
+
+    import hiexp.llm
+
+    monkeypatch.setattr(hiexp.llm, "load_generator", fake)
+
+
+def test_build_refuses_a_directory_it_did_not_write_and_changes_nothing(e1_file, run_dir):
+    before = snapshot(run_dir)
+    result = build(e1_file, run_dir)
+    assert isinstance(result.exception, HiexpError)
+    message = str(result.exception)
+    assert "is not a HEK directory" in message and "--overwrite" in message and "\n" not in message
+    assert snapshot(run_dir) == before
+
+
+def test_build_refuses_a_file(e1_file, tmp_path):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine\n")
+    result = build(e1_file, target)
+    assert isinstance(result.exception, HiexpError) and "is a file" in str(result.exception)
+    assert target.read_text() == "mine\n"
+
+
+def test_build_replaces_an_earlier_hek_and_overwrite_replaces_anything(e1_file, tmp_path, run_dir):
+    hek = tmp_path / "hek"
+    assert build(e1_file, hek).exit_code == 0
+    first = json.loads((hek / "manifest.json").read_text())["hek_version"]
+    assert build(e1_file, hek).exit_code == 0  # its own kind: replaced whole
+    assert json.loads((hek / "manifest.json").read_text())["hek_version"] == first
+    assert build(e1_file, run_dir, "--overwrite").exit_code == 0
+    assert sorted(p.name for p in run_dir.iterdir()) == ["embeddings.npy", "entries.jsonl", "manifest.json"]
+
+
+def test_an_empty_directory_is_fine(e1_file, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert build(e1_file, empty).exit_code == 0
+
+
+def test_index_refuses_a_folder_that_is_not_an_index(run_dir, tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(json.dumps({"id": "p1", "title": "Paris", "text": "Paris is the capital of France."}) + "\n")
+    before = snapshot(run_dir)
+    result = CliRunner().invoke(app, ["index", str(corpus), "--out", str(run_dir)])
+    assert isinstance(result.exception, HiexpError) and "is not a hiexp index" in str(result.exception)
+    assert snapshot(run_dir) == before
+    again = CliRunner().invoke(app, ["index", str(corpus), "--out", str(tmp_path / "idx")])
+    assert again.exit_code == 0
+    assert CliRunner().invoke(app, ["index", str(corpus), "--out", str(tmp_path / "idx")]).exit_code == 0
+
+
+@pytest.mark.parametrize("content", [
+    '{"id": "u1", "name": "a user record"}\n{"id": "u2", "name": "torn',  # ids, and a last line without newline
+    "plain text, not JSON\n",
+    "[1, 2, 3]\n",
+])
+def test_rollouts_never_append_to_or_repair_a_file_they_did_not_write(tmp_path, content):
+    from hiexp.agent.rollout import load_done_ids
+
+    target = tmp_path / "users.jsonl"
+    target.write_text(content)
+    with pytest.raises(HiexpError, match="not a hiexp trajectory file") as info:
+        load_done_ids(target)
+    assert "\n" not in str(info.value)
+    assert target.read_text() == content  # the torn-looking last line was not cut
+
+
+def test_rollouts_resume_their_own_file_and_repair_its_torn_tail(tmp_path):
+    from hiexp.agent.rollout import load_done_ids
+
+    path = write_trajectories(tmp_path / "t.jsonl", [make_trajectory("q1", 0, True), make_trajectory("q1", 1, False)])
+    with path.open("a") as handle:
+        handle.write('{"id": "q2#0", "question_id": "q2"')  # a write cut short
+    with pytest.warns(UserWarning, match="torn"):
+        assert load_done_ids(path) == {"q1#0", "q1#1"}
