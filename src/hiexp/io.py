@@ -61,12 +61,40 @@ def read_jsonl(path: str | Path, skip_bad: bool = False) -> list[dict[str, Any]]
     return list(iter_jsonl(path, skip_bad=skip_bad))
 
 
+def repair_torn_tail(path: str | Path) -> bool:
+    """Cut a last line that a crash left without its newline; True if something was cut."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with path.open("rb+") as handle:
+        handle.seek(-1, os.SEEK_END)
+        if handle.read(1) == b"\n":
+            return False
+        keep, block = 0, 1 << 16
+        position = handle.seek(0, os.SEEK_END)
+        while position > 0:  # find the last newline, reading backwards
+            start = max(0, position - block)
+            handle.seek(start)
+            at = handle.read(position - start).rfind(b"\n")
+            if at != -1:
+                keep = start + at + 1
+                break
+            position = start
+        handle.truncate(keep)
+        handle.flush()
+        os.fsync(handle.fileno())
+    warnings.warn(f"{path}: dropped a torn last line (an interrupted write); its work is done again", stacklevel=2)
+    return True
+
+
 def append_jsonl(path: str | Path, records: Iterable[dict[str, Any]] | dict[str, Any]) -> None:
-    """Append records as JSON lines and fsync, so finished work survives a crash."""
+    """Append records as JSON lines and fsync, so finished work survives a crash. A torn last line left by an
+    earlier crash is cut first, so a new record never joins a fragment. Only for files the caller wrote."""
     if isinstance(records, dict):
         records = [records]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    repair_torn_tail(path)
     with path.open("a", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")

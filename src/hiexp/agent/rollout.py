@@ -8,8 +8,6 @@ mid-write is cut off before anything new is appended.
 from __future__ import annotations
 
 import json
-import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +16,7 @@ from hiexp.agent.loop import SearchAgent
 from hiexp.contracts.example import Example
 from hiexp.contracts.trajectory import Trajectory
 from hiexp.errors import HiexpError
-from hiexp.io import append_jsonl, iter_jsonl
+from hiexp.io import append_jsonl, iter_jsonl, repair_torn_tail
 
 
 @dataclass
@@ -29,35 +27,6 @@ class RolloutSummary:
     existing: int
     written: int
     total: int
-
-
-def repair_torn_tail(path: str | Path) -> bool:
-    """Cut a last line that a crash left without its newline; True if something was cut."""
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return False
-    with path.open("rb+") as handle:
-        handle.seek(-1, os.SEEK_END)
-        if handle.read(1) == b"\n":
-            return False
-        size = handle.seek(0, os.SEEK_END)
-        keep, block = 0, 1 << 16
-        position = size
-        while position > 0:  # find the last newline, reading backwards
-            start = max(0, position - block)
-            handle.seek(start)
-            chunk = handle.read(position - start)
-            at = chunk.rfind(b"\n")
-            if at != -1:
-                keep = start + at + 1
-                break
-            position = start
-        handle.truncate(keep)
-        handle.flush()
-        os.fsync(handle.fileno())
-    warnings.warn(f"{path}: dropped a torn last line (an interrupted write); that episode will run again",
-                  stacklevel=2)
-    return True
 
 
 _TRAJECTORY_KEYS = ("id", "question_id", "sample", "turns")

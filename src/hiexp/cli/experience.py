@@ -69,9 +69,15 @@ def distill_command(
     summary = distill(trajectories, out, generator, config)
     typer.echo(summary.render())
     typer.echo(f"E1 entries: {out}")
+    status_file = f"{out.name[:-6] if out.name.endswith('.jsonl') else out.name}.groups.jsonl"
+    if summary.groups_failed and not summary.groups_ok and not summary.groups_done_before:
+        from hiexp.errors import HiexpError
+
+        raise HiexpError(f"every one of the {summary.groups_failed} groups failed, no E1 entry was written "
+                         f"(reasons in {status_file}); run the same command again to retry them")
     if summary.groups_failed:
-        typer.echo(f"{summary.groups_failed} groups failed (reasons in {out.name[:-6] if out.name.endswith('.jsonl') else out.name}"
-                   ".groups.jsonl); run the same command again to retry them")
+        typer.echo(f"{summary.groups_failed} groups failed (reasons in {status_file}); run the same command again "
+                   "to retry them")
 
 
 def build_command(

@@ -540,6 +540,23 @@ def sidecar_paths(out_path: str | Path) -> tuple[Path, Path]:
     return out_path.with_name(stem + ".groups.jsonl"), out_path.with_name(stem + ".meta.json")
 
 
+def _check_own_e1_file(path: Path) -> None:
+    """Refuse an ``--out`` this command did not write: it is resumed, rewritten and appended to."""
+    if path.is_dir():
+        raise HiexpError(f"{path}: is a directory; --out takes the E1 file to write (.jsonl)")
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as handle:
+        first = handle.readline(1 << 24)
+    try:
+        record = json.loads(first)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or not {"title", "level", "description"} <= set(record):
+        raise HiexpError(f"{path}: exists and is not an E1 file of hiexp distill (its first line is no entry); "
+                         "choose a new --out, nothing was written")
+
+
 def _finished_groups(status_path: Path) -> dict[str, str]:
     """question id -> fingerprint of groups whose latest status is ok."""
     done: dict[str, str] = {}
@@ -567,6 +584,7 @@ def distill(
     """
     config = config or DistillConfig()
     out_path = Path(out_path)
+    _check_own_e1_file(out_path)
     status_path, meta_path = sidecar_paths(out_path)
     paths = [Path(p) for p in trajectory_paths]
     if not paths:

@@ -16,6 +16,12 @@ STATE_FILE = "hiexp_state.json"
 ROLLOUTS_FILE = "rollouts.jsonl"
 
 
+def rollouts_file(output_dir: Path, process_index: int = 0) -> Path:
+    """Where one training process appends its trajectories: each process its own file, so appends never
+    interleave (process 0 writes ``rollouts.jsonl``, process N ``rollouts.rankN.jsonl``)."""
+    return Path(output_dir) / (ROLLOUTS_FILE if process_index == 0 else f"rollouts.rank{process_index}.jsonl")
+
+
 def write_checkpoint_state(folder: Path, config: TrainConfig, hek_version: str | None, step: int) -> None:
     """hiexp's part of a checkpoint: the HEK it was trained with and the full config."""
     from hiexp import __version__
@@ -65,13 +71,13 @@ def check_resume(checkpoint: Path, hek_version: str | None, force: bool = False)
     return state
 
 
-def drop_rollouts_after(path: Path, step: int) -> None:
-    """Keep the trajectories of the steps a checkpoint covers (those of step k carry train_step k - 1)."""
-    if not path.exists():
-        return
+def drop_rollouts_after(output_dir: Path, step: int) -> None:
+    """Keep the trajectories of the steps a checkpoint covers (those of step k carry train_step k - 1), in
+    every process's rollouts file."""
     from hiexp.io import atomic_write_jsonl, iter_jsonl
 
-    records = list(iter_jsonl(path, skip_bad=True))
-    kept = [r for r in records if int((r.get("metadata") or {}).get("train_step", 0)) < step]
-    if len(kept) != len(records):
-        atomic_write_jsonl(path, kept)
+    for path in sorted(Path(output_dir).glob("rollouts*.jsonl")):
+        records = list(iter_jsonl(path, skip_bad=True))
+        kept = [r for r in records if int((r.get("metadata") or {}).get("train_step", 0)) < step]
+        if len(kept) != len(records):
+            atomic_write_jsonl(path, kept)

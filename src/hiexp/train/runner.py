@@ -19,7 +19,7 @@ from typing import Any
 
 from hiexp.errors import HiexpError
 from hiexp.io import append_jsonl, atomic_write_text
-from hiexp.train.checkpoints import ROLLOUTS_FILE, check_resume, drop_rollouts_after, latest_checkpoint
+from hiexp.train.checkpoints import check_resume, drop_rollouts_after, latest_checkpoint, rollouts_file
 from hiexp.train.config import TrainConfig, dump_config
 from hiexp.train.telemetry import truncate_after
 
@@ -207,7 +207,10 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None) -> 
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     def save_rollouts(trajectories: list[Any], step: int) -> None:
-        append_jsonl(output_dir / ROLLOUTS_FILE, [t.to_dict() for t in trajectories])
+        from accelerate import PartialState
+
+        path = rollouts_file(output_dir, PartialState().process_index)
+        append_jsonl(path, [t.to_dict() for t in trajectories])
 
     on_trajectories = save_rollouts if config.save_rollouts else None
 
@@ -270,7 +273,7 @@ def run_training(
     if checkpoint is not None:
         state = check_resume(checkpoint, hek_version, force=force)
         truncate_after(output_dir, int(state.get("step", 0)))
-        drop_rollouts_after(output_dir / ROLLOUTS_FILE, int(state.get("step", 0)))
+        drop_rollouts_after(output_dir, int(state.get("step", 0)))
     else:
         stale = latest_checkpoint(output_dir)
         if stale is not None:
