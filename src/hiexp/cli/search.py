@@ -77,15 +77,25 @@ def serve_retriever(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
     topk: Annotated[int, typer.Option(help="Passages per query when a request does not say.")] = 3,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="Largest request body (413 beyond it).")] = 1 << 20,
+    max_queries: Annotated[int, typer.Option(min=1, help="Queries in one request (422 beyond it).")] = 512,
+    max_query_chars: Annotated[int, typer.Option(min=1, help="Characters in one query (422 beyond it).")] = 2000,
+    max_topk: Annotated[int, typer.Option(min=1, help="Passages per query a request may ask for.")] = 100,
+    max_in_flight: Annotated[int, typer.Option(min=1, help="Searches running at once; others wait.")] = 4,
+    queue_seconds: Annotated[float, typer.Option(min=0, help="Wait for a search slot before 503 + "
+                                                             "Retry-After.")] = 30.0,
+    docs: Annotated[bool, typer.Option("--docs", help="Serve the interactive /docs pages.")] = False,
 ) -> None:
     """Serve an index over HTTP with Search-R1's POST /retrieve protocol (needs the 'serve' extra)."""
     from hiexp.search import load_retriever
-    from hiexp.search.server import serve
+    from hiexp.search.server import ServerLimits, serve
 
+    limits = ServerLimits(max_body_bytes=max_body_bytes, max_queries=max_queries, max_query_chars=max_query_chars,
+                          max_topk=max_topk, max_in_flight=max_in_flight, queue_seconds=queue_seconds)
     retriever = load_retriever(index_spec)
     typer.echo(f"serving {index_spec} ({getattr(retriever, 'fingerprint', '?')}) on http://{host}:{port}/retrieve",
                err=True)
-    serve(retriever, host=host, port=port, default_topk=topk)
+    serve(retriever, host=host, port=port, default_topk=topk, limits=limits, docs=docs)
 
 
 def register(app: typer.Typer) -> None:
