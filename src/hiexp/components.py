@@ -11,10 +11,16 @@ Every command, the evaluation, the trainer and the demo assemble their parts her
   without one, BM25 over the dataset's own closed-world corpus (built once, cached).
 - ``make_experience_hook(hek, ...)``: the HEK lookup that the agent calls at the start of each episode and
   at each search, or None for no experience.
+
+Servers given as URLs get the deadline and retry budget of ``http_settings`` (``hiexp --http-timeout S
+--http-retries N COMMAND``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,10 +31,48 @@ from hiexp.contracts.passage import Retriever
 from hiexp.errors import HiexpError
 
 
+@dataclass
+class HttpSettings:
+    """Deadline and retries of every HTTP client the components make (servers given as URLs); None keeps
+    the client's own default (generator: 120 s, 4 retries; retriever: 30 s, 3 retries)."""
+
+    timeout: float | None = None
+    """Seconds one try may take for the whole answer."""
+    retries: int | None = None
+    """Tries after the first one, on connection errors, time-outs, 429 and 5xx."""
+
+
+HTTP = HttpSettings()
+
+
+@contextmanager
+def http_settings(timeout: float | None = None, retries: int | None = None) -> Iterator[HttpSettings]:
+    """Use this deadline and retry budget for URL generators and retrievers made inside the block."""
+    if timeout is not None and timeout <= 0:
+        raise HiexpError(f"the HTTP time-out must be > 0 seconds, got {timeout}")
+    if retries is not None and retries < 0:
+        raise HiexpError(f"HTTP retries must be >= 0, got {retries}")
+    saved = (HTTP.timeout, HTTP.retries)
+    HTTP.timeout, HTTP.retries = timeout, retries
+    try:
+        yield HTTP
+    finally:
+        HTTP.timeout, HTTP.retries = saved
+
+
+def _is_url(spec: Any) -> bool:
+    return str(spec).startswith(("http://", "https://"))
+
+
 def make_generator(model: str = "default", backend: str = "auto", **options: Any) -> Generator:
     """The generator for ``model`` (a preset, a local directory, a ``.gguf`` file, a hub id or a URL)."""
     from hiexp.llm import inference_backend, load_generator
 
+    if _is_url(model):
+        if HTTP.timeout is not None:
+            options.setdefault("timeout", HTTP.timeout)
+        if HTTP.retries is not None:
+            options.setdefault("max_retries", HTTP.retries)
     return load_generator(model, backend=inference_backend(model, backend), **options)
 
 
@@ -40,6 +84,9 @@ def make_retriever(index: str | Path | None = None, dataset: str | None = None) 
     if index is not None:
         from hiexp.search import load_retriever
 
+        if _is_url(index):
+            options = {"timeout": HTTP.timeout, "retries": HTTP.retries}
+            return load_retriever(str(index), **{k: v for k, v in options.items() if v is not None})
         return load_retriever(str(index))
     if dataset is None:
         raise HiexpError("no retriever: give an index (directory, corpus file or URL) or a dataset")

@@ -206,7 +206,7 @@ def test_server_that_never_answers_times_out():
     url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
     try:
         gen = OpenAIGenerator(url, served_model="m", timeout=0.3, max_retries=1, backoff=0.01)
-        with pytest.raises(HiexpError, match=r"failed after 2 attempts; last: no response within 0\.3s"):
+        with pytest.raises(HiexpError, match=r"failed after 2 attempts; last: no complete response within 0\.3s"):
             gen.generate(["hi"], SamplingParams())
     finally:
         silent.close()

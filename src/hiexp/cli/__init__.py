@@ -26,8 +26,22 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    http_timeout: float = typer.Option(
+        None, "--http-timeout", min=0.001, metavar="SECONDS",
+        help="Deadline of one try for the whole answer of a server given as a URL (model or retriever); "
+             "default 120 s for models, 30 s for retrievers.",
+    ),
+    http_retries: int = typer.Option(
+        None, "--http-retries", min=0, metavar="N",
+        help="Retries of a server request after a connection error, time-out, 429 or 5xx (default 4 for "
+             "models, 3 for retrievers).",
+    ),
+) -> None:
     """hiexp: search agents guided by Hierarchical Experience."""
+    from hiexp.components import HTTP
+
+    HTTP.timeout, HTTP.retries = http_timeout, http_retries
 
 
 # Modules that expose ``register(app)``; the order is the order of ``hiexp --help``.

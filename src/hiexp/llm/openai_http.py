@@ -50,7 +50,8 @@ class OpenAIGenerator:
         api_key_env: the environment variable holding the API key. With the default, a missing variable
             means "no key" (local servers); a variable named explicitly must be set.
         concurrency: requests in flight at once.
-        timeout: seconds to wait for a response (connect, read and write each).
+        timeout: seconds one try may take from sending the request to the last byte of the answer (a server
+            that drips bytes slowly is cut off at this deadline too); then it counts as a failed try.
         max_retries: retries of a request after a transient failure (so at most ``max_retries + 1`` tries).
         backoff: the first retry delay in seconds; doubled on each retry, with jitter.
         max_backoff: cap on one delay, including a server's ``Retry-After``.
@@ -169,7 +170,8 @@ class OpenAIGenerator:
         body = await self._request(client, "GET", "/models", None)
         models = body.get("data") if isinstance(body, dict) else None
         if not models or not isinstance(models[0], dict) or "id" not in models[0]:
-            raise HiexpError(f"{self.base_url}/models: the server lists no models; pass served_model=...")
+            raise HiexpError(f"{self.base_url}/models: the server lists no model, so hiexp cannot tell which "
+                             "model to ask for; check that the URL is the server's API root (…/v1)")
         return str(models[0]["id"])
 
     async def _many(
@@ -244,10 +246,10 @@ class OpenAIGenerator:
         url = url or f"{self.base_url}{path}"
 
         async def once() -> Any:
-            try:
-                response = await client.request(method, url, json=body)
-            except httpx.TimeoutException:
-                raise Transient(f"no response within {self.timeout:g}s") from None
+            try:  # one deadline for the whole answer, not per read
+                response = await asyncio.wait_for(client.request(method, url, json=body), timeout=self.timeout)
+            except (httpx.TimeoutException, TimeoutError):
+                raise Transient(f"no complete response within {self.timeout:g}s") from None
             except httpx.TransportError as exc:
                 raise Transient(f"connection error ({type(exc).__name__})") from None
             if response.status_code in RETRY_STATUSES or response.status_code >= 500:

@@ -8,6 +8,8 @@ pointed at a big remote index without code changes.
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,7 +35,8 @@ class RemoteRetriever:
     """A ``Retriever`` whose index lives behind HTTP.
 
     Connection failures, time-outs and 5xx/429 answers are retried ``retries`` times with exponential
-    backoff (``backoff``, 2x, 4x... seconds); when every try fails, a ``HiexpError`` names the URL and the
+    backoff (``backoff``, 2x, 4x... seconds, or the server's ``Retry-After``); one try may take at most
+    ``timeout`` seconds for the whole answer. When every try fails, a ``HiexpError`` names the URL and the
     last problem. Large batches are sent in requests of at most ``batch_size`` queries.
     """
 
@@ -88,21 +91,29 @@ class RemoteRetriever:
         from tenacity import Retrying
 
         def once() -> Any:
+            deadline = time.monotonic() + self.timeout  # for the whole answer: a slow drip is cut off too
             try:
-                response = self._client.post(self.url, json=payload)
+                with self._client.stream("POST", self.url, json=payload) as response:
+                    chunks = []
+                    for chunk in response.iter_bytes():
+                        chunks.append(chunk)
+                        if time.monotonic() > deadline:
+                            raise Transient(f"no complete answer within {self.timeout:g}s")
             except httpx.TransportError as exc:  # connection refused, DNS, time-out, reset
                 raise Transient(f"{type(exc).__name__}: {exc}") from None
+            body = b"".join(chunks)
+            text = body[:300].decode("utf-8", errors="replace")
             if response.status_code in RETRYABLE_STATUS:
-                raise Transient(f"HTTP {response.status_code}: {response.text[:200]}",
+                raise Transient(f"HTTP {response.status_code}: {text[:200]}",
                                 retry_after_seconds(response.headers.get("retry-after")))
             if response.status_code != 200:
                 raise HiexpError(f"retriever server {self.url} refused the request: HTTP {response.status_code}: "
-                                 f"{response.text[:300]}")
+                                 f"{text}")
             try:
-                return response.json()
+                return json.loads(body)
             except ValueError:
                 raise HiexpError(f"retriever server {self.url} answered with something that is not JSON: "
-                                 f"{response.text[:200]!r}") from None
+                                 f"{text[:200]!r}") from None
 
         try:
             return Retrying(**policy(self.retries, self.backoff, label=self.url))(once)
