@@ -21,32 +21,122 @@ from typing import Any
 
 from hiexp.errors import HiexpError
 
+MAX_LINE_BYTES = 16 << 20
+"""Longest JSONL line (or JSON file) read: far above any record hiexp writes, far below what would exhaust
+memory once parsed (a 64 MB question grew a process to 11.7 GB before this limit)."""
 
-def iter_jsonl_numbered(path: str | Path, skip_bad: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line number, object)`` for each non-blank line of a JSONL file (plain, or gzip by ``.gz``).
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
 
-    A line that is not a JSON object raises ``HiexpError`` naming the file and line, or is skipped with a
-    warning when ``skip_bad`` is set. A truncated last line (a crash mid-write) is treated the same way.
+
+class InputError(HiexpError):
+    """A bad record in an input file. ``skippable``: a command with ``--skip-bad`` may skip it instead (the
+    CLI adds that hint only for commands that have the option)."""
+
+    def __init__(self, message: str, skippable: bool = True):
+        super().__init__(message)
+        self.skippable = skippable
+
+
+def open_input(path: str | Path) -> Any:
+    """An input file opened for reading bytes: plain, or gzip (by its magic bytes, whatever its name).
+
+    Refuses, in one line naming the file: a missing path, a directory, a ``.gz`` that is not gzip.
     """
     path = Path(path)
     if not path.exists():
-        raise HiexpError(f"{path}: no such file")
-    opened = gzip.open(path, "rt", encoding="utf-8") if path.name.endswith(".gz") else path.open("r", encoding="utf-8")
-    with opened as handle:
-        for lineno, line in enumerate(handle, start=1):
+        raise InputError(f"{path}: no such file", skippable=False)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a file", skippable=False)
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(2)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})", skippable=False) from None
+    if magic == _GZIP_MAGIC:
+        return gzip.open(path, "rb")
+    if path.name.endswith(".gz") and magic:
+        raise InputError(f"{path}: is named .gz but is not a gzip file", skippable=False)
+    return path.open("rb")
+
+
+def _lines(path: Path, handle: Any, max_line_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """``(line number, bytes)`` of each line, the BOM of the first one removed; an over-long line or a
+    damaged gzip stream is one ``InputError``."""
+    import zlib
+
+    lineno = 0
+    try:
+        while True:
+            line = handle.readline(max_line_bytes + 1)
+            if not line:
+                return
+            lineno += 1
+            if len(line) > max_line_bytes and not line.endswith(b"\n"):
+                raise InputError(f"{path}:{lineno}: a line longer than {max_line_bytes >> 20} MB; not a record "
+                                 "hiexp reads", skippable=False)
+            if lineno == 1 and line.startswith(_BOM):
+                line = line[len(_BOM):]
+            yield lineno, line
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: a damaged gzip stream after line {lineno} ({exc})", skippable=False) from None
+
+
+def parse_json(text: str | bytes, where: str, whole_file: bool = False) -> Any:
+    """``json.loads`` whose every failure (syntax, bad UTF-8, nesting too deep) is one ``InputError``;
+    for a ``whole_file`` the message names the line of a syntax error."""
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return json.loads(text)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{where}: not UTF-8 text (byte {exc.start})") from None
+    except RecursionError:
+        raise InputError(f"{where}: JSON nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        if whole_file:
+            raise InputError(f"{where}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+        raise InputError(f"{where}: malformed JSON ({exc})") from None
+    except ValueError as exc:
+        raise InputError(f"{where}: malformed JSON ({exc})") from None
+
+
+def read_json(path: str | Path, max_bytes: int = MAX_LINE_BYTES) -> Any:
+    """A whole JSON file (a manifest, a metadata file) through the same checks as JSONL lines."""
+    path = Path(path)
+    with open_input(path) as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InputError(f"{path}: larger than {max_bytes >> 20} MB; not a file hiexp reads", skippable=False)
+    return parse_json(data[len(_BOM):] if data.startswith(_BOM) else data, str(path), whole_file=True)
+
+
+def iter_jsonl_numbered(path: str | Path, skip_bad: bool = False,
+                        max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line number, object)`` for each non-blank line of a JSONL file (plain or gzip).
+
+    The one reader of JSONL input: a line that is not a JSON object (bad syntax, bad UTF-8, nested too
+    deeply, a list) raises ``InputError`` naming the file and line, or is skipped with a warning when
+    ``skip_bad`` is set; a truncated last line (a crash mid-write) is treated the same way. A UTF-8 BOM is
+    accepted. What cannot be skipped (a directory, a damaged gzip file, a line over ``max_line_bytes``)
+    always raises.
+    """
+    path = Path(path)
+    with open_input(path) as handle:
+        for lineno, line in _lines(path, handle, max_line_bytes):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except ValueError as exc:
-                message = f"{path}:{lineno}: malformed JSON line ({exc})"
+                record = parse_json(line, f"{path}:{lineno}")
+            except InputError as exc:
+                message = str(exc)
             else:
                 if isinstance(record, dict):
                     yield lineno, record
                     continue
                 message = f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}"
             if not skip_bad:
-                raise HiexpError(message + "; use --skip-bad to skip such lines")
+                raise InputError(message)
             warnings.warn(message + "; skipped", stacklevel=2)
 
 

@@ -46,7 +46,7 @@ def test_search_a_corpus_file_directly(corpus_file, monkeypatch, capsys):
 def test_errors_are_one_line(tmp_path, write_jsonl, monkeypatch, capsys):
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "1", "contents": "alpha"}, "{broken"])
     code, _, err = run(monkeypatch, capsys, "index", bad, "--out", tmp_path / "idx")
-    assert code == 2 and "bad.jsonl:2: malformed JSON line" in err and "Traceback" not in err
+    assert code == 2 and "bad.jsonl:2: malformed JSON" in err and "Traceback" not in err
     assert not (tmp_path / "idx").exists()
     with pytest.warns(UserWarning, match="bad.jsonl:2"):
         code, out, _ = run(monkeypatch, capsys, "index", bad, "--out", tmp_path / "idx", "--skip-bad")

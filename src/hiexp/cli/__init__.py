@@ -68,13 +68,39 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _has_option(argv: list[str], option: str) -> bool:
+    """Whether the command named in ``argv`` (after the root options) takes ``option``."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    takes_value = {"--http-timeout", "--http-retries"}
+    words = iter(argv)
+    for word in words:
+        if word in takes_value:
+            next(words, None)
+        elif not word.startswith("-"):
+            command = group.commands.get(word)  # type: ignore[attr-defined]
+            return command is not None and any(option in p.opts for p in command.params)
+    return False
+
+
+def error_line(exc: HiexpError, argv: list[str]) -> str:
+    """The one line a user sees; a skippable bad record names ``--skip-bad`` only where the command has it."""
+    from hiexp.io import InputError
+
+    message = " ".join(str(exc).split("\n"))
+    if isinstance(exc, InputError) and exc.skippable and _has_option(argv, "--skip-bad"):
+        message += "; use --skip-bad to skip such records"
+    return f"error: {message}"
+
+
 def main() -> None:
     """Entry point: run the app, turning user-facing errors into one line on stderr."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         app()
     except HiexpError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
+        typer.secho(error_line(exc, sys.argv[1:]), fg="red", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.secho("interrupted: finished work is saved; re-run the same command to resume", err=True)

@@ -63,11 +63,18 @@ def register(app: typer.Typer) -> None:
         config = make_config(format=fmt, temperature=temperature, top_k=top_k, max_turns=max_turns,
                              max_tokens=max_tokens, max_new_tokens=max_new_tokens, seed=seed, few_shot=few_shot,
                              batch_size=batch_size)
+        if not names:
+            raise HiexpError("no dataset given")
+        from hiexp.data import load_dataset
+
+        # the questions first: a bad data file fails here, before a model is loaded
+        datasets = {name: load_dataset(name, split=None if split == "all" else split, n=n, seed=seed)
+                    for name in names}
         retriever = make_retriever(index) if (index and method != "closed-book") else None
         hook = make_experience_hook(hek, experience_top_k, threshold, ablation) if method == "agent" else None
         generator = make_generator(model, backend)
         start = time.perf_counter()
-        metrics = run_eval(names, generator, retriever, method, out, hook=hook, n=n, config=config,
+        metrics = run_eval(datasets, generator, retriever, method, out, hook=hook, n=n, config=config,
                            split=None if split == "all" else split, seed=seed, index=index)
         console.print(Markdown(render_table(metrics, method)))
         console.print(f"wall time {time.perf_counter() - start:.1f} s; wrote {out}/metrics.json, predictions.jsonl, "

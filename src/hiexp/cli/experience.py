@@ -64,7 +64,10 @@ def distill_command(
     config = DistillConfig(reward_key=reward_key, threshold=threshold, include_uniform=include_uniform,
                            max_entries=max_entries, max_new_tokens=max_new_tokens, max_retries=max_retries,
                            batch_size=batch_size, seed=seed)
-    load_trajectories(trajectories, reward_key)  # fail on bad input before loading a model
+    if not load_trajectories(trajectories, reward_key):  # fail on bad input before loading a model
+        from hiexp.errors import HiexpError
+
+        raise HiexpError(f"no trajectories in {', '.join(map(str, trajectories))}: nothing to distill")
     generator = _load_model(reflector, "reflector", backend)
     summary = distill(trajectories, out, generator, config)
     typer.echo(summary.render())

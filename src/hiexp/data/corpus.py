@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hiexp.contracts.passage import Passage
-from hiexp.data.formats import RawItem, iter_jsonl_records, join_sentences, open_text, passage_id
+from hiexp.data.formats import RawItem, iter_jsonl_records, join_sentences, passage_id, read_json_document
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_write_jsonl
 
@@ -92,15 +92,10 @@ def _passage_from(record: dict[str, Any], position: int) -> Passage:
 def corpus_records(path: Path, skip_bad: bool):
     name = path.name.lower()
     if name.endswith((".json", ".json.gz")):
-        with open_text(path) as handle:
-            text = handle.read()
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            if exc.msg == "Extra data":
-                yield from iter_jsonl_records(path, skip_bad)
-                return
-            raise HiexpError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+        data = read_json_document(path)
+        if data is None:  # one passage per line despite the .json name
+            yield from iter_jsonl_records(path, skip_bad)
+            return
         if isinstance(data, dict):  # {title: [sentences]} (HippoRAG HotpotQA corpus)
             for index, (title, sentences) in enumerate(data.items()):
                 text = join_sentences(sentences) if isinstance(sentences, list) else str(sentences)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import gzip
 import hashlib
 import json
 import warnings
@@ -30,7 +29,7 @@ from typing import Any
 
 from hiexp.contracts.example import Example
 from hiexp.errors import HiexpError
-from hiexp.io import iter_jsonl_numbered
+from hiexp.io import InputError, iter_jsonl_numbered, open_input, read_json
 
 KINDS = ("distractor", "musique", "flashrag", "verl", "math", "qa")
 # Separator of answer aliases in verl / DeepResearcher ``ground_truth`` strings.
@@ -55,17 +54,30 @@ class BadRecord(ValueError):
 # --------------------------------------------------------------------------------------------- reading
 
 
-def open_text(path: Path):
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open("r", encoding="utf-8")
+def open_text(path: Path, newline: str | None = None):
+    """A text input file through the one reader's checks (missing, directory, gzip by content), as UTF-8
+    with an optional BOM."""
+    import io as _io
+
+    return _io.TextIOWrapper(open_input(path), encoding="utf-8-sig", newline=newline)
+
+
+def read_json_document(path: Path) -> Any | None:
+    """The parsed content of a ``.json`` file, or None when it holds one object per line (read it as JSONL
+    then: some datasets ship that under a ``.json`` name)."""
+    try:
+        return read_json(path)
+    except InputError as exc:
+        if "Extra data" in str(exc):
+            return None
+        raise
 
 
 def _bad(message: str, skip_bad: bool) -> None:
     if skip_bad:
         warnings.warn(message + "; skipped", stacklevel=3)
         return
-    raise HiexpError(message + "; use --skip-bad to skip such records")
+    raise InputError(message)
 
 
 def iter_jsonl_records(path: Path, skip_bad: bool = False) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -75,15 +87,10 @@ def iter_jsonl_records(path: Path, skip_bad: bool = False) -> Iterator[tuple[str
 
 
 def _iter_json_file(path: Path, skip_bad: bool) -> Iterator[tuple[str, dict[str, Any]]]:
-    with open_text(path) as handle:
-        text = handle.read()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data":  # one object per line despite the .json name (MIGRES does this)
-            yield from iter_jsonl_records(path, skip_bad)
-            return
-        raise HiexpError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+    data = read_json_document(path)
+    if data is None:  # one object per line despite the .json name (MIGRES does this)
+        yield from iter_jsonl_records(path, skip_bad)
+        return
     if isinstance(data, dict):
         for key in ("data", "examples", "records"):
             if isinstance(data.get(key), list):
@@ -101,12 +108,18 @@ def _iter_json_file(path: Path, skip_bad: bool) -> Iterator[tuple[str, dict[str,
 
 
 def _iter_csv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    with path.open("r", encoding="utf-8", newline="") as handle:
+    with open_text(path, newline="") as handle:
         reader = csv.DictReader(handle)
-        if not reader.fieldnames:
-            raise HiexpError(f"{path}: empty CSV file (expected a header with Question and Answer)")
-        for row in reader:
-            yield str(reader.line_num), {str(k).strip().lower(): v for k, v in row.items() if k is not None}
+        try:
+            if not reader.fieldnames:
+                raise HiexpError(f"{path}: empty CSV file (expected a header with Question and Answer)")
+            for row in reader:
+                yield str(reader.line_num), {str(k).strip().lower(): v for k, v in row.items() if k is not None}
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}:{reader.line_num + 1}: not UTF-8 text (byte {exc.start})",
+                             skippable=False) from None
+        except csv.Error as exc:
+            raise InputError(f"{path}:{reader.line_num}: not a CSV row ({exc})", skippable=False) from None
 
 
 def _iter_parquet(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -124,9 +137,9 @@ def iter_file_records(path: str | Path, skip_bad: bool = False) -> Iterator[tupl
     """``(where, record)`` for every record of a data file; ``where`` is a line number or array index."""
     path = Path(path)
     if not path.exists():
-        raise HiexpError(f"{path}: no such file")
+        raise InputError(f"{path}: no such file", skippable=False)
     if path.is_dir():
-        raise HiexpError(f"{path}: is a directory, expected a data file")
+        raise InputError(f"{path}: is a directory, expected a data file", skippable=False)
     name = path.name.lower()
     if name.endswith(".parquet"):
         yield from _iter_parquet(path)

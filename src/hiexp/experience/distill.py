@@ -268,7 +268,10 @@ class Group:
 
 
 def reward_of(record: dict[str, Any], key: str) -> float | None:
+    """The record's ``key`` reward as a float; None when it is missing or not a number."""
     rewards = record.get("rewards") or {}
+    if not isinstance(rewards, dict):
+        return None
     value = rewards.get(key)
     if value is None and key == "reward":
         value = rewards.get("em")
