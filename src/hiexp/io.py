@@ -286,3 +286,23 @@ def cache_dir(*parts: str) -> Path:
     path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def split_url_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``(url without user:password@, (user, password) or None)``: the credentials go to the HTTP client as
+    basic auth, and only the public URL is ever printed, hashed or written into a manifest or trajectory."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, _, password = userinfo.partition(":")
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)), (unquote(user), unquote(password))
+
+
+def public_url(value: Any) -> Any:
+    """``value`` with the credentials of a URL removed; anything that is not an http(s) URL unchanged."""
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return split_url_credentials(value)[0]
+    return value

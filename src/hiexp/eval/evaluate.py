@@ -20,7 +20,7 @@ from hiexp.components import make_retriever
 from hiexp.contracts.example import Example
 from hiexp.contracts.experience import ExperienceHook
 from hiexp.errors import HiexpError
-from hiexp.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
+from hiexp.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, public_url, read_jsonl
 
 METHODS = ("agent", "rag", "closed-book")
 # Manifest keys that must agree when an output directory is reused (otherwise a resume would mix runs).
@@ -150,7 +150,7 @@ def run_eval(datasets: list[str] | dict[str, list[Example]], generator: Any, ret
         "format": config.format,
         "prompt_template_hash": fmt.template_hash(),
         "retrievers": {name: (getattr(r, "fingerprint", None) if r is not None else None) for name, r in retrievers.items()},
-        "index": index,
+        "index": public_url(index),
         "top_k": config.top_k,
         "max_turns": config.max_turns,
         "max_tokens": config.max_tokens,

@@ -29,6 +29,7 @@ from typing import Any
 
 from hiexp.contracts.generation import Generation, SamplingParams, derive_seed
 from hiexp.errors import HiexpError
+from hiexp.io import split_url_credentials
 from hiexp.retry import Transient, policy, retry_after_seconds
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ class OpenAIGenerator:
             raise HiexpError(f"endpoint must be 'completions' or 'chat', got '{endpoint}'")
         if concurrency < 1 or max_retries < 0 or timeout <= 0:
             raise HiexpError("concurrency must be >= 1, max_retries >= 0 and timeout > 0")
-        self.base_url = base_url.rstrip("/")
+        public, self._auth = split_url_credentials(base_url.rstrip("/"))
+        self.base_url = public  # never the user:password of the URL: that goes to the client as basic auth
         self.endpoint = endpoint
         self.concurrency = concurrency
         self.timeout = timeout
@@ -106,8 +108,9 @@ class OpenAIGenerator:
 
     @property
     def model_id(self) -> str:
-        """``served_model@base_url``; the served name is resolved lazily."""
-        return f"{self._served_model or '?'}@{self.base_url}"
+        """``served_model@base_url`` (what manifests and trajectories record): the served name is asked from
+        the server (``GET /models``) the first time, so two runs against the same model record the same id."""
+        return f"{self.served_model}@{self.base_url}"
 
     def __repr__(self) -> str:
         key = f"${self.api_key_env} (set)" if self._api_key else "none"
@@ -160,7 +163,8 @@ class OpenAIGenerator:
         import httpx
 
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        return httpx.AsyncClient(headers=self._headers(), timeout=httpx.Timeout(self.timeout), limits=limits)
+        return httpx.AsyncClient(headers=self._headers(), timeout=httpx.Timeout(self.timeout), limits=limits,
+                                 auth=self._auth)
 
     async def _discover_model(self) -> str:
         async with self._client() as client:

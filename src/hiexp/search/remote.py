@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from hiexp.contracts.passage import Passage, check_queries
 from hiexp.errors import HiexpError
-from hiexp.io import stable_hash
+from hiexp.io import split_url_credentials, stable_hash
 from hiexp.retry import Transient, policy, retry_after_seconds
 
 # HTTP statuses worth another try: the server is overloaded, restarting or behind a proxy that gave up.
@@ -46,12 +46,13 @@ class RemoteRetriever:
 
         if not url.startswith(("http://", "https://")):
             raise HiexpError(f"{url}: a remote retriever needs an http:// or https:// URL")
-        self.url = retrieve_url(url)
+        public, auth = split_url_credentials(url)
+        self.url = retrieve_url(public)  # the credentials of the URL go to the client as basic auth only
         self.timeout = timeout
         self.retries = max(0, int(retries))
         self.backoff = backoff
         self.batch_size = max(1, int(batch_size))
-        self._client = httpx.Client(timeout=timeout)
+        self._client = httpx.Client(timeout=timeout, auth=auth)
         self._fingerprint: str | None = None
 
     @property
