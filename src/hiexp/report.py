@@ -91,15 +91,24 @@ class ReportInputs:
     summary: str = ""
 
 
+def md_cell(value: Any) -> str:
+    """Text safe inside a markdown table cell or line: no HTML, no column breaks, no line breaks (settings and
+    notes hold paths, model names and manifest descriptions that the user or a model wrote)."""
+    text = " ".join(str(value).split())
+    return html.escape(text, quote=False).replace("|", "\\|")
+
+
 def _environment():
     import jinja2
 
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.jinja",), default_for_string=False),
         keep_trailing_newline=True,
         trim_blocks=False,
     )
+    environment.filters["md"] = md_cell
+    return environment
 
 
 def render_chart(comparison: Comparison, path: Path, label_a: str, label_b: str) -> None:

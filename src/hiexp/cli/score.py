@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from hiexp.errors import HiexpError
+from hiexp.io import InputError
 
 SCORE_HELP = (
     "Score a prediction file against a dataset's gold answers: EM, CEM and F1, means in [0, 1].\n\n"
@@ -48,12 +49,16 @@ def _read_predictions(path: Path, skip_bad: bool, dataset: str | None = None) ->
             problem = "no 'prediction' field (expected {\"id\": ..., \"prediction\": ...})"
         elif str(record["id"]) in predictions:
             problem = f"duplicate id {record['id']!r} (first at line {lines[str(record['id'])]})"
+        elif not isinstance(record["prediction"], (str, int, float, type(None))) or isinstance(
+                record["prediction"], bool) or record["prediction"] != record["prediction"]:  # NaN
+            problem = (f"the prediction is {type(record['prediction']).__name__} {record['prediction']!r:.60}, "
+                       "not a text answer (a string, a number or null)")
         if problem:
             message = f"{path}:{lineno}: {problem}"
             if skip_bad:
                 typer.secho(f"warning: {message}; skipped", err=True, fg="yellow")
                 continue
-            raise HiexpError(message + "; use --skip-bad to skip such lines")
+            raise InputError(message)
         qid = str(record["id"])
         value = record["prediction"]
         predictions[qid] = None if value is None else str(value)

@@ -204,12 +204,16 @@ def join_sentences(sentences: list[str]) -> str:
 
 
 def _answers(values: Any) -> list[str]:
+    """The gold answers as distinct non-empty strings. A missing value (None, or NaN as pandas and parquet
+    write an empty cell) is no answer, never the text "nan"."""
     if values is None:
         return []
-    if isinstance(values, str):
+    if not isinstance(values, (list, tuple)):
         values = [values]
     out: list[str] = []
     for value in values:
+        if value is None or (isinstance(value, float) and value != value) or isinstance(value, (dict, list)):
+            continue
         value = str(value).strip()
         if value and value not in out:
             out.append(value)
