@@ -27,7 +27,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from hiexp.errors import HiexpError
-from hiexp.io import atomic_directory, iter_jsonl, sha256_file, stable_hash
+from hiexp.io import atomic_directory, iter_jsonl, read_json, sha256_file, stable_hash
 
 from .schema import LEVELS, Entry
 
@@ -196,17 +196,21 @@ class HEK:
                 raise HiexpError(f"{directory}: {name} is missing; not a complete HEK (rebuild it)")
         manifest_path = directory / MANIFEST
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            if not isinstance(manifest, dict):
-                raise ValueError("not a JSON object")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HiexpError(f"{manifest_path}: corrupted manifest ({exc})") from None
+            manifest = read_json(manifest_path)
+        except HiexpError as exc:
+            raise HiexpError(f"corrupted manifest: {exc}") from None
+        if not isinstance(manifest, dict):
+            raise HiexpError(f"{manifest_path}: corrupted manifest (not a JSON object)")
         if manifest.get("schema_version") != HEK_SCHEMA_VERSION:
             raise HiexpError(
                 f"{manifest_path}: HEK schema_version {manifest.get('schema_version')!r}; this hiexp reads "
                 f"{HEK_SCHEMA_VERSION} (rebuild the HEK)"
             )
         files = manifest.get("files") or {}
+        for key, kind in (("files", dict), ("counts", dict), ("embedder", (dict, str)), ("dim", int)):
+            if manifest.get(key) is not None and not isinstance(manifest[key], kind):
+                raise HiexpError(f"{manifest_path}: {key!r} is {type(manifest[key]).__name__}, not what a HEK "
+                                 "manifest holds: the file is corrupted or was edited; rebuild the HEK")
         for name in (ENTRIES, EMBEDDINGS):
             actual = sha256_file(directory / name)
             if files.get(name) != actual:
@@ -237,14 +241,15 @@ class HEK:
         counts = hek.counts()
         expected = manifest.get("counts") or {}
         for level in LEVELS:
-            if int(expected.get(level, 0)) != counts[level]:
+            if expected.get(level, 0) != counts[level]:
                 raise HiexpError(
                     f"{directory}: manifest counts {expected} but {ENTRIES} holds {counts}"
                 )
         if len(embeddings):
             norms = np.linalg.norm(embeddings, axis=1)
-            bad = np.flatnonzero(np.abs(norms - 1.0) > 1e-3)
+            bad = np.flatnonzero(~np.isfinite(norms) | (np.abs(norms - 1.0) > 1e-3))
             if len(bad):
-                raise HiexpError(f"{directory / EMBEDDINGS}: row {int(bad[0])} is not L2-normalised")
+                raise HiexpError(f"{directory / EMBEDDINGS}: row {int(bad[0])} is not a unit vector (NaN, infinite "
+                                 "or not L2-normalised)")
         hek.check_hierarchy(str(directory))
         return hek

@@ -250,6 +250,22 @@ class ExperienceRetriever:
                 "cosines are not comparable",
                 stacklevel=3,
             )
+        # The manifest's name is outside the content hashes: check the vectors themselves. A few titles
+        # embedded now must give the stored rows back, or every cosine of the lookup would be meaningless.
+        entries = list(getattr(hek, "entries", []))[:4]
+        stored = getattr(hek, "embeddings", None)
+        if entries and stored is not None and len(stored) >= len(entries) and callable(
+                getattr(embedder, "encode_passages", None)):
+            fresh = _normalise(np.asarray(embedder.encode_passages([_field(e, "title", "") for e in entries]),
+                                          dtype=np.float32))
+            if fresh.shape[1] != stored.shape[1]:
+                raise HiexpError(f"the HEK's vectors have {stored.shape[1]} dimensions but {model_id} gives "
+                                 f"{fresh.shape[1]}: load it with the embedder it was built with ({built_with})")
+            agreement = float(np.mean(np.sum(fresh * np.asarray(stored[: len(entries)]), axis=1)))
+            if agreement < 0.98:
+                raise HiexpError(f"the HEK's vectors were not made by {model_id} (cosine {agreement:.2f} on its "
+                                 f"first titles; the manifest names {built_with}): load it with the embedder it "
+                                 "was built with")
 
     # --- embedding --------------------------------------------------------------------------------
     def _embed(self, texts: list[str]) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 
 from hiexp.contracts.passage import Passage, check_queries
 from hiexp.errors import HiexpError
-from hiexp.io import atomic_directory, atomic_write_json, check_output_dir, stable_hash
+from hiexp.io import atomic_directory, atomic_write_json, check_output_dir, read_json, stable_hash
 from hiexp.search.corpus import (
     OFFSETS_FILE,
     PASSAGES_FILE,
@@ -170,11 +170,15 @@ class BM25Retriever:
             )
         try:
             model = bm25s.BM25.load(directory, mmap=mmap, load_corpus=False, show_progress=False)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - numpy, json and bm25s raise many types for a damaged file
             raise HiexpError(
-                f"{directory}: the BM25 arrays could not be read ({exc}); "
+                f"{directory}: the BM25 arrays could not be read ({type(exc).__name__}: {exc}); "
                 f"rebuild with `hiexp index CORPUS --out {directory}`"
             ) from None
+        check_score_matrix(directory, model.scores, meta["count"])
+        if meta["count"] and not model.vocab_dict:
+            raise HiexpError(f"{directory}: damaged BM25 index (an empty vocabulary); rebuild it with "
+                             f"`hiexp index CORPUS --out {directory}`")
         store = PassageStore(directory)
         if len(store) != meta["count"] or model.scores["num_docs"] != meta["count"]:
             raise HiexpError(
@@ -256,7 +260,6 @@ def check_replaceable(directory: Path, overwrite: bool = False) -> Path:
 
 def read_index_meta(directory: Path, expected_kind: str | None = None) -> dict[str, Any]:
     """``meta.json`` of an index directory, or a ``HiexpError`` that says what is wrong and how to fix it."""
-    import json
 
     how = f"build one with `hiexp index CORPUS --out {directory}`"
     if not directory.exists():
@@ -267,15 +270,47 @@ def read_index_meta(directory: Path, expected_kind: str | None = None) -> dict[s
     if not meta_path.is_file():
         raise HiexpError(f"{directory}: not a complete hiexp index (no {META_FILE}); {how}")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise HiexpError(f"{meta_path}: unreadable ({exc}); {how}") from None
-    for key in ("kind", "count", "fingerprint", "params"):
+        meta = read_json(meta_path)
+    except HiexpError as exc:
+        raise HiexpError(f"{exc}; {how}") from None
+    if not isinstance(meta, dict):
+        raise HiexpError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}; {how}")
+    for key, kind in (("kind", str), ("count", int), ("fingerprint", str), ("params", dict)):
         if key not in meta:
             raise HiexpError(f"{meta_path}: lacks {key!r}; {how}")
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise HiexpError(f"{meta_path}: {key!r} is {type(meta[key]).__name__}, expected {kind.__name__}; {how}")
+    if meta["count"] < 0:
+        raise HiexpError(f"{meta_path}: 'count' is negative; {how}")
+    version = meta.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise HiexpError(f"{meta_path}: index schema_version {version!r}; this hiexp reads version {SCHEMA_VERSION} "
+                         f"({how} with this hiexp)")
     if expected_kind and meta["kind"] != expected_kind:
         raise HiexpError(f"{directory}: is a {meta['kind']!r} index, not {expected_kind!r}")
     return meta
+
+
+def check_score_matrix(directory: Path, scores: dict[str, Any], count: int) -> None:
+    """The bm25s term x passage score matrix (CSC) holds finite scores, passage ids below ``count`` and
+    monotone column pointers, and a vocabulary: else the index is damaged (it would answer wrongly)."""
+    import numpy as np
+
+    def bad(what: str) -> HiexpError:
+        return HiexpError(f"{directory}: damaged BM25 index ({what}); rebuild it with "
+                          f"`hiexp index CORPUS --out {directory}`")
+
+    data, indices, indptr = (np.asarray(scores[k]) for k in ("data", "indices", "indptr"))
+    if data.ndim != 1 or indices.shape != data.shape or indptr.ndim != 1 or len(indptr) < 1:
+        raise bad("score arrays of mismatched shapes")
+    if int(indptr[0]) != 0 or int(indptr[-1]) != len(data) or (len(indptr) > 1 and np.any(np.diff(indptr) < 0)):
+        raise bad("column pointers that do not run from 0 to the number of scores")
+    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= count):
+        raise bad(f"passage numbers outside 0..{count - 1}")
+    if not np.isfinite(data).all():
+        raise bad("scores that are NaN or infinite")
+    if count and len(indptr) < 2:
+        raise bad("an empty vocabulary")
 
 
 def _make_meta(config: BM25Config, corpus_sha: str, count: int) -> dict[str, Any]:

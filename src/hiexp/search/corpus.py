@@ -48,7 +48,15 @@ class PassageStore:
 
     def __init__(self, directory: str | Path):
         directory = Path(directory)
-        self._offsets = np.load(directory / OFFSETS_FILE, mmap_mode="r")
+        damaged = f"{directory}: the index is damaged (%s): rebuild it with `hiexp index CORPUS --out DIR`"
+        try:
+            self._offsets = np.load(directory / OFFSETS_FILE, mmap_mode="r")
+        except Exception as exc:  # noqa: BLE001 - numpy raises several types for a damaged .npy
+            raise HiexpError(damaged % f"{OFFSETS_FILE} unreadable: {type(exc).__name__}") from None
+        offsets = self._offsets
+        if (offsets.ndim != 1 or len(offsets) < 1 or not np.issubdtype(offsets.dtype, np.integer)
+                or int(offsets[0]) != 0 or (len(offsets) > 1 and np.any(np.diff(offsets) <= 0))):
+            raise HiexpError(damaged % f"{OFFSETS_FILE} is not an increasing list of byte offsets from 0")
         self._file = (directory / PASSAGES_FILE).open("rb")
         size = int(self._offsets[-1])
         self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
