@@ -133,3 +133,51 @@ def test_rollouts_resume_their_own_file_and_repair_its_torn_tail(tmp_path):
         handle.write('{"id": "q2#0", "question_id": "q2"')  # a write cut short
     with pytest.warns(UserWarning, match="torn"):
         assert load_done_ids(path) == {"q1#0", "q1#1"}
+
+
+def test_eval_writes_only_into_a_new_empty_or_earlier_run_directory(tmp_path, run_dir):
+    from hiexp.data import load_dataset
+    from hiexp.eval.evaluate import run_eval
+    from tests.fakes import ScriptedGenerator
+
+    examples = {"hotpotqa": load_dataset("hotpotqa", split="test", n=2, seed=0)}
+    model = ScriptedGenerator(lambda prompt, params: "Paris</answer>", model_id="scripted")
+    before = snapshot(run_dir)
+    with pytest.raises(HiexpError, match="not a hiexp eval run directory") as info:
+        run_eval(examples, model, None, "closed-book", run_dir, progress=False)
+    assert "--overwrite" not in str(info.value)  # eval has no such option: the message does not invent one
+    assert snapshot(run_dir) == before
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine\n")
+    with pytest.raises(HiexpError, match="is a file"):
+        run_eval(examples, model, None, "closed-book", a_file, progress=False)
+    assert a_file.read_text() == "mine\n"
+    run_eval(examples, model, None, "closed-book", tmp_path / "run-a", progress=False)
+    run_eval(examples, model, None, "closed-book", tmp_path / "run-a", progress=False)  # resumes its own
+
+
+def test_demo_refuses_a_folder_that_is_not_a_demo_run(tmp_path, run_dir):
+    from hiexp.demo import DemoConfig, run_demo
+
+    before = snapshot(run_dir)
+    with pytest.raises(HiexpError, match="not a hiexp demo directory"):
+        run_demo(DemoConfig(out=str(run_dir)), echo=lambda text: None)
+    assert snapshot(run_dir) == before
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine\n")
+    with pytest.raises(HiexpError, match="is a file"):
+        run_demo(DemoConfig(out=str(a_file)), echo=lambda text: None)
+
+
+def test_plot_replaces_only_a_png(tmp_path):
+    from hiexp.io import check_output_file
+
+    document = tmp_path / "thesis.png"
+    document.write_text("not an image, but named like one\n")
+    with pytest.raises(HiexpError, match="is not a PNG image"):
+        check_output_file(document, magic=b"\x89PNG", what="PNG image")
+    with pytest.raises(HiexpError, match="is a directory"):
+        check_output_file(tmp_path, magic=b"\x89PNG", what="PNG image")
+    picture = tmp_path / "old.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n...")
+    assert check_output_file(picture, magic=b"\x89PNG") == picture

@@ -28,7 +28,7 @@ from typing import Any
 
 from hiexp.agent.config import AgentConfig
 from hiexp.errors import HiexpError
-from hiexp.io import atomic_write_json, iter_jsonl
+from hiexp.io import atomic_write_json, check_output_dir, iter_jsonl
 from hiexp.llm import inference_backend
 
 STATE_FILE = "demo.json"
@@ -447,6 +447,8 @@ def run_demo(
     """
     config.validate()
     out = Path(config.out)
+    # new, empty or an earlier demo run (its demo.json): never somebody else's folder
+    check_output_dir(out, lambda d: (d / STATE_FILE).is_file(), what="hiexp demo directory", overwrite_option=None)
     started = time.perf_counter()
     state = _read_state(out)
     if restart and out.exists():

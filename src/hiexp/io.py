@@ -220,9 +220,10 @@ def atomic_write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> N
 
 
 def check_output_dir(target: str | Path, is_own: Callable[[Path], bool] | None = None, overwrite: bool = False,
-                     what: str = "output directory") -> Path:
+                     what: str = "output directory", overwrite_option: str | None = "--overwrite") -> Path:
     """Refuse to replace what a command did not create: a file, or a non-empty directory that ``is_own``
-    does not recognise as one of its own kind (unless ``overwrite``). Call it before the slow part."""
+    does not recognise as one of its own kind (unless ``overwrite``). Call it before the slow part;
+    ``overwrite_option`` is the command's option that lifts the rule (None: it has none)."""
     target = Path(target)
     if not target.exists():
         return target
@@ -230,8 +231,21 @@ def check_output_dir(target: str | Path, is_own: Callable[[Path], bool] | None =
         raise HiexpError(f"{target}: exists and is a file; choose a new directory for the {what}")
     if overwrite or not any(target.iterdir()) or (is_own is not None and is_own(target)):
         return target
-    raise HiexpError(f"{target}: exists, is not empty and is not a {what}; choose a new or empty directory, or "
-                     "pass --overwrite to replace it whole")
+    hint = f", or pass {overwrite_option} to replace it whole" if overwrite_option else ""
+    raise HiexpError(f"{target}: exists, is not empty and is not a {what}; choose a new or empty directory{hint}")
+
+
+def check_output_file(target: str | Path, magic: bytes | None = None, what: str = "output file") -> Path:
+    """Refuse a directory, or an existing file this command did not write: one that does not begin with
+    ``magic`` (the kind's signature, e.g. PNG's), so that ``--out`` cannot replace a user's document."""
+    target = Path(target)
+    if target.is_dir():
+        raise HiexpError(f"{target}: is a directory; --out takes the {what} to write")
+    if target.exists() and magic is not None:
+        with target.open("rb") as handle:
+            if handle.read(len(magic)) != magic:
+                raise HiexpError(f"{target}: exists and is not a {what}; choose a new file name")
+    return target
 
 
 @contextlib.contextmanager

@@ -20,7 +20,15 @@ from hiexp.components import make_retriever
 from hiexp.contracts.example import Example
 from hiexp.contracts.experience import ExperienceHook
 from hiexp.errors import HiexpError
-from hiexp.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, public_url, read_jsonl
+from hiexp.io import (
+    atomic_write_json,
+    atomic_write_jsonl,
+    atomic_write_text,
+    check_output_dir,
+    public_url,
+    read_json,
+    read_jsonl,
+)
 
 METHODS = ("agent", "rag", "closed-book")
 # Manifest keys that must agree when an output directory is reused (otherwise a resume would mix runs).
@@ -76,15 +84,24 @@ def _experience_settings(hook: Any) -> dict[str, Any] | None:
     return asdict(config) if is_dataclass(config) else None
 
 
+def is_run_dir(directory: Path) -> bool:
+    """A directory ``run_eval`` wrote: its manifest names a method."""
+    try:
+        manifest = read_json(directory / "manifest.json")
+    except HiexpError:
+        return False
+    return isinstance(manifest, dict) and "method" in manifest and "prompt_template_hash" in manifest
+
+
 def _check_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
+    # new, empty or an earlier run: never files of somebody else's folder
+    check_output_dir(out_dir, is_run_dir, what="hiexp eval run directory", overwrite_option=None)
     path = out_dir / "manifest.json"
     if not path.exists():
         return
-    import json
-
     try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
+        old = read_json(path)
+    except HiexpError:
         raise HiexpError(f"{path}: not valid JSON; remove it or use another --out") from None
     changed = [k for k in _RESUME_KEYS if old.get(k) != manifest.get(k) and (k in old or k not in _LATER_KEYS)]
     if changed:

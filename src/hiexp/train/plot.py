@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hiexp.errors import HiexpError
+from hiexp.io import check_output_file
 from hiexp.train.telemetry import METRICS_FILE, PLOT_METRICS, read_metrics, variance
 
 
@@ -126,7 +127,7 @@ def plot_runs(
                fontsize=9, frameon=False)
     if title:
         fig.suptitle(title, y=0.995, fontsize=11)
-    out = Path(out)
+    out = check_output_file(out, magic=b"\x89PNG", what="PNG image")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp.png")
     fig.savefig(tmp, dpi=120, bbox_inches="tight")
