@@ -132,3 +132,13 @@ def test_a_utf8_bom_is_read_like_any_file(tmp_path):
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_bytes(b"\xef\xbb\xbf" + json.dumps({"id": "p", "title": "T", "text": "x"}).encode() + b"\n")
     assert load_corpus(corpus)[0].title == "T"
+
+
+def test_a_question_too_long_to_be_one_is_refused_in_one_line(tmp_path):
+    """A 1 MB "question" (well under the line limit) stops at reading, not deep inside tokenisation."""
+    from hiexp.data import load_dataset
+
+    path = tmp_path / "long.jsonl"
+    path.write_text(json.dumps({"id": "1", "question": "why " * 250_000, "answer": "a"}) + "\n")
+    with pytest.raises(HiexpError, match=r"long\.jsonl:1: a question of 999,999 characters"):  # stripped
+        load_dataset(path)

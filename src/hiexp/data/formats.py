@@ -350,6 +350,11 @@ _PARSERS = {
 }
 
 
+MAX_QUESTION_CHARS = 20_000
+"""Longest question read: multi-hop questions run to a few hundred characters, competition
+math problems to a few thousand; a record far beyond that is a mistake that would only exhaust memory."""
+
+
 def parse_record(
     record: dict[str, Any], kind: str, dataset: str, task: str, fallback_id: str, split: str | None = None
 ) -> RawItem:
@@ -362,6 +367,9 @@ def parse_record(
         raise BadRecord(f"unexpected field type ({exc})") from None
     if not golds:
         raise BadRecord("no gold answer")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise BadRecord(f"a question of {len(question):,} characters; hiexp reads questions of at most "
+                        f"{MAX_QUESTION_CHARS:,}")
     metadata: dict[str, Any] = {"dataset": dataset, "task": task}
     if split and "split" not in meta:
         metadata["split"] = split
