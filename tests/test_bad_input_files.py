@@ -142,3 +142,31 @@ def test_a_question_too_long_to_be_one_is_refused_in_one_line(tmp_path):
     path.write_text(json.dumps({"id": "1", "question": "why " * 250_000, "answer": "a"}) + "\n")
     with pytest.raises(HiexpError, match=r"long\.jsonl:1: a question of 999,999 characters"):  # stripped
         load_dataset(path)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.one_of(st.binary(max_size=400),
+                         st.lists(st.text(max_size=40), max_size=8).map(lambda lines: "\n".join(lines).encode()),
+                         st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+                                      lambda inner: st.lists(inner, max_size=3)
+                                      | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                                      max_leaves=12).map(lambda v: (json.dumps(v) + "\n").encode())))
+def test_any_bytes_give_records_or_one_input_error(tmp_path, content):
+    """Whatever a file holds, the reader yields JSON objects or raises ``InputError``: never anything else."""
+    from hiexp.data import load_dataset
+    from hiexp.io import InputError, read_jsonl
+
+    path = tmp_path / "any.jsonl"
+    path.write_bytes(content)
+    try:
+        assert all(isinstance(record, dict) for record in read_jsonl(path))
+    except InputError as exc:
+        assert "\n" not in str(exc)
+    try:
+        load_dataset(path)
+    except HiexpError as exc:
+        assert "\n" not in str(exc)
