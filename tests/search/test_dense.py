@@ -60,3 +60,20 @@ def test_load_retriever_reloads_the_named_embedder(tmp_path, passages):
     retriever = load_retriever(path)
     assert isinstance(retriever, DenseRetriever) and retriever.embedder.model_id == "hashing-64"
     assert retriever.search(["Teutberga queen of Lotharingia"], k=1)[0][0].id == "p1"
+
+
+@pytest.mark.parametrize("damage", ["nan", "garbage", "one-dimensional"])
+def test_a_damaged_dense_index_is_refused_on_load(tmp_path, passages, damage):
+    embedder = HashedWordsEmbedder()
+    path = DenseRetriever.build(passages, embedder).save(tmp_path / "dense")
+    vectors = np.load(path / "embeddings.npy")
+    if damage == "nan":
+        vectors[0, 0] = np.nan
+        np.save(path / "embeddings.npy", vectors)
+    elif damage == "garbage":
+        (path / "embeddings.npy").write_bytes(b"not numpy")
+    else:
+        np.save(path / "embeddings.npy", vectors[:, 0])
+    with pytest.raises(HiexpError, match="embeddings.npy") as info:
+        DenseRetriever.load(path, embedder=embedder)
+    assert "\n" not in str(info.value)

@@ -95,7 +95,17 @@ class DenseRetriever:
         missing = [n for n in (EMBEDDINGS_FILE, PASSAGES_FILE, OFFSETS_FILE) if not (directory / n).is_file()]
         if missing:
             raise HiexpError(f"{directory}: incomplete dense index, missing {', '.join(missing)}; rebuild it")
-        embeddings = np.load(directory / EMBEDDINGS_FILE, mmap_mode="r")
+        rebuild = "rebuild it (DenseRetriever.build(passages, embedder).save(directory))"
+        try:
+            embeddings = np.load(directory / EMBEDDINGS_FILE, mmap_mode="r")
+        except Exception as exc:  # noqa: BLE001 - numpy raises several types for a damaged .npy
+            raise HiexpError(f"{directory}: {EMBEDDINGS_FILE} is unreadable ({type(exc).__name__}); {rebuild}") from None
+        if embeddings.ndim != 2 or not np.issubdtype(embeddings.dtype, np.floating):
+            raise HiexpError(f"{directory}: {EMBEDDINGS_FILE} is not a 2-D float array; {rebuild}")
+        if len(embeddings) and not np.isfinite(embeddings).all():
+            raise HiexpError(f"{directory}: {EMBEDDINGS_FILE} holds NaN or infinite values; {rebuild}")
+        if not isinstance(meta["params"].get("embedder"), str):
+            raise HiexpError(f"{directory}: meta.json names no embedder; {rebuild}")
         store = PassageStore(directory)
         if embeddings.shape[0] != meta["count"] or len(store) != meta["count"]:
             raise HiexpError(f"{directory}: meta.json, embeddings.npy and passages disagree on the count; rebuild")
