@@ -99,8 +99,11 @@ class SearchAgent:
         order = {(ex.id, s): i for i, (ex, s) in enumerate(pending)}
         results: list[Trajectory | None] = [None] * len(pending)
         active: list[_Episode] = []
+        # No more episodes in flight than the backend has cache slots (llama.cpp ``parallel``): each
+        # episode's next turn then finds its own history still cached, instead of re-reading it all.
+        in_flight = max(1, min(self.config.batch_size, getattr(self.generator, "slots", None) or self.config.batch_size))
         while pending or active:
-            room = self.config.batch_size - len(active)
+            room = in_flight - len(active)
             if room > 0 and pending:
                 admitted = [pending.popleft() for _ in range(min(room, len(pending)))]
                 active.extend(self._start([(ex, s, episode_seed(base, ex.id, s)) for ex, s in admitted]))

@@ -83,6 +83,7 @@ class LlamaCppGenerator(OpenAIGenerator):
             max_retries=1,
         )
         self._api_key = key
+        self.slots = parallel  # sequences with their own KV cache: the agent keeps at most this many in flight
         self.serial_greedy = serial_greedy
         self.gguf_path = gguf_path
         self.context_per_sequence = context_per_sequence
