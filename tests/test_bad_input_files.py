@@ -170,3 +170,14 @@ def test_any_bytes_give_records_or_one_input_error(tmp_path, content):
         load_dataset(path)
     except HiexpError as exc:
         assert "\n" not in str(exc)
+
+
+@pytest.mark.parametrize("rewards", ['"high"', "[1, 0]", '{"cem": "yes"}', "null"])
+def test_a_trajectory_whose_rewards_are_not_numbers_is_named(tmp_path, rewards):
+    from tests.experience.experience_fixtures import make_trajectory, write_trajectories
+
+    path = write_trajectories(tmp_path / "t.jsonl", [make_trajectory("q1", 0, True)],
+                              edit=lambda record: record.update(rewards=json.loads(rewards)))
+    out = tmp_path / "out"
+    line = check(["distill", str(path), "--out", str(out / "e1.jsonl")], out)
+    assert "no 'cem' reward" in line and "t.jsonl:1" in line

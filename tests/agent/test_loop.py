@@ -89,6 +89,15 @@ def test_continuous_batching_refills(retriever):
     assert max(gen.calls) <= 3 and sum(gen.calls) == sum(len(t.turns) // 2 for t in trajs)
 
 
+def test_no_more_episodes_in_flight_than_the_backend_has_cache_slots(retriever):
+    """A llama.cpp backend with 2 slots: 2 episodes at a time, so each next turn finds its history cached."""
+    exs = [Example(f"q{i}", "Where was the director of Jaws born?", ["Cincinnati"]) for i in range(5)]
+    gen = CountingGenerator(r1_policy)
+    gen.slots = 2
+    trajs = SearchAgent(gen, retriever, AgentConfig(batch_size=16)).run(exs)
+    assert max(gen.calls) == 2 and len(trajs) == 5
+
+
 def test_tool_call_episode(examples, retriever):
     def policy(prompt, params):
         part = episode_part(prompt)
