@@ -100,8 +100,12 @@ class SearchAgent:
         results: list[Trajectory | None] = [None] * len(pending)
         active: list[_Episode] = []
         # No more episodes in flight than the backend has cache slots (llama.cpp ``parallel``): each
-        # episode's next turn then finds its own history still cached, instead of re-reading it all.
+        # episode's next turn then finds its own history still cached, instead of re-reading it all. A
+        # backend that decodes greedy requests one at a time gains nothing from more than one episode in
+        # flight, and a single one never has its cache taken by another.
         in_flight = max(1, min(self.config.batch_size, getattr(self.generator, "slots", None) or self.config.batch_size))
+        if self.config.temperature == 0 and getattr(self.generator, "serial_greedy", False):
+            in_flight = 1
         while pending or active:
             room = in_flight - len(active)
             if room > 0 and pending:
