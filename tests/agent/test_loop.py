@@ -96,6 +96,10 @@ def test_no_more_episodes_in_flight_than_the_backend_has_cache_slots(retriever):
     gen.slots = 2
     trajs = SearchAgent(gen, retriever, AgentConfig(batch_size=16)).run(exs)
     assert max(gen.calls) == 2 and len(trajs) == 5
+    serial = CountingGenerator(r1_policy)
+    serial.slots, serial.serial_greedy = 8, True  # greedy requests decoded one at a time: one episode in flight
+    greedy = SearchAgent(serial, retriever, AgentConfig(batch_size=16, temperature=0.0)).run(exs)
+    assert max(serial.calls) == 1 and [t.answer for t in greedy] == [t.answer for t in trajs]
 
 
 def test_tool_call_episode(examples, retriever):
