@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_shipped_config_loads_by_name_and_writes_out_every_option():
     shipped = PACKAGED_CONFIGS / "train_cpu.yaml"
     config = load_config(shipped)
-    assert config.lora and config.model == "qwen2.5-coder-0.5b" and config.hek == "none"
+    assert config.lora and config.model == "default" and config.hek == "none"
     assert config.agent.max_turns == 2 and config.reward == "f1"
     assert resolve_config_path("cpu") == shipped
     # every option is written out in the example
