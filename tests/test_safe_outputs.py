@@ -181,3 +181,15 @@ def test_plot_replaces_only_a_png(tmp_path):
     picture = tmp_path / "old.png"
     picture.write_bytes(b"\x89PNG\r\n\x1a\n...")
     assert check_output_file(picture, magic=b"\x89PNG") == picture
+
+
+def test_data_corpus_copies_only_over_the_same_corpus(tmp_path):
+    mine = tmp_path / "notes.jsonl"
+    mine.write_text('{"id": "mine"}\n')
+    result = CliRunner().invoke(app, ["data", "corpus", "hotpotqa", "--out", str(mine)])
+    assert isinstance(result.exception, HiexpError) and "holds something else" in str(result.exception)
+    assert mine.read_text() == '{"id": "mine"}\n'
+    copy = tmp_path / "corpus.jsonl"
+    assert CliRunner().invoke(app, ["data", "corpus", "hotpotqa", "--out", str(copy)]).exit_code == 0
+    assert CliRunner().invoke(app, ["data", "corpus", "hotpotqa", "--out", str(copy)]).exit_code == 0
+    assert CliRunner().invoke(app, ["data", "corpus", "hotpotqa", "--out", str(mine), "--overwrite"]).exit_code == 0

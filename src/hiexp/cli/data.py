@@ -100,7 +100,9 @@ def show_command(
 @data_app.command("corpus")
 def corpus_command(
     name: str = typer.Argument(..., help="Dataset name, data file, or named corpus (see `hiexp data list`)."),
-    out: Path | None = typer.Option(None, "--out", help="Also copy the corpus JSONL here."),
+    out: Path | None = typer.Option(None, "--out", help="Also copy the corpus JSONL here (a new file, or the same "
+                                                         "corpus copied before)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out even if it holds something else."),
 ) -> None:
     """Build (once, cached) a dataset's closed-world corpus and print the path of its passage JSONL."""
     from hiexp.data import corpus_path_for
@@ -111,7 +113,12 @@ def corpus_command(
     if path is None:
         raise HiexpError(f"{name} has no context paragraphs, so it has no closed-world corpus")
     if out is not None:
-        atomic_write_text(out, path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if out.is_dir():
+            raise HiexpError(f"{out}: is a directory; --out takes the file to copy the corpus to")
+        if out.exists() and not overwrite and out.read_bytes() != text.encode("utf-8"):
+            raise HiexpError(f"{out}: exists and holds something else; choose a new file, or pass --overwrite")
+        atomic_write_text(out, text)
         path = out
     typer.echo(str(path))
 
