@@ -248,6 +248,28 @@ def check_output_file(target: str | Path, magic: bytes | None = None, what: str 
     return target
 
 
+def check_own_jsonl(path: Path, keys: Iterable[str], what: str) -> None:
+    """Refuse to resume, repair or append to a JSONL file that this kind of command did not write: its first
+    line must be a JSON object with every one of ``keys``. A missing or empty file is fine. ``what`` names
+    the kind with its article ("a hiexp trajectory file")."""
+    if path.is_dir():
+        raise HiexpError(f"{path}: is a directory; --out takes {what} (.jsonl)")
+    if not path.is_file():
+        return
+    with path.open("rb") as handle:
+        first = handle.readline(MAX_LINE_BYTES)
+    if not first.strip():
+        return
+    try:
+        record = json.loads(first)
+    except ValueError:
+        record = None
+    keys = tuple(keys)
+    if not isinstance(record, dict) or any(key not in record for key in keys):
+        raise HiexpError(f"{path}: exists and is not {what} (its first line has no {', '.join(keys)}); "
+                         "choose a new --out, nothing was written")
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | Path, is_own: Callable[[Path], bool] | None = None, overwrite: bool = False,
                      what: str = "output directory") -> Iterator[Path]:

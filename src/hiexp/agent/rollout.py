@@ -7,7 +7,6 @@ mid-write is cut off before anything new is appended.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from hiexp.agent.loop import SearchAgent
 from hiexp.contracts.example import Example
 from hiexp.contracts.trajectory import Trajectory
 from hiexp.errors import HiexpError
-from hiexp.io import append_jsonl, iter_jsonl, repair_torn_tail
+from hiexp.io import append_jsonl, check_own_jsonl, iter_jsonl, repair_torn_tail
 
 
 @dataclass
@@ -32,30 +31,12 @@ class RolloutSummary:
 _TRAJECTORY_KEYS = ("id", "question_id", "sample", "turns")
 
 
-def check_trajectory_file(path: Path) -> None:
-    """Refuse to append to (or repair) a file that is not a trajectory file this command wrote: its first
-    line must be a trajectory. An empty file is fine."""
-    if path.is_dir():
-        raise HiexpError(f"{path}: is a directory; --out takes a trajectory file (.jsonl)")
-    with path.open("rb") as handle:
-        first = handle.readline(1 << 24)
-    if not first.strip():
-        return
-    try:
-        record = json.loads(first)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict) or any(key not in record for key in _TRAJECTORY_KEYS):
-        raise HiexpError(f"{path}: exists and is not a hiexp trajectory file (its first line has no "
-                         f"{', '.join(_TRAJECTORY_KEYS)}); choose a new --out, nothing was written")
-
-
 def load_done_ids(path: str | Path) -> set[str]:
     """Trajectory ids already in ``path`` (after repairing a torn tail of a file this command wrote)."""
     path = Path(path)
     if not path.exists():
         return set()
-    check_trajectory_file(path)
+    check_own_jsonl(path, _TRAJECTORY_KEYS, "a hiexp trajectory file")
     repair_torn_tail(path)
     done = set()
     for record in iter_jsonl(path):

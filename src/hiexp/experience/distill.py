@@ -33,6 +33,7 @@ from hiexp.io import (
     atomic_write_json,
     atomic_write_jsonl,
     cache_dir,
+    check_own_jsonl,
     iter_jsonl,
     read_jsonl,
     sha256_file,
@@ -543,23 +544,6 @@ def sidecar_paths(out_path: str | Path) -> tuple[Path, Path]:
     return out_path.with_name(stem + ".groups.jsonl"), out_path.with_name(stem + ".meta.json")
 
 
-def _check_own_e1_file(path: Path) -> None:
-    """Refuse an ``--out`` this command did not write: it is resumed, rewritten and appended to."""
-    if path.is_dir():
-        raise HiexpError(f"{path}: is a directory; --out takes the E1 file to write (.jsonl)")
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    with path.open("rb") as handle:
-        first = handle.readline(1 << 24)
-    try:
-        record = json.loads(first)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict) or not {"title", "level", "description"} <= set(record):
-        raise HiexpError(f"{path}: exists and is not an E1 file of hiexp distill (its first line is no entry); "
-                         "choose a new --out, nothing was written")
-
-
 def _finished_groups(status_path: Path) -> dict[str, str]:
     """question id -> fingerprint of groups whose latest status is ok."""
     done: dict[str, str] = {}
@@ -587,7 +571,8 @@ def distill(
     """
     config = config or DistillConfig()
     out_path = Path(out_path)
-    _check_own_e1_file(out_path)
+    # refuse an --out this command did not write: it is resumed, rewritten and appended to
+    check_own_jsonl(out_path, ("title", "level", "description"), "an E1 file of hiexp distill")
     status_path, meta_path = sidecar_paths(out_path)
     paths = [Path(p) for p in trajectory_paths]
     if not paths:
