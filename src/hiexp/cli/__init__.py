@@ -73,7 +73,7 @@ def _has_option(argv: list[str], option: str) -> bool:
     import typer.main
 
     group = typer.main.get_command(app)
-    takes_value = {"--http-timeout", "--http-retries"}
+    takes_value = {opt for p in group.params if not getattr(p, "is_flag", False) for opt in p.opts}
     words = iter(argv)
     for word in words:
         if word in takes_value:
