@@ -1,4 +1,5 @@
-"""``hiexp distill``, ``hiexp build`` and ``hiexp show``: from trajectories to a HEK and a look at it."""
+"""``hiexp distill``, ``build``, ``show``, ``usefulness`` and ``update``: from trajectories to a HEK, a look
+at it, what its entries did, and its next version."""
 
 from __future__ import annotations
 
@@ -153,28 +154,128 @@ def show_command(
                                                               "children.")] = None,
     max_children: Annotated[int | None, typer.Option(min=1, help="Children shown per node (all by default).")]
     = None,
+    usefulness: Annotated[Path | None, typer.Option(help="Usefulness table to show beside the entries (by "
+                                                         "default the HEK's own usefulness.json, if any).")]
+    = None,
 ) -> None:
-    """Print a HEK: the tree E3 -> E2 -> E1 with counts and titles, or one entry."""
+    """Print a HEK: the tree E3 -> E2 -> E1 with counts and titles, or one entry; with usage and usefulness
+    where a usefulness table exists."""
     from rich.console import Console
 
-    from hiexp.experience.hek import HEK
+    from hiexp.experience.hek import HEK, resolve_hek_dir
     from hiexp.experience.show import entry_json, print_entry, tree, tree_json
+    from hiexp.experience.usefulness import load_usefulness
 
     hek = HEK.load(hek_dir)
+    table = load_usefulness(usefulness or resolve_hek_dir(hek_dir))
     if entry is not None:
         if as_json:
-            typer.echo(json.dumps(entry_json(hek, entry), indent=2, ensure_ascii=False))
+            typer.echo(json.dumps(entry_json(hek, entry, table), indent=2, ensure_ascii=False))
         else:
-            print_entry(hek, entry, Console())
+            print_entry(hek, entry, Console(), table)
         return
     if as_json:
-        typer.echo(json.dumps(tree_json(hek), indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(tree_json(hek, table), indent=2, ensure_ascii=False))
     else:
-        Console().print(tree(hek, max_children=max_children))
+        Console().print(tree(hek, max_children=max_children, usefulness=table))
+
+
+def usefulness_command(
+    hek_dir: Annotated[Path, typer.Argument(metavar="HEK", help="HEK directory (or a shipped name with --out).")],
+    trajectories: Annotated[list[Path], typer.Argument(metavar="TRAJECTORIES...", help="Trajectory files of "
+                                                       "episodes run with this HEK, and runs without it on the "
+                                                       "same questions (hiexp eval, rollout or train output).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Where to write the table (default: "
+                                                                 "usefulness.json inside the HEK directory).")]
+    = None,
+    reward_key: Annotated[str, typer.Option(help="Reward compared: em, cem, f1 or reward.")] = "cem",
+    top: Annotated[int, typer.Option(min=0, help="Most helpful and most harmful entries to print.")] = 5,
+) -> None:
+    """Usage and usefulness of every entry: how often it was injected, and the reward of the episodes that saw
+    it against same-question episodes that did not."""
+    from hiexp.errors import HiexpError
+    from hiexp.experience.hek import HEK, SHIPPED_HEKS
+    from hiexp.experience.show import usefulness_text
+    from hiexp.experience.usefulness import USEFULNESS_FILE, usefulness_from_files
+
+    hek = HEK.load(hek_dir)
+    if out is None:
+        if str(hek_dir) in SHIPPED_HEKS and not Path(hek_dir).exists():
+            raise HiexpError(f"the shipped HEK {hek_dir!r} is read-only: give --out FILE")
+        out = Path(hek_dir) / USEFULNESS_FILE
+    table = usefulness_from_files(trajectories, reward_key)
+    table.hek_version = hek.version
+    known = {e.id for e in hek.entries}
+    unknown = sorted(set(table.entries) - known)
+    table.save(out)
+    typer.echo(f"{table.episodes} episodes of {table.questions} questions; {len(set(table.entries) & known)} of "
+               f"{len(known)} entries were injected" + (f" ({len(unknown)} ids are not in this HEK)" if unknown else ""))
+    ranked = sorted((table.entries[i].effect, i) for i in set(table.entries) & known)
+    for label, picks in (("most helpful", ranked[::-1][:top]), ("most harmful", ranked[:top])):
+        shown = [(e, i) for e, i in picks if (e > 0 if label == "most helpful" else e < 0)]
+        if shown:
+            typer.echo(f"{label}:")
+            for _, entry_id in shown:
+                typer.echo(f"  {entry_id} {hek.get(entry_id).title[:70]}: {usefulness_text(table.entries[entry_id])}")
+    typer.echo(f"usefulness: {out}")
+
+
+def update_command(
+    hek_dir: Annotated[Path, typer.Argument(metavar="HEK", help="HEK directory to update (it is only read).")],
+    trajectories: Annotated[list[Path], typer.Argument(metavar="NEW_TRAJECTORIES...", help="Trajectory files "
+                                                       "(rollouts) to distil new experience from.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Directory of the new version (default: beside "
+                                                                 "the HEK, named HEK-<key>).")] = None,
+    reflector: Annotated[str, typer.Option(help="Reflector model: a preset, a local dir or .gguf, or an "
+                                                "http(s)://host:port/v1 URL.")] = "default",
+    summarizer: Annotated[str | None, typer.Option(help="Summariser of changed clusters (default: the "
+                                                        "reflector).")] = None,
+    embedder: Annotated[str | None, typer.Option(help="Embedding model (default: the one the HEK was built "
+                                                      "with).")] = None,
+    reward_key: Annotated[str, typer.Option(help="Reward that decides success: em, cem, f1 or reward.")] = "cem",
+    threshold: Annotated[float, typer.Option(help="A trajectory succeeds when its reward is >= this.")] = 1.0,
+    dedup_threshold: Annotated[float, typer.Option(help="A new E1 title at least this close (cosine) to an "
+                                                        "existing one is merged into it.")] = 0.9,
+    recluster_fraction: Annotated[float, typer.Option(help="Re-cluster every level when added + evicted E1 "
+                                                           "entries exceed this share of the E1 level.")] = 0.3,
+    evict: Annotated[bool, typer.Option("--evict/--no-evict", help="Evict entries the usefulness of these "
+                                                                   "trajectories marks harmful.")] = True,
+    min_episodes: Annotated[int, typer.Option(min=1, help="Episodes an entry must appear in before it can be "
+                                                          "evicted.")] = 3,
+    backend: Annotated[str, typer.Option(help="Generator backend: auto, transformers, openai or llamacpp.")]
+    = "auto",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out whole even if it is not a HEK.")]
+    = False,
+) -> None:
+    """Add the experience of new trajectories to a HEK: distil new contrastive groups, merge duplicates, place
+    new entries, re-summarise changed clusters, evict harmful entries; write a new version."""
+    from hiexp.experience.distill import DistillConfig, load_trajectories
+    from hiexp.experience.hek import HEK
+    from hiexp.experience.update import UpdateConfig, update_from_trajectories
+    from hiexp.progress import console
+    from hiexp.search.embed import load_embedder
+
+    hek = HEK.load(hek_dir)  # bad input fails before any model loads
+    load_trajectories(trajectories, reward_key)
+    built_with = hek.manifest.get("embedder")
+    name = embedder or (built_with.get("model_id") if isinstance(built_with, dict) else built_with) or "default"
+    with console.status(f"loading embedder {name}"):
+        embedding_model = load_embedder(name)
+    generator = _load_model(reflector, "reflector", backend)
+    summary_model = _load_model(summarizer, "summariser", backend) if summarizer else None
+    config = UpdateConfig(dedup_threshold=dedup_threshold, recluster_fraction=recluster_fraction,
+                          evict_harmful=evict, min_episodes=min_episodes)
+    path, report = update_from_trajectories(
+        hek_dir, trajectories, generator, embedding_model, summary_model, out, config,
+        DistillConfig(reward_key=reward_key, threshold=threshold), overwrite=overwrite)
+    typer.echo(report.render())
+    typer.echo(f"HEK {HEK.load(path).version} (parent {hek.version}) -> {path}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``distill``, ``build`` and ``show`` to the ``hiexp`` app."""
+    """Add ``distill``, ``build``, ``show``, ``usefulness`` and ``update`` to the ``hiexp`` app."""
     app.command("distill")(distill_command)
     app.command("build")(build_command)
     app.command("show")(show_command)
+    app.command("usefulness")(usefulness_command)
+    app.command("update")(update_command)

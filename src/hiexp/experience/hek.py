@@ -154,10 +154,13 @@ class HEK:
                 parents[child_id] = entry.id
 
     # --- files -----------------------------------------------------------------------------------------
-    def save(self, directory: str | Path, overwrite: bool = False, **manifest_fields: Any) -> Path:
+    def save(self, directory: str | Path, overwrite: bool = False, extra_files: dict[str, bytes] | None = None,
+             **manifest_fields: Any) -> Path:
         """Write the three files atomically; returns the directory. ``manifest_fields`` (embedder,
         thresholds, sources, ...) are merged into the manifest; counts, hashes and version are computed.
-        An existing directory is replaced only if it is empty or a HEK (or with ``overwrite``)."""
+        ``extra_files`` (such as ``usefulness.json``) are written in the same atomic step, outside the
+        content hashes. An existing directory is replaced only if it is empty or a HEK (or with
+        ``overwrite``)."""
         self.check_hierarchy()
         norms = np.linalg.norm(self.embeddings, axis=1) if len(self.embeddings) else np.ones(0)
         if len(norms) and not np.allclose(norms, 1.0, atol=1e-3):
@@ -181,6 +184,10 @@ class HEK:
             (tmp / ENTRIES).write_bytes(entries_bytes)
             (tmp / EMBEDDINGS).write_bytes(embeddings_bytes)
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            for name, data in (extra_files or {}).items():
+                if name in (MANIFEST, ENTRIES, EMBEDDINGS) or "/" in name:
+                    raise ValueError(f"{name!r} cannot be an extra file of a HEK")
+                (tmp / name).write_bytes(data)
         self.manifest = manifest
         return directory
 

@@ -8,8 +8,9 @@ Two moments in an episode receive experience:
   best cosine reaches ``threshold``, that entry's *description* is returned for the tool response (match
   on the title, inject the description: the parent-child split of the paper).
 
-Lookups are one matrix product against a normalised matrix per level, built once from the HEK's
-``embeddings.npy`` rows; top-k selection uses ``argpartition`` so that it stays linear in the HEK size.
+Lookups go through one ``index.EntryIndex`` per use (E1 titles; E2/E3 together): an exact matrix product
+up to 20k entries, an inverted-file index above it, updated in place when a HEK is refreshed. A
+usefulness table (``usefulness.py``) can filter out harmful entries or re-rank candidates.
 The texts returned are the bare entries (rendered through ``prompts/*.txt``); the agent wraps them in its
 own marked ``<experience>`` block, injects them as non-trainable ``experience`` turns and records ``meta``
 (entry ids and scores) in the trajectory.
@@ -28,6 +29,8 @@ import numpy as np
 
 from hiexp.contracts.experience import Injection
 from hiexp.errors import HiexpError
+
+from .index import EXACT_MAX, EntryIndex
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 LEVELS = ("E1", "E2", "E3")
@@ -58,20 +61,6 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
     norms[norms == 0] = 1.0
     return matrix / norms
-
-
-def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest scores of each row, best first (``argpartition``, then a small sort)."""
-    n = scores.shape[-1]
-    k = min(k, n)
-    if k <= 0:
-        return np.zeros(scores.shape[:-1] + (0,), dtype=np.int64)
-    if k < n:
-        part = np.argpartition(-scores, k - 1, axis=-1)[..., :k]
-    else:
-        part = np.broadcast_to(np.arange(n), scores.shape).copy()
-    order = np.argsort(-np.take_along_axis(scores, part, axis=-1), axis=-1, kind="stable")
-    return np.take_along_axis(part, order, axis=-1)
 
 
 def question_key(question: str) -> str:
@@ -105,6 +94,7 @@ def question_provenance(entries: Sequence[Any]) -> dict[str, set[str]]:
         keys = set()
         if sources.get("question"):
             keys.add(question_key(sources["question"]))
+        keys.update(question_key(q) for q in sources.get("merged_questions") or [])  # dedup (update.py)
         ids = list(sources.get("question_ids") or []) + ([sources["question_id"]] if sources.get("question_id") else [])
         keys.update(text_of_id[str(i)] for i in ids if str(i) in text_of_id)
         for child in _field(entry, "children", []) or []:
@@ -115,23 +105,16 @@ def question_provenance(entries: Sequence[Any]) -> dict[str, set[str]]:
     return {_field(e, "id"): keys_of(_field(e, "id")) for e in entries}
 
 
-def _rows_by_question(entries: Sequence[Any], provenance: dict[str, set[str]]) -> dict[str, np.ndarray]:
-    rows: dict[str, list[int]] = {}
-    for row, entry in enumerate(entries):
-        for key in provenance.get(_field(entry, "id"), ()):
-            rows.setdefault(key, []).append(row)
-    return {key: np.asarray(value, dtype=np.int64) for key, value in rows.items()}
+def _ids_by_question(entries: Sequence[Any], provenance: dict[str, set[str]]) -> dict[str, list[str]]:
+    ids: dict[str, list[str]] = {}
+    for entry in entries:
+        entry_id = _field(entry, "id")
+        for key in provenance.get(entry_id, ()):
+            ids.setdefault(key, []).append(entry_id)
+    return ids
 
 
-@dataclass
-class LevelIndex:
-    """The entries of one level with their normalised embedding matrix (rows aligned with ``entries``)."""
-
-    entries: list[Any]
-    matrix: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.entries)
+USEFULNESS_MODES = ("off", "filter", "rank")
 
 
 @dataclass
@@ -147,6 +130,13 @@ class ExperienceRetrieverConfig:
       source question, E2/E3 through their children). The reflector sees the gold answer, so such entries
       can quote it; when a HEK built from the training questions conditions training rollouts, this keeps
       the reward from measuring whether the policy copies its answer out of the experience.
+    usefulness_mode: what a usefulness table (``usefulness.py``) does to the lookup: ``off``; ``filter``
+      (never offer an entry it marks harmful); ``rank`` (also order candidates by cosine plus
+      ``usefulness_weight`` times the entry's effect; the E1 threshold still applies to the cosine).
+    usefulness_weight: weight of an entry's effect (a reward difference in [-1, 1]) in ``rank`` mode.
+    usefulness_min_episodes: episodes an entry must have been seen in before it can be marked harmful.
+    exact_max: up to this many entries per level the lookup is an exact matrix product; above it an
+      inverted-file index when faiss is installed (``index.py``).
     """
 
     top_k: int = 5
@@ -155,6 +145,10 @@ class ExperienceRetrieverConfig:
     use_e1: bool = True
     batch_size: int = 64
     exclude_own_question: bool = False
+    usefulness_mode: str = "off"
+    usefulness_weight: float = 0.1
+    usefulness_min_episodes: int = 3
+    exact_max: int = EXACT_MAX
 
 
 class ExperienceRetriever:
@@ -163,6 +157,10 @@ class ExperienceRetriever:
     ``hek`` is a ``hiexp.experience.hek.HEK`` (or anything with ``entries``, ``embeddings`` aligned with
     them, and ``version``); ``embedder`` has ``encode_queries(texts) -> float32 [n, dim]``. ``levels``, if
     given, overrides ``start_levels``/``use_e1`` at once (e.g. ``levels=("E3",)`` is the "only E3" ablation).
+    ``usefulness`` is a ``Usefulness`` table (see ``usefulness_mode``). ``previous`` is the retriever of an
+    earlier version of the same HEK: its E1 index is updated in place (new entries added, missing ones
+    dropped) instead of being rebuilt, which is what a HEK refreshed during training wants; ``previous``
+    must not be used afterwards.
     """
 
     def __init__(
@@ -176,6 +174,12 @@ class ExperienceRetriever:
         levels: Sequence[str] | None = None,
         batch_size: int = 64,
         exclude_own_question: bool = False,
+        usefulness: Any = None,
+        usefulness_mode: str = "off",
+        usefulness_weight: float = 0.1,
+        usefulness_min_episodes: int = 3,
+        exact_max: int = EXACT_MAX,
+        previous: ExperienceRetriever | None = None,
     ):
         if levels is not None:
             unknown = [lv for lv in levels if lv not in LEVELS]
@@ -190,12 +194,19 @@ class ExperienceRetriever:
             raise HiexpError(f"experience top_k must be >= 0, got {top_k}")
         if not -1.0 <= threshold <= 1.0:
             raise HiexpError(f"experience threshold is a cosine in [-1, 1], got {threshold}")
+        if usefulness_mode not in USEFULNESS_MODES:
+            raise HiexpError(f"usefulness mode {usefulness_mode!r}; choose from {', '.join(USEFULNESS_MODES)}")
+        if usefulness_mode != "off" and usefulness is None:
+            raise HiexpError(f"usefulness mode {usefulness_mode!r} needs a usefulness table (hiexp usefulness)")
         self.config = ExperienceRetrieverConfig(
             top_k=top_k, threshold=threshold, start_levels=tuple(start_levels), use_e1=use_e1, batch_size=batch_size,
-            exclude_own_question=exclude_own_question,
+            exclude_own_question=exclude_own_question, usefulness_mode=usefulness_mode,
+            usefulness_weight=usefulness_weight, usefulness_min_episodes=usefulness_min_episodes,
+            exact_max=exact_max,
         )
         self.hek = hek
         self.embedder = embedder
+        self.usefulness = usefulness
         self.version: str | None = getattr(hek, "version", None)
 
         entries = list(_field(hek, "entries", []) or [])
@@ -214,28 +225,51 @@ class ExperienceRetriever:
                 f"the HEK's embeddings have dimension {embeddings.shape[1]} but the embedder "
                 f"{getattr(embedder, 'model_id', '?')!r} gives {dim}: use the embedder the HEK was built with"
             )
-        self._check_embedder(hek, embedder)
-        by_level: dict[str, list[int]] = {lv: [] for lv in LEVELS}
+        if previous is None or previous.hek is not hek:
+            self._check_embedder(hek, embedder)
+        self.entries: dict[str, Any] = {}
+        rows_of: dict[str, list[int]] = {lv: [] for lv in LEVELS}
         for row, entry in enumerate(entries):
+            entry_id = _field(entry, "id") or f"row-{row}"
+            self.entries[entry_id] = entry
             level = _field(entry, "level")
-            if level in by_level:
-                by_level[level].append(row)
-        self.levels: dict[str, LevelIndex] = {
-            lv: LevelIndex([entries[r] for r in rows], _normalise(embeddings[rows]) if rows else np.zeros((0, 1)))
-            for lv, rows in by_level.items()
-        }
-        # One matrix over every start level: the top-k is taken across E2 and E3 together.
-        start_rows = [r for lv in self.config.start_levels for r in by_level[lv]]
-        self._start = LevelIndex(
-            [entries[r] for r in start_rows], _normalise(embeddings[start_rows]) if start_rows else np.zeros((0, 1))
-        )
-        # question key -> rows of an index whose entries were distilled from that question
-        self._own_start: dict[str, np.ndarray] = {}
-        self._own_e1: dict[str, np.ndarray] = {}
+            if level in rows_of:
+                rows_of[level].append(row)
+        ids = [(_field(e, "id") or f"row-{r}") for r, e in enumerate(entries)]
+        width = embeddings.shape[1] if embeddings.shape[1] else (dim or 1)
+
+        def index_of(rows: list[int]) -> EntryIndex:
+            return EntryIndex([ids[r] for r in rows], embeddings[rows] if rows else np.zeros((0, width)),
+                              dim=width, exact_max=exact_max)
+
+        e1_rows = rows_of["E1"]
+        reuse = previous._e1 if previous is not None and previous._e1.dim == width else None
+        if reuse is not None:
+            reuse.sync([ids[r] for r in e1_rows], embeddings[e1_rows] if e1_rows else np.zeros((0, width)))
+            self._e1 = reuse
+        else:
+            self._e1 = index_of(e1_rows)
+        # One index over every start level: the top-k is taken across E2 and E3 together.
+        self._start = index_of([r for lv in self.config.start_levels for r in rows_of[lv]])
+        # question key -> ids of entries distilled from that question
+        self._own: dict[str, list[str]] = {}
         if exclude_own_question:
-            provenance = question_provenance(entries)
-            self._own_start = _rows_by_question(self._start.entries, provenance)
-            self._own_e1 = _rows_by_question(self.levels["E1"].entries, provenance)
+            self._own = _ids_by_question(entries, question_provenance(entries))
+        self._harmful: set[str] = set()
+        self._effect: dict[str, float] = {}
+        if usefulness is not None and usefulness_mode != "off":
+            self._harmful = set(usefulness.harmful_ids(usefulness_min_episodes))
+            if usefulness_mode == "rank":
+                self._effect = {i: float(u.effect) for i, u in usefulness.entries.items()}
+
+    @property
+    def levels(self) -> dict[str, list[Any]]:
+        """The entries of each level (a view for reports and tests)."""
+        out: dict[str, list[Any]] = {lv: [] for lv in LEVELS}
+        for entry in self.entries.values():
+            if _field(entry, "level") in out:
+                out[_field(entry, "level")].append(entry)
+        return out
 
     @staticmethod
     def _check_embedder(hek: Any, embedder: Any) -> None:
@@ -275,15 +309,34 @@ class ExperienceRetriever:
             chunks.append(np.asarray(self.embedder.encode_queries(texts[start : start + size]), dtype=np.float32))
         return _normalise(np.concatenate(chunks, axis=0))
 
-    @staticmethod
-    def _mask_own(scores: np.ndarray, questions: Sequence[str], own: dict[str, np.ndarray]) -> None:
-        """Set to -inf the scores of entries distilled from each row's own question (in place)."""
-        if not own:
-            return
-        for row, question in enumerate(questions):
-            rows = own.get(question_key(question))
-            if rows is not None:
-                scores[row, rows] = -np.inf
+    def _excluded(self, index: EntryIndex, questions: Sequence[str] | None, n: int) -> list[np.ndarray | None]:
+        """Per query, the slots it must not be offered: its own question's entries, harmful entries."""
+        harmful = index.slots_of(sorted(self._harmful)) if self._harmful else None
+        out: list[np.ndarray | None] = []
+        for row in range(n):
+            own = self._own.get(question_key(questions[row])) if questions is not None and self._own else None
+            slots = index.slots_of(own) if own else None
+            if harmful is not None and len(harmful):
+                slots = harmful if slots is None else np.concatenate([slots, harmful])
+            out.append(slots)
+        return out
+
+    def _search(self, index: EntryIndex, texts: list[str], k: int,
+                questions: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k slots and cosines per text; in ``rank`` mode candidates are over-fetched and re-ordered."""
+        fetch = k * 3 if self._effect else k
+        scores, slots = index.search(self._embed(texts), fetch, self._excluded(index, questions, len(texts)))
+        if self._effect:
+            bonus = np.array([[self._effect.get(index.ids[s], 0.0) if s >= 0 else 0.0 for s in row] for row in slots],
+                             dtype=np.float32)
+            if k == 1:  # the E1 lookup: only candidates that pass the threshold compete on usefulness
+                passing = scores >= self.config.threshold
+                rank = np.where(passing, scores + self.config.usefulness_weight * bonus, scores - 10.0)
+            else:
+                rank = scores + self.config.usefulness_weight * bonus
+            order = np.argsort(-rank, axis=1, kind="stable")[:, :k]
+            scores, slots = np.take_along_axis(scores, order, axis=1), np.take_along_axis(slots, order, axis=1)
+        return scores, slots
 
     # --- the hook -----------------------------------------------------------------------------------
     def for_questions(self, questions: list[str]) -> list[Injection]:
@@ -293,14 +346,12 @@ class ExperienceRetriever:
         index = self._start
         if self.config.top_k == 0 or len(index) == 0:
             return [Injection() for _ in questions]
-        scores = self._embed(list(questions)) @ index.matrix.T
-        self._mask_own(scores, questions, self._own_start)
-        best = top_k_indices(scores, self.config.top_k)
+        scores, slots = self._search(index, list(questions), self.config.top_k, questions)
         entry_template = _template("question_entry.txt")
         out = []
-        for row, picks in enumerate(best):
-            picks = [i for i in picks if np.isfinite(scores[row, i])]
-            chosen = [index.entries[i] for i in picks]
+        for row in range(len(questions)):
+            picks = [(int(s), float(c)) for s, c in zip(slots[row], scores[row]) if s >= 0 and np.isfinite(c)]
+            chosen = [self.entries[index.ids[s]] for s, _ in picks]
             lines = "\n".join(
                 entry_template.format(title=_field(e, "title", ""), description=_field(e, "description", ""))
                 for e in chosen
@@ -312,7 +363,7 @@ class ExperienceRetriever:
                         "stage": "question",
                         "entry_ids": [_field(e, "id") for e in chosen],
                         "levels": [_field(e, "level") for e in chosen],
-                        "scores": [round(float(scores[row, i]), 4) for i in picks],
+                        "scores": [round(c, 4) for _, c in picks],
                     },
                 )
             )
@@ -325,21 +376,18 @@ class ExperienceRetriever:
         """
         if not queries:
             return []
-        index = self.levels["E1"]
+        index = self._e1
         if not self.config.use_e1 or len(index) == 0:
             return [Injection() for _ in queries]
-        scores = self._embed(list(queries)) @ index.matrix.T
-        if questions is not None:
-            self._mask_own(scores, questions, self._own_e1)
-        best = scores.argmax(axis=1)
+        scores, slots = self._search(index, list(queries), 1, questions)
         template = _template("query_entry.txt")
         out = []
-        for row, i in enumerate(best):
-            score = float(scores[row, i])
-            entry = index.entries[i]
-            if not np.isfinite(score):  # every E1 entry came from this episode's own question
+        for row in range(len(queries)):
+            slot, score = int(slots[row, 0]), float(scores[row, 0])
+            if slot < 0 or not np.isfinite(score):  # every E1 entry was excluded for this episode
                 out.append(Injection(text="", meta={"stage": "query", "best_id": None, "best_score": None}))
                 continue
+            entry = self.entries[index.ids[slot]]
             meta = {"stage": "query", "best_id": _field(entry, "id"), "best_score": round(score, 4)}
             if score >= self.config.threshold:
                 meta.update(entry_ids=[_field(entry, "id")], scores=[round(score, 4)])
@@ -357,17 +405,28 @@ def load_experience_hook(
     threshold: float = 0.8,
     ablation: str = "full",
     exclude_own_question: bool = False,
+    usefulness_mode: str = "off",
+    usefulness: str | Path | None = None,
 ) -> ExperienceRetriever:
     """Load a HEK directory and wrap it in an ``ExperienceRetriever`` (what ``hiexp eval --hek`` uses).
 
     ``embedder`` defaults to the embedder named in the HEK manifest, else the default embedder.
+    ``usefulness`` is a usefulness table's path; by default the HEK's own ``usefulness.json`` when
+    ``usefulness_mode`` is not ``off``.
     """
-    from hiexp.experience.hek import HEK
+    from hiexp.experience.hek import HEK, resolve_hek_dir
+    from hiexp.experience.usefulness import load_usefulness
     from hiexp.search.embed import load_embedder
 
     if ablation not in ABLATIONS:
         raise HiexpError(f"unknown ablation {ablation!r}; choose from {', '.join(ABLATIONS)}")
     hek = HEK.load(hek_dir)
+    table = None
+    if usefulness_mode != "off":
+        table = load_usefulness(usefulness or resolve_hek_dir(hek_dir))
+        if table is None:
+            raise HiexpError(f"{hek_dir} has no usefulness.json for usefulness mode {usefulness_mode!r}: "
+                             "make one with hiexp usefulness HEK TRAJECTORIES...")
     if embedder is None:
         manifest = getattr(hek, "manifest", None) or {}
         name = manifest.get("embedder") if isinstance(manifest, dict) else None
@@ -376,5 +435,5 @@ def load_experience_hook(
         embedder = load_embedder(name or "default")
     return ExperienceRetriever(
         hek, embedder, top_k=top_k, threshold=threshold, exclude_own_question=exclude_own_question,
-        **ABLATIONS[ablation],
+        usefulness=table, usefulness_mode=usefulness_mode, **ABLATIONS[ablation],
     )

@@ -14,7 +14,13 @@ from .hek import HEK
 from .schema import Entry
 
 
-def _label(entry: Entry, hek: HEK) -> str:
+def usefulness_text(stats: Any) -> str:
+    """``seen 12x, +0.25 (7 helped, 2 hurt)``: usage and usefulness of one entry, for people."""
+    return (f"seen in {stats.episodes} episodes, effect {stats.effect:+.2f} ({stats.helpful} helped, "
+            f"{stats.harmful} hurt)")
+
+
+def _label(entry: Entry, hek: HEK, usefulness: Any = None) -> str:
     size = ""
     if entry.level != "E1":
         leaves = _count_leaves(entry, hek)
@@ -24,6 +30,10 @@ def _label(entry: Entry, hek: HEK) -> str:
         flags = " [dim]promoted[/]"
     elif entry.meta.get("fallback"):
         flags = " [yellow]fallback[/]"
+    stats = usefulness.get(entry.id) if usefulness is not None else None
+    if stats is not None:
+        colour = "green" if stats.effect > 0 else "red" if stats.effect < 0 else "dim"
+        flags += f" [{colour}]{usefulness_text(stats)}[/]"
     return f"[bold]{entry.level}[/] [cyan]{escape(entry.id)}[/] {escape(entry.title)}{size}{flags}"
 
 
@@ -39,8 +49,9 @@ def roots(hek: HEK) -> list[Entry]:
     return sorted((e for e in hek.entries if hek.parent_of(e.id) is None), key=lambda e: order[e.level])
 
 
-def tree(hek: HEK, max_children: int | None = None) -> Tree:
-    """A rich Tree of the HEK (``max_children`` limits children shown per node)."""
+def tree(hek: HEK, max_children: int | None = None, usefulness: Any = None) -> Tree:
+    """A rich Tree of the HEK (``max_children`` limits children shown per node); with a usefulness table
+    (``usefulness.py``) each entry also says how often it was injected and whether it helped."""
     counts = hek.counts()
     top = Tree(
         f"HEK [bold]{hek.version}[/]: {counts['E3']} E3, {counts['E2']} E2, {counts['E1']} E1 "
@@ -48,7 +59,7 @@ def tree(hek: HEK, max_children: int | None = None) -> Tree:
     )
 
     def add(node: Tree, entry: Entry) -> None:
-        branch = node.add(_label(entry, hek))
+        branch = node.add(_label(entry, hek, usefulness))
         children = hek.children_of(entry)
         shown = children if max_children is None else children[:max_children]
         for child in shown:
@@ -61,17 +72,27 @@ def tree(hek: HEK, max_children: int | None = None) -> Tree:
     return top
 
 
-def tree_json(hek: HEK) -> dict[str, Any]:
-    """The tree as nested JSON: manifest summary and roots with their children."""
+def _stats(usefulness: Any, entry_id: str) -> dict[str, Any] | None:
+    from dataclasses import asdict
+
+    stats = usefulness.get(entry_id) if usefulness is not None else None
+    return None if stats is None else asdict(stats)
+
+
+def tree_json(hek: HEK, usefulness: Any = None) -> dict[str, Any]:
+    """The tree as nested JSON: manifest summary and roots with their children (and their usefulness)."""
 
     def node(entry: Entry) -> dict[str, Any]:
-        return {"id": entry.id, "level": entry.level, "title": entry.title,
-                "children": [node(c) for c in hek.children_of(entry)]}
+        out = {"id": entry.id, "level": entry.level, "title": entry.title,
+               "children": [node(c) for c in hek.children_of(entry)]}
+        if usefulness is not None:
+            out["usefulness"] = _stats(usefulness, entry.id)
+        return out
 
     return {"hek_version": hek.version, "counts": hek.counts(), "roots": [node(e) for e in roots(hek)]}
 
 
-def entry_json(hek: HEK, entry_id: str) -> dict[str, Any]:
+def entry_json(hek: HEK, entry_id: str, usefulness: Any = None) -> dict[str, Any]:
     """One entry with its parent and children's titles; ``HiexpError`` if it does not exist."""
     entry = hek.get(entry_id)
     if entry is None:
@@ -81,11 +102,12 @@ def entry_json(hek: HEK, entry_id: str) -> dict[str, Any]:
         **entry.to_dict(),
         "parent": None if parent is None else {"id": parent.id, "level": parent.level, "title": parent.title},
         "children_titles": {c.id: c.title for c in hek.children_of(entry)},
+        "usefulness": _stats(usefulness, entry_id),
     }
 
 
-def print_entry(hek: HEK, entry_id: str, console: Console) -> None:
-    data = entry_json(hek, entry_id)
+def print_entry(hek: HEK, entry_id: str, console: Console, usefulness: Any = None) -> None:
+    data = entry_json(hek, entry_id, usefulness)
     console.print(f"[bold]{data['level']}[/] [cyan]{escape(data['id'])}[/]: [bold]{escape(data['title'])}[/]")
     if data["tags"]:
         console.print("tags: " + escape(", ".join(data["tags"])))
@@ -109,3 +131,7 @@ def print_entry(hek: HEK, entry_id: str, console: Console) -> None:
         console.print(f"questions ({len(sources['question_ids'])}): " + escape(", ".join(sources["question_ids"][:20])))
     if data["meta"]:
         console.print(f"meta: {escape(str(data['meta']))}")
+    stats = usefulness.get(entry_id) if usefulness is not None else None
+    if stats is not None:
+        console.print(f"usefulness: {usefulness_text(stats)}; reward with {stats.reward_with:.2f}, without "
+                      f"{'-' if stats.reward_without is None else f'{stats.reward_without:.2f}'}")

@@ -1,0 +1,414 @@
+"""Incremental HEK update: new experience into an existing hierarchy, written as a new version.
+
+``update_hek`` takes a HEK and new E1 entries and gives the next version:
+
+1. **Evict** the entries a usefulness table marks harmful (``usefulness.py``). An evicted E1 entry leaves
+   its cluster; an evicted E2/E3 entry is dissolved and its children are placed again.
+2. **Deduplicate** each new E1 entry against the kept ones and against the other new ones: a title whose
+   cosine with an existing title reaches ``dedup_threshold`` is merged into that entry (its question joins
+   ``sources.merged_questions``, so the leak guard still keeps it from that question's episodes).
+3. **Place** each remaining new entry into the existing cluster whose Ward merge cost is lowest
+   (``sqrt(2n/(n+1)) * ||x - centroid||``, the height scipy's Ward would merge it at), when that cost is
+   within the level's threshold; entries that fit nowhere are clustered among themselves at the same
+   threshold and form new clusters.
+4. **Re-summarise** only the clusters whose members changed. A cluster's id is a hash of its members, so
+   a cluster that ends up with the same members keeps its entry, its vector and its summary; the level
+   above sees a changed child as a changed member and is updated the same way.
+5. When the change is large (added plus evicted above ``recluster_fraction`` of the E1 entries), every
+   level is clustered again from scratch instead; clusters that come out with the same members still keep
+   their summaries.
+
+``update_from_trajectories`` wraps it for trajectory files: it distils only groups of trajectories the
+HEK has not seen (resumable, in a work directory keyed by the parent version and the inputs), measures
+usefulness from the same trajectories, and saves the new version atomically with its parent recorded. The
+parent directory is never written.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hiexp.contracts.experience import Embedder
+from hiexp.contracts.generation import Generator
+from hiexp.errors import HiexpError
+from hiexp.io import atomic_write_jsonl, cache_dir, iter_jsonl, sha256_file, stable_hash
+
+from .cluster import ClusterConfig, cluster_embeddings
+from .distill import DistillConfig
+from .hek import HEK, SHIPPED_HEKS, is_hek_dir, resolve_hek_dir
+from .schema import LEVELS, Entry
+from .summarize import SummarizeConfig, summarize_clusters
+from .usefulness import USEFULNESS_FILE, Usefulness, compute_usefulness
+
+
+@dataclass
+class UpdateConfig:
+    """Options of an incremental update."""
+
+    dedup_threshold: float = 0.9
+    """A new E1 title with at least this cosine to an existing title (or an earlier new one) is merged into it."""
+    recluster_fraction: float = 0.3
+    """Re-cluster every level from scratch when added + evicted E1 entries exceed this share of the E1 level."""
+    thresholds: tuple[float, float] | None = None
+    """Ward heights for E1 -> E2 and E2 -> E3; by default the ones the HEK was built with."""
+    evict_harmful: bool = True
+    """Evict entries the usefulness table marks harmful."""
+    min_episodes: int = 3
+    """Episodes an entry must have been seen in before it can be marked harmful."""
+    margin: float = 0.0
+    """An entry is harmful when its effect is below ``-margin`` (and more episodes lost than gained)."""
+    summarize: SummarizeConfig = field(default_factory=SummarizeConfig)
+    seed: int = 0
+
+
+@dataclass
+class UpdateReport:
+    """What an update did (also stored in the new version's manifest under ``update``)."""
+
+    added: list[str] = field(default_factory=list)
+    merged: dict[str, str] = field(default_factory=dict)
+    """new entry id -> the existing entry it was merged into"""
+    evicted: list[str] = field(default_factory=list)
+    dissolved: list[str] = field(default_factory=list)
+    """E2/E3 entries evicted as harmful, whose children were placed again"""
+    resummarised: dict[str, int] = field(default_factory=dict)
+    """summaries written by the summariser per level (clusters whose members changed)"""
+    kept_clusters: dict[str, int] = field(default_factory=dict)
+    reclustered: bool = False
+    counts_before: dict[str, int] = field(default_factory=dict)
+    counts_after: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    groups: dict[str, int] = field(default_factory=dict)
+    """trajectory groups by kind, when the update came from trajectories"""
+
+    def render(self) -> str:
+        before = ", ".join(f"{self.counts_before.get(lv, 0)} {lv}" for lv in LEVELS)
+        after = ", ".join(f"{self.counts_after.get(lv, 0)} {lv}" for lv in LEVELS)
+        summaries = ", ".join(f"{lv} {n}" for lv, n in self.resummarised.items()) or "none"
+        return (f"{before} -> {after}; added {len(self.added)} E1, merged {len(self.merged)} duplicates, evicted "
+                f"{len(self.evicted)} ({len(self.dissolved)} clusters dissolved); summaries written: {summaries}"
+                f"{'; re-clustered from scratch' if self.reclustered else ''} ({self.seconds:.1f} s)")
+
+
+def hek_thresholds(hek: HEK) -> tuple[float, float]:
+    """The Ward heights a HEK was built with (manifest), else the build defaults."""
+    manifest = hek.manifest or {}
+    built = (manifest.get("build_config") or {}).get("thresholds") or (1.2, 1.5)
+    out = []
+    for position, level in enumerate(("E2", "E3")):
+        info = (manifest.get("thresholds") or {}).get(level) or {}
+        value = info.get("threshold") if isinstance(info, dict) else None
+        out.append(float(value if value is not None else built[position]))
+    return out[0], out[1]
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _summary_id(level: str, members: Sequence[str]) -> str:
+    """The id ``summarize_clusters`` gives a cluster with these members (a singleton is a promotion)."""
+    if len(members) == 1:
+        return f"{level}-" + stable_hash([level, members[0]], 12)
+    return f"{level}-" + stable_hash([level, sorted(members)], 12)
+
+
+@dataclass
+class _Level:
+    """One level's entries with their vectors, by id."""
+
+    entries: dict[str, Entry]
+    vectors: dict[str, np.ndarray]
+
+
+def _update_level(
+    level: str, below: _Level, parents: list[Entry], parent_vectors: dict[str, np.ndarray],
+    replaced: dict[str, str | None], unplaced: list[str], threshold: float, old_ids: dict[str, Entry],
+    summarizer: Generator | None, embedder: Embedder, config: UpdateConfig, report: UpdateReport,
+) -> tuple[_Level, dict[str, str | None], list[str]]:
+    """Next version of one level. ``replaced`` maps children that changed id (or vanished: None);
+    ``unplaced`` are children that belong to no cluster yet. Returns the level, the same mapping for the
+    level above, and this level's entries that need a place there."""
+    clusters: list[list[str]] = []
+    origin: list[str | None] = []  # the parent entry a cluster continues, None for a new cluster
+    for parent in parents:
+        members = [replaced.get(c, c) for c in parent.children]
+        clusters.append(list(dict.fromkeys(m for m in members if m is not None and m in below.entries)))
+        origin.append(parent.id)
+    pending = [u for u in dict.fromkeys(unplaced) if u in below.entries]
+    if pending and clusters:
+        sizes = np.array([len(c) for c in clusters], dtype=np.float64)
+        live = np.flatnonzero(sizes > 0)
+        if len(live):
+            centroids = np.stack([np.mean([below.vectors[m] for m in clusters[i]], axis=0) for i in live])
+            points = np.stack([below.vectors[u] for u in pending]).astype(np.float64)
+            sq = (points ** 2).sum(1)[:, None] + (centroids ** 2).sum(1)[None, :] - 2 * points @ centroids.T
+            n = sizes[live]
+            cost = np.sqrt(np.maximum(sq, 0.0)) * np.sqrt(2 * n / (n + 1))[None, :]
+            best = cost.argmin(axis=1)
+            still = []
+            for row, member in enumerate(pending):
+                if cost[row, best[row]] <= threshold:
+                    clusters[live[best[row]]].append(member)
+                else:
+                    still.append(member)
+            pending = still
+    if pending:
+        points = np.stack([below.vectors[u] for u in pending])
+        labels = cluster_embeddings(points, ClusterConfig(threshold=threshold, seed=config.seed)).labels
+        for label in range(int(labels.max()) + 1 if len(labels) else 0):
+            clusters.append([pending[i] for i in np.flatnonzero(labels == label)])
+            origin.append(None)
+
+    kept: dict[str, Entry] = {}
+    vectors: dict[str, np.ndarray] = {}
+    up_replaced: dict[str, str | None] = {}
+    up_unplaced: list[str] = []
+    todo: list[tuple[int, list[str]]] = []
+    for position, (members, parent_id) in enumerate(zip(clusters, origin, strict=True)):
+        if not members:
+            if parent_id is not None:
+                up_replaced[parent_id] = None
+            continue
+        new_id = _summary_id(level, members)
+        if parent_id is not None and new_id == parent_id:
+            kept[parent_id] = old_ids[parent_id]
+            vectors[parent_id] = parent_vectors[parent_id]
+            continue
+        if new_id in old_ids:  # the same members as a cluster of the parent version: its summary stays
+            entry = old_ids[new_id]
+            kept[new_id] = entry
+            vectors[new_id] = parent_vectors[new_id]
+        else:
+            todo.append((position, members))
+        if parent_id is not None:
+            up_replaced[parent_id] = new_id
+        else:
+            up_unplaced.append(new_id)
+    report.kept_clusters[level] = len(kept)
+    if todo:
+        member_ids = list(dict.fromkeys(m for _, members in todo for m in members))
+        position_of = {m: i for i, m in enumerate(member_ids)}
+        member_entries = [below.entries[m] for m in member_ids]
+        member_vectors = np.stack([below.vectors[m] for m in member_ids])
+        made, warnings = summarize_clusters(member_entries, member_vectors,
+                                            [[position_of[m] for m in members] for _, members in todo], level,
+                                            summarizer, config.summarize, show_progress=False)
+        report.resummarised[level] = sum(1 for _, members in todo if len(members) > 1)
+        new_vectors = _unit(np.asarray(embedder.encode_passages([e.title for e in made]), dtype=np.float32))
+        for entry, vector in zip(made, new_vectors, strict=True):
+            kept[entry.id] = entry
+            vectors[entry.id] = vector
+    else:
+        report.resummarised[level] = 0
+    return _Level(kept, vectors), up_replaced, up_unplaced
+
+
+def update_hek(
+    hek: HEK,
+    new_e1: Sequence[Entry],
+    embedder: Embedder,
+    summarizer: Generator | None,
+    config: UpdateConfig | None = None,
+    usefulness: Usefulness | None = None,
+    new_vectors: np.ndarray | None = None,
+) -> tuple[HEK, UpdateReport]:
+    """The next version of ``hek`` with ``new_e1`` added (see the module doc). ``new_vectors`` are the new
+    entries' title embeddings when already computed. The returned HEK is not saved; its manifest carries
+    the parent version and the report."""
+    config = config or UpdateConfig()
+    started = time.perf_counter()
+    report = UpdateReport(counts_before=hek.counts())
+    thresholds = config.thresholds or hek_thresholds(hek)
+    old_ids = {e.id: e for e in hek.entries}
+    row_of = {e.id: i for i, e in enumerate(hek.entries)}
+    vector_of = {e.id: hek.embeddings[row_of[e.id]] for e in hek.entries}
+
+    harmful: set[str] = set()
+    if usefulness is not None and config.evict_harmful:
+        harmful = usefulness.harmful_ids(config.min_episodes, config.margin) & set(old_ids)
+    e1 = {e.id: e for e in hek.level("E1") if e.id not in harmful}
+    report.evicted = sorted(i for i in harmful if old_ids[i].level == "E1")
+    report.dissolved = sorted(i for i in harmful if old_ids[i].level != "E1")
+    reusable = {i: e for i, e in old_ids.items() if i not in harmful}  # a harmful summary is never reused
+
+    # dedup the new entries against the kept ones and each other
+    new_e1 = [e for e in new_e1 if e.id not in old_ids]
+    if new_vectors is None:
+        new_vectors = embedder.encode_passages([e.title for e in new_e1]) if new_e1 else np.zeros((0, hek.dim))
+    new_vectors = _unit(np.asarray(new_vectors, dtype=np.float32).reshape(len(new_e1), hek.dim))
+    kept_ids = list(e1)
+    kept_matrix = np.stack([vector_of[i] for i in kept_ids]) if kept_ids else np.zeros((0, new_vectors.shape[1]))
+    best_old = (new_vectors @ kept_matrix.T) if len(kept_ids) and len(new_e1) else None
+    added: list[str] = []
+    added_vectors: list[np.ndarray] = []
+    for row, entry in enumerate(new_e1):
+        target = None
+        if best_old is not None:
+            column = int(best_old[row].argmax())
+            if best_old[row, column] >= config.dedup_threshold:
+                target = kept_ids[column]
+        if target is None and added_vectors:
+            among = np.stack(added_vectors) @ new_vectors[row]
+            column = int(among.argmax())
+            if among[column] >= config.dedup_threshold:
+                target = added[column]
+        if target is None:
+            e1[entry.id] = entry
+            vector_of[entry.id] = new_vectors[row]
+            added.append(entry.id)
+            added_vectors.append(new_vectors[row])
+            continue
+        host = e1[target]
+        sources = dict(host.sources)
+        question = entry.sources.get("question")
+        merged_questions = list(sources.get("merged_questions") or [])
+        if question and question not in merged_questions and question != sources.get("question"):
+            merged_questions.append(question)
+        sources["merged_questions"] = merged_questions
+        sources["merged_ids"] = sorted(set(sources.get("merged_ids") or []) | {entry.id})
+        e1[target] = host.model_copy(update={"sources": sources})
+        report.merged[entry.id] = target
+    report.added = added
+
+    change = len(added) + len(report.evicted)
+    report.reclustered = change > config.recluster_fraction * max(1, report.counts_before.get("E1", 0))
+    below = _Level(e1, {i: vector_of[i] for i in e1})
+    replaced: dict[str, str | None] = {i: None for i in report.evicted}
+    unplaced = list(added)
+    levels_out: dict[str, _Level] = {"E1": below}
+    for level, threshold in zip(("E2", "E3"), thresholds, strict=True):
+        parents = [e for e in hek.level(level) if e.id not in harmful]
+        for dissolved in (e for e in hek.level(level) if e.id in harmful):
+            unplaced.extend(replaced.get(c, c) for c in dissolved.children)
+            replaced[dissolved.id] = None
+        if report.reclustered:
+            unplaced = list(below.entries)
+            parents = []
+        unplaced = [u for u in unplaced if u is not None]
+        below, replaced, unplaced = _update_level(level, below, parents, vector_of, replaced, unplaced, threshold,
+                                                  reusable, summarizer, embedder, config, report)
+        # the summaries of unchanged clusters name their (unchanged) children: nothing to rewrite
+        levels_out[level] = below
+    entries = [e for lv in LEVELS for e in levels_out[lv].entries.values()]
+    vectors = np.stack([levels_out[e.level].vectors[e.id] for e in entries]) if entries else np.zeros((0, hek.dim))
+    manifest = {k: v for k, v in (hek.manifest or {}).items()
+                if k not in ("created", "hek_version", "files", "counts", "update", "parent")}
+    manifest["parent"] = {"hek_version": hek.version}
+    manifest["lineage"] = [*list((hek.manifest or {}).get("lineage") or []), hek.version]
+    result = HEK(entries, vectors.astype(np.float32), manifest)
+    result.check_hierarchy("updated HEK")
+    report.counts_after = result.counts()
+    report.seconds = round(time.perf_counter() - started, 3)
+    result.manifest["update"] = asdict(report)
+    return result, report
+
+
+# --------------------------------------------------------------------------------------------------------
+# From trajectory files
+# --------------------------------------------------------------------------------------------------------
+
+
+def seen_trajectory_files(hek: HEK) -> set[str]:
+    """sha256 of the trajectory files a HEK (or an earlier update of it) was distilled from.
+
+    Files, not trajectory ids: ids (``question#sample``) repeat across runs and training steps. A file
+    that changed is read again; its groups that the HEK already holds give the same E1 ids (a hash of
+    the group's trajectories and the reply) and are dropped, and their replies come from the cache."""
+    sources = (hek.manifest or {}).get("sources") or {}
+    files = list(sources.get("trajectory_files") or []) + list(sources.get("update_trajectory_files") or [])
+    return {str(f.get("sha256")) for f in files if isinstance(f, dict) and f.get("sha256")}
+
+
+def update_key(hek: HEK, paths: Sequence[Path], config: UpdateConfig, distill_config: DistillConfig) -> str:
+    """Names the work of one update: the same parent, inputs and options give the same key (resume)."""
+    return stable_hash([hek.version, [sha256_file(p) for p in paths], asdict(config), asdict(distill_config)], 12)
+
+
+def default_out_dir(hek_dir: str | Path, key: str) -> Path:
+    name = str(hek_dir)
+    if name in SHIPPED_HEKS and not Path(name).exists():
+        raise HiexpError(f"the shipped HEK {name!r} cannot take a version beside it: give --out DIR")
+    hek_dir = Path(hek_dir)
+    return hek_dir.with_name(f"{hek_dir.name}-{key[:8]}")
+
+
+def update_from_trajectories(
+    hek_dir: str | Path,
+    trajectory_paths: Sequence[str | Path],
+    reflector: Generator,
+    embedder: Embedder,
+    summarizer: Generator | None = None,
+    out_dir: str | Path | None = None,
+    config: UpdateConfig | None = None,
+    distill_config: DistillConfig | None = None,
+    usefulness: Usefulness | None = None,
+    show_progress: bool = True,
+    overwrite: bool = False,
+) -> tuple[Path, UpdateReport]:
+    """Distil the new trajectories' contrastive groups, update the HEK, save the new version.
+
+    Resumable: the distillation runs in a work directory keyed by the parent version and the inputs
+    (``hiexp.io.cache_dir("updates", key)``), so a run killed at any point is completed by running it
+    again; the parent directory is only read, and the new one appears whole or not at all.
+    ``usefulness`` defaults to the one measured on ``trajectory_paths``.
+    """
+    from .distill import distill
+
+    config = config or UpdateConfig()
+    distill_config = distill_config or DistillConfig()
+    hek = HEK.load(hek_dir)
+    paths = [Path(p) for p in trajectory_paths]
+    for path in paths:
+        if not path.is_file():
+            raise HiexpError(f"{path}: no such trajectory file")
+    key = update_key(hek, paths, config, distill_config)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(hek_dir, key)
+    if out.resolve() == resolve_hek_dir(hek_dir).resolve():
+        raise HiexpError(f"{out}: the new version cannot replace its parent; give another --out")
+    if is_hek_dir(out):
+        done = HEK.load(out)
+        if (done.manifest.get("parent") or {}).get("hek_version") == hek.version and \
+                (done.manifest.get("update") or {}).get("key") == key:
+            return out, UpdateReport(**{k: v for k, v in done.manifest["update"].items() if k != "key"})
+    from hiexp.io import check_output_dir
+
+    check_output_dir(out, is_hek_dir, overwrite, what="HEK directory")
+    work = cache_dir("updates", key)
+    seen = seen_trajectory_files(hek)
+    fresh = work / "trajectories.jsonl"
+    if not fresh.exists():
+        records = [r for p in paths if sha256_file(p) not in seen for r in iter_jsonl(p)]
+        atomic_write_jsonl(fresh, records)
+    e1_path = work / "e1.jsonl"
+    summary = distill([fresh], e1_path, reflector, distill_config, show_progress=show_progress) \
+        if fresh.stat().st_size else None
+    new_e1 = [Entry.from_dict({"level": "E1", **r}) for r in iter_jsonl(e1_path)] if e1_path.exists() else []
+    if usefulness is None:
+        usefulness = compute_usefulness(iter_jsonl(fresh), distill_config.reward_key)
+    updated, report = update_hek(hek, new_e1, embedder, summarizer or reflector, config, usefulness)
+    if summary is not None:
+        report.groups = dict(summary.groups_by_kind)
+    updated.manifest["parent"] = {"hek_version": hek.version, "path": str(resolve_hek_dir(hek_dir))}
+    sources = dict(updated.manifest.get("sources") or {})
+    sources["update_trajectory_files"] = [
+        *list(sources.get("update_trajectory_files") or []),
+        *({"path": str(p), "sha256": sha256_file(p)} for p in paths),
+    ]
+    updated.manifest["sources"] = sources
+    updated.manifest["update"] = {**asdict(report), "key": key}
+    usefulness.hek_version = hek.version  # the version the measured episodes saw
+    table = (json.dumps(usefulness.to_dict(), indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+    updated.save(out, overwrite=overwrite, extra_files={USEFULNESS_FILE: table})
+    return out, report
+
+
+__all__ = ["UpdateConfig", "UpdateReport", "default_out_dir", "hek_thresholds", "seen_trajectory_files",
+           "update_from_trajectories", "update_hek", "update_key"]
