@@ -7,7 +7,8 @@ import pytest
 
 from hiexp.contracts.experience import Injection
 from hiexp.errors import HiexpError
-from hiexp.experience.retrieve import ABLATIONS, ExperienceRetriever, top_k_indices
+from hiexp.experience.index import top_k_indices
+from hiexp.experience.retrieve import ABLATIONS, ExperienceRetriever
 
 DIM = 8
 

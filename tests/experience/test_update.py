@@ -65,7 +65,12 @@ def test_a_new_entry_joins_its_theme_and_only_that_branch_is_resummarised(base):
     assert updated.manifest["lineage"] == [hek.version]
 
 
-def test_a_duplicate_is_merged_into_the_entry_it_repeats(base):
+@pytest.mark.parametrize("exact", [True, False], ids=["exact", "through-clusters"])
+def test_a_duplicate_is_merged_into_the_entry_it_repeats(base, exact, monkeypatch):
+    import hiexp.experience.update as update
+
+    if not exact:  # the large-HEK path: candidates from the nearest E2 clusters only
+        monkeypatch.setattr(update, "EXACT_DEDUP_MAX", 2)
     hek, embedder = base
     duplicate = new_entry("quote the full name of the director", question="q-dup")
     updated, report = update_hek(hek, [duplicate], embedder, summarizer())

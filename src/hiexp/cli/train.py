@@ -26,6 +26,14 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(None, "--seed", help="Seed of data order, sampling and adapter init."),
         output_dir: str = typer.Option(None, "--output-dir", "-o", help="Run directory (checkpoints, metrics)."),
         report_to: str = typer.Option(None, "--report-to", help="none, tensorboard or wandb."),
+        hek_refresh_every: int = typer.Option(
+            None, "--hek-refresh-every", min=0,
+            help="Closed loop: update the HEK from the rollouts every N steps (0 = a fixed HEK).",
+        ),
+        reflector: str = typer.Option(
+            None, "--reflector",
+            help="Who distils at a refresh: policy (the model being trained) or a teacher model or URL.",
+        ),
         settings: list[str] = typer.Option(
             None, "--set",
             help="Any option as key=value, repeatable; dotted keys reach the agent (--set agent.max_turns=3).",
@@ -43,7 +51,8 @@ def register(app: typer.Typer) -> None:
 
         overrides = {
             "hek": hek, "algorithm": algorithm, "model": model, "steps": steps, "n": n, "seed": seed,
-            "output_dir": output_dir, "report_to": report_to,
+            "output_dir": output_dir, "report_to": report_to, "hek_refresh_every": hek_refresh_every,
+            "hek_reflector": reflector,
         }
         cfg = load_config(resolve_config_path(config), overrides, settings or ())
         if print_config:
@@ -55,6 +64,9 @@ def register(app: typer.Typer) -> None:
         if not resume and checkpoint is None and Path(cfg.output_dir).joinpath("metrics.jsonl").exists():
             console.print(f"[yellow]--no-resume: starting over in {cfg.output_dir} (old metrics are replaced)[/]")
         summary = run_training(cfg, resume=checkpoint if checkpoint else resume, force=force)
+        if summary.get("hek_versions"):
+            console.print(f"closed loop: {summary['hek_versions']} HEK refreshes; versions in "
+                          f"{Path(cfg.output_dir) / 'hek'}")
         console.print(
             f"trained {summary['steps']} step(s) of {cfg.algorithm.upper()} "
             f"({'HEK ' + str(summary['hek_version']) if summary['hek_version'] else 'vanilla'}); "

@@ -176,11 +176,12 @@ class EntryIndex:
             return scores, slots
         if self._ann is None:
             full = queries @ self._matrix.T
-            full[:, ~self._live] = -np.inf
+            if len(self.slot_of) < len(self.ids):  # holes left by removed entries
+                full[:, ~self._live] = -np.inf
             for row in range(n):
                 if exclude is not None and exclude[row] is not None and len(exclude[row]):
                     full[row, exclude[row]] = -np.inf
-            picks = top_k_indices(full, k)
+            picks = full.argmax(axis=1)[:, None] if k == 1 else top_k_indices(full, k)
             got = np.take_along_axis(full, picks, axis=1)
             scores[:, : picks.shape[1]] = got
             slots[:, : picks.shape[1]] = np.where(np.isfinite(got), picks, -1)

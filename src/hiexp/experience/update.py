@@ -120,16 +120,47 @@ def _summary_id(level: str, members: Sequence[str]) -> str:
     return f"{level}-" + stable_hash([level, sorted(members)], 12)
 
 
+class _Vectors:
+    """Unit vectors by entry id: one growing matrix and a row per id (no per-entry arrays at 100k entries)."""
+
+    def __init__(self, ids: Sequence[str], matrix: np.ndarray):
+        matrix = np.asarray(matrix, dtype=np.float32)
+        self._buffer = np.empty((max(16, int(len(matrix) * 1.25)), matrix.shape[1]), dtype=np.float32)
+        self._buffer[: len(matrix)] = matrix
+        self._size = len(matrix)
+        self.row = {i: r for r, i in enumerate(ids)}
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return self._buffer[: self._size]
+
+    def add(self, ids: Sequence[str], matrix: np.ndarray) -> None:
+        matrix = np.asarray(matrix, dtype=np.float32)
+        if self._size + len(matrix) > len(self._buffer):
+            grown = np.empty((2 * (self._size + len(matrix)), self._buffer.shape[1]), dtype=np.float32)
+            grown[: self._size] = self.matrix
+            self._buffer = grown
+        self._buffer[self._size : self._size + len(matrix)] = matrix
+        self.row.update((i, self._size + r) for r, i in enumerate(ids))
+        self._size += len(matrix)
+
+    def of(self, ids: Sequence[str]) -> np.ndarray:
+        rows = np.fromiter((self.row[i] for i in ids), dtype=np.int64, count=len(ids))
+        if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and np.all(np.diff(rows) == 1):
+            return self._buffer[rows[0] : rows[-1] + 1]  # a run of rows: a view, no copy
+        return self._buffer[rows]
+
+
 @dataclass
 class _Level:
-    """One level's entries with their vectors, by id."""
+    """One level's entries (by id), with the shared vector table."""
 
     entries: dict[str, Entry]
-    vectors: dict[str, np.ndarray]
+    vectors: _Vectors
 
 
 def _update_level(
-    level: str, below: _Level, parents: list[Entry], parent_vectors: dict[str, np.ndarray],
+    level: str, below: _Level, parents: list[Entry],
     replaced: dict[str, str | None], unplaced: list[str], threshold: float, old_ids: dict[str, Entry],
     summarizer: Generator | None, embedder: Embedder, config: UpdateConfig, report: UpdateReport,
 ) -> tuple[_Level, dict[str, str | None], list[str]]:
@@ -147,8 +178,11 @@ def _update_level(
         sizes = np.array([len(c) for c in clusters], dtype=np.float64)
         live = np.flatnonzero(sizes > 0)
         if len(live):
-            centroids = np.stack([np.mean([below.vectors[m] for m in clusters[i]], axis=0) for i in live])
-            points = np.stack([below.vectors[u] for u in pending]).astype(np.float64)
+            members = [m for i in live for m in clusters[i]]  # cluster by cluster, so sums are segments
+            starts = np.concatenate([[0], np.cumsum(sizes[live])[:-1]]).astype(np.int64)
+            centroids = np.add.reduceat(below.vectors.of(members), starts, axis=0).astype(np.float64)
+            centroids /= sizes[live][:, None]
+            points = below.vectors.of(pending).astype(np.float64)
             sq = (points ** 2).sum(1)[:, None] + (centroids ** 2).sum(1)[None, :] - 2 * points @ centroids.T
             n = sizes[live]
             cost = np.sqrt(np.maximum(sq, 0.0)) * np.sqrt(2 * n / (n + 1))[None, :]
@@ -161,14 +195,13 @@ def _update_level(
                     still.append(member)
             pending = still
     if pending:
-        points = np.stack([below.vectors[u] for u in pending])
+        points = below.vectors.of(pending)
         labels = cluster_embeddings(points, ClusterConfig(threshold=threshold, seed=config.seed)).labels
         for label in range(int(labels.max()) + 1 if len(labels) else 0):
             clusters.append([pending[i] for i in np.flatnonzero(labels == label)])
             origin.append(None)
 
     kept: dict[str, Entry] = {}
-    vectors: dict[str, np.ndarray] = {}
     up_replaced: dict[str, str | None] = {}
     up_unplaced: list[str] = []
     todo: list[tuple[int, list[str]]] = []
@@ -180,12 +213,9 @@ def _update_level(
         new_id = _summary_id(level, members)
         if parent_id is not None and new_id == parent_id:
             kept[parent_id] = old_ids[parent_id]
-            vectors[parent_id] = parent_vectors[parent_id]
             continue
         if new_id in old_ids:  # the same members as a cluster of the parent version: its summary stays
-            entry = old_ids[new_id]
-            kept[new_id] = entry
-            vectors[new_id] = parent_vectors[new_id]
+            kept[new_id] = old_ids[new_id]
         else:
             todo.append((position, members))
         if parent_id is not None:
@@ -197,18 +227,59 @@ def _update_level(
         member_ids = list(dict.fromkeys(m for _, members in todo for m in members))
         position_of = {m: i for i, m in enumerate(member_ids)}
         member_entries = [below.entries[m] for m in member_ids]
-        member_vectors = np.stack([below.vectors[m] for m in member_ids])
+        member_vectors = below.vectors.of(member_ids)
         made, warnings = summarize_clusters(member_entries, member_vectors,
                                             [[position_of[m] for m in members] for _, members in todo], level,
                                             summarizer, config.summarize, show_progress=False)
         report.resummarised[level] = sum(1 for _, members in todo if len(members) > 1)
-        new_vectors = _unit(np.asarray(embedder.encode_passages([e.title for e in made]), dtype=np.float32))
-        for entry, vector in zip(made, new_vectors, strict=True):
-            kept[entry.id] = entry
-            vectors[entry.id] = vector
+        fresh = [e for e in made if e.id not in below.vectors.row]
+        if fresh:
+            below.vectors.add([e.id for e in fresh], _unit(np.asarray(
+                embedder.encode_passages([e.title for e in fresh]), dtype=np.float32)))
+        kept.update((e.id, e) for e in made)
     else:
         report.resummarised[level] = 0
-    return _Level(kept, vectors), up_replaced, up_unplaced
+    return _Level(kept, below.vectors), up_replaced, up_unplaced
+
+
+EXACT_DEDUP_MAX = 20_000
+
+
+def _nearest(vectors: np.ndarray, kept_ids: list[str], hek: HEK, table: _Vectors,
+             probe: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """For each new vector, the position in ``kept_ids`` of the closest kept E1 entry and its cosine.
+
+    Exact up to ``EXACT_DEDUP_MAX`` entries. Above, the E2 clusters are the coarse index: each vector is
+    compared with the members of its ``probe`` nearest cluster centroids only (a duplicate, at a cosine of
+    0.9 or more, sits in one of them), which keeps a 1,000-entry update of a 100k HEK far from 10^8 products.
+    """
+    if len(kept_ids) <= EXACT_DEDUP_MAX:
+        similarity = vectors @ table.of(kept_ids).T
+        column = similarity.argmax(axis=1)
+        return column, similarity[np.arange(len(vectors)), column]
+    position = {i: p for p, i in enumerate(kept_ids)}
+    clusters = [[c for c in e.children if c in position] for e in hek.level("E2")]
+    clusters = [c for c in clusters if c]
+    placed = {c for cluster in clusters for c in cluster}
+    loose = [i for i in kept_ids if i not in placed]
+    clusters += [loose[k : k + 64] for k in range(0, len(loose), 64)]
+    members = [m for cluster in clusters for m in cluster]
+    member_rows = np.fromiter((table.row[m] for m in members), dtype=np.int64, count=len(members))
+    member_position = np.fromiter((position[m] for m in members), dtype=np.int64, count=len(members))
+    sizes = np.array([len(c) for c in clusters], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    centroids = _unit(np.add.reduceat(table.matrix[member_rows], starts, axis=0))
+    probe = min(probe, len(clusters))
+    nearest = np.argpartition(-(vectors @ centroids.T), probe - 1, axis=1)[:, :probe]
+    column = np.zeros(len(vectors), dtype=np.int64)
+    score = np.full(len(vectors), -np.inf, dtype=np.float32)
+    matrix = table.matrix
+    for row, picks in enumerate(nearest):
+        spans = np.concatenate([np.arange(starts[k], starts[k] + sizes[k]) for k in picks])
+        cosines = matrix[member_rows[spans]] @ vectors[row]
+        best = int(cosines.argmax())
+        column[row], score[row] = member_position[spans[best]], cosines[best]
+    return column, score
 
 
 def update_hek(
@@ -228,8 +299,7 @@ def update_hek(
     report = UpdateReport(counts_before=hek.counts())
     thresholds = config.thresholds or hek_thresholds(hek)
     old_ids = {e.id: e for e in hek.entries}
-    row_of = {e.id: i for i, e in enumerate(hek.entries)}
-    vector_of = {e.id: hek.embeddings[row_of[e.id]] for e in hek.entries}
+    table = _Vectors([e.id for e in hek.entries], hek.embeddings)
 
     harmful: set[str] = set()
     if usefulness is not None and config.evict_harmful:
@@ -245,26 +315,25 @@ def update_hek(
         new_vectors = embedder.encode_passages([e.title for e in new_e1]) if new_e1 else np.zeros((0, hek.dim))
     new_vectors = _unit(np.asarray(new_vectors, dtype=np.float32).reshape(len(new_e1), hek.dim))
     kept_ids = list(e1)
-    kept_matrix = np.stack([vector_of[i] for i in kept_ids]) if kept_ids else np.zeros((0, new_vectors.shape[1]))
-    best_old = (new_vectors @ kept_matrix.T) if len(kept_ids) and len(new_e1) else None
+    best_column = best_score = None
+    if kept_ids and new_e1:
+        best_column, best_score = _nearest(new_vectors, kept_ids, hek, table)
+    among_new = new_vectors @ new_vectors.T if new_e1 else None
     added: list[str] = []
-    added_vectors: list[np.ndarray] = []
+    added_rows: list[int] = []
     for row, entry in enumerate(new_e1):
         target = None
-        if best_old is not None:
-            column = int(best_old[row].argmax())
-            if best_old[row, column] >= config.dedup_threshold:
-                target = kept_ids[column]
-        if target is None and added_vectors:
-            among = np.stack(added_vectors) @ new_vectors[row]
+        if best_score is not None and best_score[row] >= config.dedup_threshold:
+            target = kept_ids[int(best_column[row])]
+        if target is None and added_rows:
+            among = among_new[row, added_rows]
             column = int(among.argmax())
             if among[column] >= config.dedup_threshold:
                 target = added[column]
         if target is None:
             e1[entry.id] = entry
-            vector_of[entry.id] = new_vectors[row]
             added.append(entry.id)
-            added_vectors.append(new_vectors[row])
+            added_rows.append(row)
             continue
         host = e1[target]
         sources = dict(host.sources)
@@ -277,10 +346,12 @@ def update_hek(
         e1[target] = host.model_copy(update={"sources": sources})
         report.merged[entry.id] = target
     report.added = added
+    if added:
+        table.add(added, new_vectors[added_rows])
 
     change = len(added) + len(report.evicted)
     report.reclustered = change > config.recluster_fraction * max(1, report.counts_before.get("E1", 0))
-    below = _Level(e1, {i: vector_of[i] for i in e1})
+    below = _Level(e1, table)
     replaced: dict[str, str | None] = {i: None for i in report.evicted}
     unplaced = list(added)
     levels_out: dict[str, _Level] = {"E1": below}
@@ -293,17 +364,17 @@ def update_hek(
             unplaced = list(below.entries)
             parents = []
         unplaced = [u for u in unplaced if u is not None]
-        below, replaced, unplaced = _update_level(level, below, parents, vector_of, replaced, unplaced, threshold,
+        below, replaced, unplaced = _update_level(level, below, parents, replaced, unplaced, threshold,
                                                   reusable, summarizer, embedder, config, report)
         # the summaries of unchanged clusters name their (unchanged) children: nothing to rewrite
         levels_out[level] = below
     entries = [e for lv in LEVELS for e in levels_out[lv].entries.values()]
-    vectors = np.stack([levels_out[e.level].vectors[e.id] for e in entries]) if entries else np.zeros((0, hek.dim))
+    vectors = table.of([e.id for e in entries]) if entries else np.zeros((0, hek.dim))
     manifest = {k: v for k, v in (hek.manifest or {}).items()
                 if k not in ("created", "hek_version", "files", "counts", "update", "parent")}
     manifest["parent"] = {"hek_version": hek.version}
     manifest["lineage"] = [*list((hek.manifest or {}).get("lineage") or []), hek.version]
-    result = HEK(entries, vectors.astype(np.float32), manifest)
+    result = HEK(entries, vectors, manifest)
     result.check_hierarchy("updated HEK")
     report.counts_after = result.counts()
     report.seconds = round(time.perf_counter() - started, 3)

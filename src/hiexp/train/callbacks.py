@@ -13,16 +13,21 @@ from hiexp.train.config import TrainConfig
 
 
 class CheckpointStamp(TrainerCallback):
-    """After each checkpoint is saved, write hiexp's state (HEK version, config, step) into it."""
+    """After each checkpoint is saved, write hiexp's state (HEK version, config, step) into it. ``hek_state``
+    (a ``refresh.HEKState``) is read at every save, so a refreshed HEK is what the checkpoint records."""
 
-    def __init__(self, config: TrainConfig, hek_version: str | None):
+    def __init__(self, config: TrainConfig, hek_version: str | None, hek_state: Any = None):
         self.config = config
         self.hek_version = hek_version
+        self.hek_state = hek_state
 
     def stamp(self, output_dir: str | Path, step: int) -> None:
         folder = Path(output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}"
         if folder.exists():
-            write_checkpoint_state(folder, self.config, self.hek_version, step)
+            if self.hek_state is not None:
+                write_checkpoint_state(folder, self.config, self.hek_state.version, step, self.hek_state.to_dict())
+            else:
+                write_checkpoint_state(folder, self.config, self.hek_version, step)
 
     def on_save(self, args, state, control, **kwargs):
         if args.should_save:

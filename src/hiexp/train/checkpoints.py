@@ -22,14 +22,17 @@ def rollouts_file(output_dir: Path, process_index: int = 0) -> Path:
     return Path(output_dir) / (ROLLOUTS_FILE if process_index == 0 else f"rollouts.rank{process_index}.jsonl")
 
 
-def write_checkpoint_state(folder: Path, config: TrainConfig, hek_version: str | None, step: int) -> None:
-    """hiexp's part of a checkpoint: the HEK it was trained with and the full config."""
+def write_checkpoint_state(folder: Path, config: TrainConfig, hek_version: str | None, step: int,
+                           hek_state: dict[str, Any] | None = None) -> None:
+    """hiexp's part of a checkpoint: the HEK it was trained with and the full config; in a closed loop
+    (``refresh.py``) also the path of the HEK version in use and every version used so far."""
     from hiexp import __version__
 
     atomic_write_json(
         Path(folder) / STATE_FILE,
-        {"hek": config.hek, "hek_version": hek_version, "step": int(step), "algorithm": config.algorithm,
-         "model": config.model, "hiexp_version": __version__, "config": config.to_dict()},
+        {"hek": config.hek, **(hek_state or {}), "hek_version": hek_version, "step": int(step),
+         "algorithm": config.algorithm, "model": config.model, "hiexp_version": __version__,
+         "config": config.to_dict()},
     )
 
 

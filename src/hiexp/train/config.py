@@ -92,6 +92,21 @@ class TrainConfig(BaseModel):
         "hide from a rollout the entries distilled from its own question (E1 by source, E2/E3 through their "
         "children): the reflector saw its gold answer, so they can quote it; `false` = the paper's plain lookup"))
     embedder: str | None = Field(None, description="embedder of HEK lookups; null = the one named in the HEK manifest")
+    hek_refresh_every: int = Field(0, ge=0, description=(
+        "closed loop: every this many steps the rollouts since the last refresh update the HEK (`hiexp update`), "
+        "and the new version conditions the next steps; 0 = the HEK stays fixed"))
+    hek_reflector: str = Field("policy", description=(
+        "who distils and summarises at a refresh: `policy` (the model being trained, self-distillation) or a "
+        "model (preset, directory, .gguf, URL) as a teacher"))
+    hek_success_key: Literal["em", "cem", "f1"] = Field("cem", description=(
+        "reward that splits a refresh's rollouts into successes and failures"))
+    hek_success_threshold: float = Field(1.0, ge=0, le=1, description="a rollout succeeds when that reward is >= this")
+    hek_dedup_threshold: float = Field(0.9, ge=-1, le=1, description=(
+        "a new E1 title at least this close (cosine) to an existing one is merged into it"))
+    hek_evict_harmful: bool = Field(True, description=(
+        "at a refresh, evict entries whose usefulness (reward with vs without them, same question) is harmful"))
+    hek_usefulness: Literal["off", "filter", "rank"] = Field("off", description=(
+        "use the HEK's usefulness table in lookups: `filter` hides harmful entries, `rank` also prefers helpful ones"))
     # run
     seed: int = Field(0, description="seeds data order, rollout sampling and the adapter's initialisation")
     output_dir: str = Field("runs/train", description="run directory: checkpoints, `metrics.jsonl`, `rollouts.jsonl`, `config.yaml`")
@@ -132,6 +147,11 @@ class TrainConfig(BaseModel):
         if self.completions_per_step % self.micro_batch:
             raise ValueError(f"micro_batch_size: {self.micro_batch} does not divide batch_size * group_size = "
                              f"{self.completions_per_step}")
+        if self.hek_refresh_every and not self.use_hek:
+            raise ValueError("hek_refresh_every: a closed loop refreshes a HEK; give one with hek (a directory "
+                             "or `demo`)")
+        if self.hek_refresh_every and not self.save_rollouts:
+            raise ValueError("hek_refresh_every: a refresh reads the rollouts file; set save_rollouts: true")
         if self.agent.temperature <= 0:
             raise ValueError(f"agent.temperature: must be > 0 for RL rollouts, got {self.agent.temperature}")
         return self

@@ -31,10 +31,16 @@ class HiexpGRPOTrainer(GRPOTrainer):
         self._grad_norms = GradNormWindow(hiexp_config.grad_norm_window)
 
     # --- telemetry ---------------------------------------------------------------------------
-    def record_rollout_stats(self, trajectories, rewards, searches, injected, policy_tokens) -> None:
-        """Called by the rollout with each batch: what TRL does not log itself."""
+    def record_rollout_stats(self, trajectories, rewards, searches, injected, policy_tokens, hook=None) -> None:
+        """Called by the rollout with each batch: what TRL does not log itself (and the size of the HEK
+        the batch saw, per level)."""
+        from hiexp.train.refresh import hek_counts_metrics
+
         mode = "train" if self.model.training else "eval"
         metrics = self._metrics[mode]
+        if hook is not None:
+            for name, value in hek_counts_metrics(hook).items():
+                metrics[f"hiexp/{name}"].append(value)
         metrics["hiexp/reward_var"].append(variance(rewards))
         metrics["hiexp/reward_var_in_group"].append(
             _mean(group_variances(rewards, self.hiexp_config.group_size))

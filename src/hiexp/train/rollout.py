@@ -19,6 +19,7 @@ into one question's group stays true.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -93,9 +94,21 @@ class AgentRollout:
         self.seed = seed
         self.on_trajectories = on_trajectories
         self.last_trajectories: list[Trajectory] = []
+        self._lock = threading.Lock()
+        self._running = False
+        self._pending_hook: Any = None
+
+    def set_hook(self, hook: Any) -> None:
+        """Swap the agent's experience hook (a refreshed HEK). A swap asked for while a rollout call is
+        running waits until it ends, so that all episodes of one GRPO group see one HEK snapshot."""
+        with self._lock:
+            if self._running:
+                self._pending_hook = hook
+            else:
+                self.agent.hook = hook
 
     @contextlib.contextmanager
-    def _sampling_from(self, trainer: Any):
+    def sampling_from(self, trainer: Any):
         """Point the agent's generator at the trainer's current weights, in eval mode (no dropout, KV cache
         allowed under gradient checkpointing), and give the trainer its training mode back afterwards."""
         generator = getattr(self.agent, "generator", None)
@@ -125,8 +138,17 @@ class AgentRollout:
         # of the same question apart.
         process = int(getattr(getattr(trainer, "accelerator", None), "process_index", 0) or 0)
         seed = self.seed * 1_000_003 + step * 7919 + process * 104_729 + 17
-        with self._sampling_from(trainer):
-            trajectories = self.agent.run(examples, samples=samples, seed=seed)
+        with self._lock:
+            self._running = True
+        try:
+            with self.sampling_from(trainer):
+                trajectories = self.agent.run(examples, samples=samples, seed=seed)
+            hook = getattr(self.agent, "hook", None)
+        finally:
+            with self._lock:
+                self._running = False
+                if self._pending_hook is not None:
+                    self.agent.hook, self._pending_hook = self._pending_hook, None
         by_key = {(t.question_id, int(t.sample)): t for t in trajectories}
         ordered: list[Trajectory] = []
         for index, sample in slots:
@@ -152,7 +174,7 @@ class AgentRollout:
         out["hiexp_injected_tokens"] = injected
         self.last_trajectories = ordered
         if trainer is not None and hasattr(trainer, "record_rollout_stats"):
-            trainer.record_rollout_stats(ordered, rewards, searches, injected, policy_tokens)
+            trainer.record_rollout_stats(ordered, rewards, searches, injected, policy_tokens, hook)
         if self.on_trajectories is not None:
             self.on_trajectories(ordered, step)
         return out

@@ -159,8 +159,11 @@ def agent_config(config: TrainConfig) -> Any:
     return replace(config.agent, seed=config.seed)
 
 
-def build_trainer(config: TrainConfig, parts: TrainComponents | None = None) -> Any:
-    """Assemble the ``HiexpGRPOTrainer`` for a config; ``parts`` supplies anything already built."""
+def build_trainer(config: TrainConfig, parts: TrainComponents | None = None,
+                  resume_state: dict[str, Any] | None = None) -> Any:
+    """Assemble the ``HiexpGRPOTrainer`` for a config; ``parts`` supplies anything already built.
+    ``resume_state`` (a checkpoint's ``hiexp_state.json``) makes a closed-loop run continue with the HEK
+    version the checkpoint was using, not the one it started from."""
     from datasets import Dataset
 
     from hiexp.train.rollout import AgentRollout, outcome_reward_function
@@ -174,7 +177,17 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None) -> 
         raise HiexpError(
             f"{len(by_prompt)} distinct training question(s) cannot fill a batch of {config.batch_size}"
         )
-    hook = parts.hook if parts.hook is not None or parts.agent is not None else _load_hook(config)
+    from hiexp.train.refresh import HEKState
+
+    refreshed = (resume_state or {}).get("hek_path") if config.hek_refresh_every else None
+    if refreshed and parts.hook is None and parts.agent is None:
+        from hiexp.components import make_experience_hook
+
+        hook = make_experience_hook(refreshed, top_k=config.hek_top_k, threshold=config.hek_threshold,
+                                    embedder=config.embedder or None,
+                                    exclude_own_question=config.hek_exclude_own_question)
+    else:
+        hook = parts.hook if parts.hook is not None or parts.agent is not None else _load_hook(config)
     model, tokenizer = parts.model, parts.tokenizer
     generator = parts.generator
     if model is None or tokenizer is None:
@@ -221,7 +234,14 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None) -> 
     from hiexp.train.callbacks import CheckpointStamp, RichProgress
     from hiexp.train.grpo_trainer import HiexpGRPOTrainer
 
+    if parts.agent is not None:
+        hook = getattr(parts.agent, "hook", hook)
     hek_version = getattr(hook, "version", None) if hook is not None else None
+    if resume_state is not None and config.hek_refresh_every:
+        hek_state = HEKState.from_checkpoint(resume_state, config.hek)
+        hek_state.version = hek_version
+    else:
+        hek_state = HEKState(path=config.hek if config.use_hek else None, version=hek_version)
     import os
     import warnings
 
@@ -244,8 +264,21 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None) -> 
 
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(RichProgress())
-    trainer.add_callback(CheckpointStamp(config, hek_version))
+    trainer.add_callback(CheckpointStamp(config, hek_version, hek_state))
     trainer.hiexp_rollout = rollout
+    trainer.hek_state = hek_state
+    if config.hek_refresh_every:
+        from hiexp.train.refresh import HEKRefresh
+
+        reflector = None
+        if config.hek_reflector != "policy":
+            from hiexp.components import make_generator
+
+            reflector = make_generator(config.hek_reflector)
+        refresher = HEKRefresh(config, rollout, hek_state, reflector)
+        refresher.trainer = trainer
+        trainer.add_callback(refresher)
+        trainer.hek_refresh = refresher
     return trainer
 
 
@@ -261,8 +294,6 @@ def run_training(
     output_dir = Path(config.output_dir)
     interrupt = InterruptHandler()
     parts.callbacks = [*parts.callbacks, interrupt.callback()]
-    trainer = build_trainer(config, parts)
-    hek_version = trainer.hek_version
     checkpoint: Path | None = None
     if isinstance(resume, str) and resume:
         checkpoint = Path(resume)
@@ -270,6 +301,10 @@ def run_training(
             raise HiexpError(f"--resume {resume}: no such checkpoint directory")
     elif resume:
         checkpoint = latest_checkpoint(output_dir)
+    from hiexp.train.checkpoints import read_checkpoint_state
+
+    trainer = build_trainer(config, parts, read_checkpoint_state(checkpoint) if checkpoint is not None else None)
+    hek_version = trainer.hek_version
     if checkpoint is not None:
         state = check_resume(checkpoint, hek_version, force=force)
         truncate_after(output_dir, int(state.get("step", 0)))
@@ -290,7 +325,8 @@ def run_training(
         "output_dir": str(output_dir),
         "steps": int(trainer.state.global_step),
         "resumed_from": str(checkpoint) if checkpoint else None,
-        "hek_version": hek_version,
+        "hek_version": trainer.hek_version,
+        "hek_versions": len(trainer.hek_state.history),
         "train_runtime": float(result.metrics.get("train_runtime", 0.0)) if result is not None else None,
         "interrupted": interrupt.requested,
     }
