@@ -9,14 +9,14 @@ import pytest
 
 from hiexp.contracts.generation import Generation
 from hiexp.contracts.trajectory import Trajectory
-from hiexp.experience.hek import HEK
 from hiexp.errors import HiexpError
+from hiexp.experience.hek import HEK
 from hiexp.io import read_jsonl
 from hiexp.train.checkpoints import latest_checkpoint, read_checkpoint_state
 from hiexp.train.rollout import AgentRollout
 
 from .conftest import make_examples, tiny_config
-from .test_integration import tiny_hek  # noqa: F401  (fixture)
+from .test_integration import tiny_hek  # noqa: F401  (a fixture, used by name)
 
 
 class _Hook:
@@ -111,8 +111,8 @@ def _parts(tiny_tokenizer, make_tiny_model):
                            generator=LearningScriptedGenerator(tiny_tokenizer))
 
 
-def test_closed_loop_training_refreshes_records_and_resumes(tmp_path, tiny_tokenizer, make_tiny_model, tiny_hek,
-                                                           monkeypatch):  # noqa: F811
+def test_closed_loop_training_refreshes_records_and_resumes(tmp_path, tiny_tokenizer, make_tiny_model,
+                                                           tiny_hek, monkeypatch):  # noqa: F811
     from hiexp.train.runner import run_training
 
     monkeypatch.setenv("HIEXP_CACHE", str(tmp_path / "cache"))
