@@ -106,10 +106,13 @@ def _dataset_retriever(dataset: str) -> Retriever:
 
 
 def make_experience_hook(hek: str | Path | None, top_k: int = 5, threshold: float = 0.8, ablation: str = "full",
-                         embedder: Any = None, exclude_own_question: bool = False) -> ExperienceHook | None:
+                         embedder: Any = None, exclude_own_question: bool = False, usefulness_mode: str = "off",
+                         usefulness: str | Path | None = None) -> ExperienceHook | None:
     """The experience hook of a HEK (a directory or a shipped name such as ``demo``); None for no HEK.
 
     ``embedder`` is an embedder object or name; by default the one named in the HEK's manifest.
+    ``usefulness_mode`` (``off``, ``filter``, ``rank``) reads ``usefulness`` (a table's path; by default the
+    HEK's own ``usefulness.json``).
     """
     if hek is None or str(hek).lower() in ("", "none"):
         return None
@@ -120,7 +123,8 @@ def make_experience_hook(hek: str | Path | None, top_k: int = 5, threshold: floa
 
         embedder = load_embedder(embedder)
     return load_experience_hook(hek, embedder=embedder, top_k=top_k, threshold=threshold, ablation=ablation,
-                                exclude_own_question=exclude_own_question)
+                                exclude_own_question=exclude_own_question, usefulness_mode=usefulness_mode,
+                                usefulness=usefulness)
 
 
 __all__ = ["make_experience_hook", "make_generator", "make_retriever"]

@@ -121,3 +121,22 @@ def test_retrieval_filters_or_ranks_by_usefulness():
         assert retriever.for_queries(["x"])[0].meta["entry_ids"] == ["good"], mode
     with pytest.raises(HiexpError, match="needs a usefulness table"):
         ExperienceRetriever(hek, _Embedder(), usefulness_mode="filter")
+
+
+def test_a_hek_loaded_with_usefulness_reads_its_own_table(tmp_path):
+    from hiexp.experience.hek import HEK
+    from hiexp.experience.retrieve import load_experience_hook
+    from hiexp.experience.schema import Entry
+    from hiexp.search.embed import load_embedder
+
+    embedder = load_embedder("hashing-64", cache=False)
+    entries = [Entry(id="bad", level="E1", title="capital city search", description="bad advice"),
+               Entry(id="good", level="E1", title="capital city search", description="good advice")]
+    HEK(entries, embedder.encode_passages([e.title for e in entries])).save(tmp_path / "hek", embedder="hashing-64")
+    with pytest.raises(HiexpError, match="no usefulness.json"):
+        load_experience_hook(tmp_path / "hek", embedder=embedder, usefulness_mode="filter")
+    _table().save(tmp_path / "hek" / "usefulness.json")
+    hook = load_experience_hook(tmp_path / "hek", embedder=embedder, threshold=0.5, usefulness_mode="filter")
+    assert hook.for_queries(["capital city search"])[0].meta["entry_ids"] == ["good"]
+    plain = load_experience_hook(tmp_path / "hek", embedder=embedder, threshold=0.5)
+    assert plain.for_queries(["capital city search"])[0].meta["entry_ids"] == ["bad"]  # first row wins the tie

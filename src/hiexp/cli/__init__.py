@@ -55,6 +55,7 @@ COMMAND_MODULES = [
     "hiexp.cli.score",
     "hiexp.cli.compare",
     "hiexp.cli.experience",
+    "hiexp.cli.browse",
     "hiexp.cli.train",
 ]
 

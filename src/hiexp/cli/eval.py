@@ -34,6 +34,10 @@ def register(app: typer.Typer) -> None:
         experience_top_k: int = typer.Option(5, "--experience-top-k", help="With --hek: E2/E3 entries put into the system prompt."),
         threshold: float = typer.Option(0.8, "--threshold", help="With --hek: cosine an E1 title must reach for its description to join a search result."),
         ablation: str = typer.Option("full", "--ablation", help="With --hek: full, no-e1, no-e2e3 or only-e3."),
+        usefulness: str = typer.Option("off", "--usefulness", help="With --hek: off, filter (hide entries its "
+                                       "usefulness table marks harmful) or rank (also prefer helpful ones)."),
+        usefulness_file: str | None = typer.Option(None, "--usefulness-file", help="With --usefulness: the table "
+                                                   "(default: usefulness.json inside the HEK)."),
         model: str = MODEL_OPTION,
         backend: str = BACKEND_OPTION,
         index: str | None = typer.Option(None, "--index", help="Retriever for every dataset: index dir, corpus JSONL or .../retrieve URL (default: each dataset's own corpus)."),
@@ -71,7 +75,8 @@ def register(app: typer.Typer) -> None:
         datasets = {name: load_dataset(name, split=None if split == "all" else split, n=n, seed=seed)
                     for name in names}
         retriever = make_retriever(index) if (index and method != "closed-book") else None
-        hook = make_experience_hook(hek, experience_top_k, threshold, ablation) if method == "agent" else None
+        hook = make_experience_hook(hek, experience_top_k, threshold, ablation, usefulness_mode=usefulness,
+                                    usefulness=usefulness_file) if method == "agent" else None
         generator = make_generator(model, backend)
         start = time.perf_counter()
         metrics = run_eval(datasets, generator, retriever, method, out, hook=hook, n=n, config=config,

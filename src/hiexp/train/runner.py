@@ -149,7 +149,8 @@ def _load_hook(config: TrainConfig) -> Any:
     from hiexp.components import make_experience_hook
 
     return make_experience_hook(config.hek, top_k=config.hek_top_k, threshold=config.hek_threshold,
-                                embedder=config.embedder or None, exclude_own_question=config.hek_exclude_own_question)
+                                embedder=config.embedder or None, exclude_own_question=config.hek_exclude_own_question,
+                                usefulness_mode=config.hek_usefulness)
 
 
 def agent_config(config: TrainConfig) -> Any:
@@ -183,9 +184,10 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None,
     if refreshed and parts.hook is None and parts.agent is None:
         from hiexp.components import make_experience_hook
 
+        usefulness = config.hek_usefulness if (Path(refreshed) / "usefulness.json").exists() else "off"
         hook = make_experience_hook(refreshed, top_k=config.hek_top_k, threshold=config.hek_threshold,
                                     embedder=config.embedder or None,
-                                    exclude_own_question=config.hek_exclude_own_question)
+                                    exclude_own_question=config.hek_exclude_own_question, usefulness_mode=usefulness)
     else:
         hook = parts.hook if parts.hook is not None or parts.agent is not None else _load_hook(config)
     model, tokenizer = parts.model, parts.tokenizer
