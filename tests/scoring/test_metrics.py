@@ -140,6 +140,14 @@ def test_score_answer_and_means():
         ("\\frac{\\sqrt{3}}{2}", "\\dfrac{\\sqrt3}{2}"),
         ("\\boxed {42}", "42"),
         ("\\fbox{7}", "7"),
+        # forms only mathematical equivalence (math-verify) can tell apart from strings
+        ("\\sqrt{2}/2", "\\frac{\\sqrt{2}}{2}"),
+        ("\\frac{2\\pi}{3}", "2\\pi/3"),
+        ("2\\sqrt{3}", "\\sqrt{12}"),
+        ("x(x+2)", "x^2+2x"),
+        ("(-\\infty, 3]", "(-\\infty,3]"),
+        ("\\{1, 2\\}", "\\{2, 1\\}"),
+        ("1.5", "\\frac{3}{2}"),
     ],
 )
 def test_math_equal_positive(pred, gold):
@@ -159,6 +167,12 @@ def test_math_equal_positive(pred, gold):
         ("", "0"),
         (None, "0"),
         ("12", ""),
+        ("x+1", "x-1"),
+        ("\\sqrt{2}", "2"),
+        ("(1,3)", "[1,3]"),
+        ("\\frac{1}{2}", "2"),
+        ("2\\pi", "\\pi"),
+        ("A", "B"),
     ],
 )
 def test_math_equal_negative(pred, gold):
@@ -179,3 +193,36 @@ def test_math_golds_equal_themselves(shared_data):
             gold = ex.golden_answers[0]
             assert math_equal(gold, gold), (name, gold)
             assert math_equal(f"so the answer is \\boxed{{{gold}}}.", gold), (name, gold)
+
+
+def test_math500_solutions_agree_with_their_answers(shared_data):
+    """Every MATH-500 record: the boxed answer of its own solution grades equal to its gold answer."""
+    import json
+
+    from hiexp.scoring.extract import last_boxed
+
+    path = shared_data / "math" / "math500_test.jsonl"
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(records) == 500
+    disagree = [r["answer"] for r in records if not math_equal(last_boxed(r["solution"]), r["answer"])]
+    assert disagree == []
+
+
+def test_gsm8k_final_answers_are_read_from_their_solutions(shared_data):
+    """Every GSM8K test record: the gold answer is the number after the solution's last ``####``."""
+    import json
+
+    from hiexp.data import load_dataset
+
+    path = shared_data / "math" / "gsm8k_test.jsonl"
+    raw = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    examples = load_dataset("gsm8k")
+    assert len(raw) == len(examples) == 1319
+    for record, example in zip(raw, examples, strict=True):
+        final = record["answer"].rsplit("####", 1)[1].strip()
+        assert math_equal(final, example.golden_answers[0]), (final, example.golden_answers)
+        assert math_equal(f"The answer is $\\boxed{{{final}}}$.", example.golden_answers[0])
+
+
+def test_a_pathological_expression_is_not_equal_and_returns():
+    assert not math_equal("9^{9^{9^{9^{9}}}}", "1")

@@ -13,8 +13,10 @@ in the normalised prediction. A gold that normalises to nothing counts only agai
 CEM >= EM always. Every metric is the maximum over the gold aliases, a float in [0, 1], and 0 for a missing
 (None) prediction.
 
-Math answers are compared by ``math_equal``: LaTeX wrappers and units removed, then numbers compared as
-numbers (``\\frac{1}{2}`` = ``0.5``, ``1,000`` = ``1000``, ``336^\\circ`` = ``336``), otherwise as strings.
+Math answers are compared by ``math_equal``: LaTeX wrappers, units, degrees and thousands separators removed
+(``336^\\circ`` = ``336``, ``1,000`` = ``1000``, ``10 \\text{ cm}`` = ``10``), then the strings, the numbers,
+the choice letters, and otherwise mathematical equivalence by math-verify (latex2sympy + sympy, with a
+timeout): ``\\sqrt{2}/2`` = ``\\frac{\\sqrt{2}}{2}``, ``(-\\infty, 3]`` intervals, sets and tuples.
 """
 
 from __future__ import annotations
@@ -192,24 +194,31 @@ def _number(text: str) -> float | None:
     return None
 
 
-def _split_top_level(text: str) -> list[str]:
-    parts, depth, current = [], 0, ""
-    for char in text:
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    parts.append(current)
-    return parts
+MATH_TIMEOUT_SECONDS = 3
+"""Longest parse or comparison of one answer by math-verify (a pathological expression counts as unequal)."""
+
+
+def _verify(prediction: str, gold: str) -> bool:
+    """Mathematical equivalence by math-verify (LaTeX parsed by latex2sympy, compared by sympy): fractions,
+    radicals, intervals, sets, tuples and symbolic forms. Its timeouts use SIGALRM, which only the main
+    thread may set; elsewhere the comparison runs without one."""
+    import threading
+
+    from math_verify import parse, verify
+
+    timeout = MATH_TIMEOUT_SECONDS if threading.current_thread() is threading.main_thread() else None
+    try:
+        gold_parsed = parse(f"${gold}$", parsing_timeout=timeout)
+        prediction_parsed = parse(f"${prediction}$", parsing_timeout=timeout)
+        if not gold_parsed or not prediction_parsed:
+            return False
+        return bool(verify(gold_parsed, prediction_parsed, timeout_seconds=timeout))
+    except Exception:  # noqa: BLE001 - math-verify raises many kinds on malformed LaTeX: not equal
+        return False
 
 
 def _equal_normalised(a: str, b: str) -> bool:
-    if not b:
+    if not b or not a:
         return False
     if a == b or a.lower() == b.lower():
         return True
@@ -217,18 +226,14 @@ def _equal_normalised(a: str, b: str) -> bool:
     if na is not None and nb is not None:
         return math.isclose(na, nb, rel_tol=1e-6, abs_tol=1e-9)
     ca, cb = _CHOICE.match(a), _CHOICE.match(b)
-    if ca and cb:
-        return ca.group(1).upper() == cb.group(1).upper()
-    # tuples and intervals: same brackets, same number of parts, each part equal
-    if len(a) > 1 and len(b) > 1 and a[0] == b[0] and a[-1] == b[-1] and a[0] in "([" and a[-1] in ")]":
-        left, right = _split_top_level(a[1:-1]), _split_top_level(b[1:-1])
-        if len(left) == len(right) > 1:
-            return all(_equal_normalised(x, y) for x, y in zip(left, right))
-    return False
+    if ca or cb:
+        return bool(ca and cb and ca.group(1).upper() == cb.group(1).upper())
+    return _verify(a, b)
 
 
 def math_equal(prediction: str | None, gold: str) -> bool:
-    """Whether two math answers are the same after normalisation (numerically when both are numbers)."""
+    """Whether two math answers are the same: the strings after normalisation (wrappers, units, degrees,
+    thousands separators removed), the numbers, the choice letters, or else math-verify's equivalence."""
     if prediction is None:
         return False
     return _equal_normalised(normalize_math_answer(prediction), normalize_math_answer(gold))
