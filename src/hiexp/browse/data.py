@@ -152,7 +152,6 @@ class BrowseData:
         for run in self.run_dirs:
             candidates += sorted(run.glob("trajectories/*.jsonl")) + sorted(run.glob("rollouts*.jsonl"))
         self.trajectories = TrajectoryIndex(candidates)
-        self._children_count = {e.id: len(e.children) for e in self.hek.entries}
 
     # --- the hierarchy ------------------------------------------------------------------------------
     @cached_property
