@@ -7,7 +7,7 @@ from typing import Any
 
 from hiexp.errors import HiexpError
 
-FORMATS = ("search_r1", "tool_call")
+FORMATS = ("search_r1", "tool_call", "math")
 FIRST_SEARCH = ("policy", "question")
 REWARD_METRICS = ("em", "cem", "f1")
 
@@ -21,8 +21,9 @@ class AgentConfig:
     """
 
     format: str = "search_r1"
-    """Action format: ``search_r1`` (``<search>``/``<answer>`` tags inside one assistant message) or
-    ``tool_call`` (Qwen-style ``<tool_call>`` JSON, results in a new tool turn, answer in ``\\boxed{}``)."""
+    """Action format: ``search_r1`` (``<search>``/``<answer>`` tags inside one assistant message),
+    ``tool_call`` (Qwen-style ``<tool_call>`` JSON, results in a new tool turn, answer in ``\\boxed{}``) or
+    ``math`` (no tool: reasoning, then the answer in ``\\boxed{}``; for math problems)."""
 
     top_k: int = 3
     """Passages returned per search call."""

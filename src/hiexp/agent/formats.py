@@ -1,10 +1,11 @@
-"""The two action formats: how a prompt is laid out, how an action is parsed, how a result is returned.
+"""The action formats: how a prompt is laid out, how an action is parsed, how a result is returned.
 
 ``search_r1``: the policy thinks in ``<think>``, searches with ``<search>q</search>`` and answers with
 ``<answer>a</answer>``; passages come back inside the same assistant message as
 ``<information>...</information>``. ``tool_call``: the policy calls the ``search`` tool with Qwen's
 ``<tool_call>{json}</tool_call>``; passages come back in a new tool turn of the chat template wrapped in
-``<tool_response>``; the final answer is ``\\boxed{...}``.
+``<tool_response>``; the final answer is ``\\boxed{...}``. ``math``: no tool; the policy reasons and ends
+with ``\\boxed{...}``, and a reply without a box gets a correction in a new user turn.
 
 Every injected piece is returned as ``(role, text, meta)`` spans so that the loop can tokenise each piece
 once and append it; experience text is its own ``experience`` span.
@@ -343,6 +344,80 @@ class ToolCallFormat(AgentFormat):
         return self._split_experience(rendered, block, experience_meta)
 
 
+_CHATML_USER_BEFORE = "<|im_end|>\n<|im_start|>user\n"
+_CHATML_USER_AFTER = "<|im_end|>\n<|im_start|>assistant\n"
+
+
+class MathFormat(AgentFormat):
+    """``math``: no tool. The policy reasons and ends with its answer in ``\\boxed{}``; a reply without one is
+    answered by a correction in a new user turn. Experience goes into the system prompt only: the E2/E3
+    entries closest to the problem and, since there is no search for an E1 entry to join, the E1 entry whose
+    title best matches the problem itself (``experience_e1_at_start``)."""
+
+    name = "math"
+    stop: list[str] = []
+    answer_start = "The final answer is \\boxed{"
+    search_hint = ""
+    answer_hint = "\\boxed{your answer}"
+    answer_instruction = "End with the final answer alone in \\boxed{}."
+    experience_e1_at_start = True
+
+    def __init__(self, config: AgentConfig, tokenizer: Any = None):
+        super().__init__(config, tokenizer)
+        self.user_before, self.user_after, self.turn_end = self._user_wrapper()
+
+    def _user_wrapper(self) -> tuple[str, str, str]:
+        """The text that closes the assistant turn, opens a user turn and reopens the assistant."""
+        if not self._chat_ok:
+            return _CHATML_USER_BEFORE, _CHATML_USER_AFTER, _CHATML_TURN_END
+        base = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+                {"role": "assistant", "content": _ASSISTANT_SLOT}]
+        try:
+            closed = self.tokenizer.apply_chat_template(base, tokenize=False)
+            full = self.tokenizer.apply_chat_template(base + [{"role": "user", "content": _SLOT}], tokenize=False,
+                                                      add_generation_prompt=True)
+        except Exception:  # noqa: BLE001 - an unusual template: ChatML
+            return _CHATML_USER_BEFORE, _CHATML_USER_AFTER, _CHATML_TURN_END
+        tail = full.split(_ASSISTANT_SLOT, 1)[1]
+        if _SLOT not in tail:
+            return _CHATML_USER_BEFORE, _CHATML_USER_AFTER, _CHATML_TURN_END
+        before, after = tail.split(_SLOT, 1)
+        return before, after, closed.split(_ASSISTANT_SLOT, 1)[1].strip() or _CHATML_TURN_END
+
+    def baseline_stop(self) -> list[str]:
+        return []
+
+    def parse(self, text: str, finish_reason: str, stop: str | None) -> Action:
+        if "\\boxed" not in text and "\\fbox" not in text:
+            return Action("malformed", error="no_answer" if finish_reason != "length" else "unclosed_tag")
+        answer = last_boxed(text)
+        if answer is None:
+            return Action("malformed", error="unclosed_tag")
+        if not answer.strip():
+            return Action("malformed", error="empty_answer")
+        return Action("answer", answer=answer.strip())
+
+    def correction_message(self, error: str, query: str | None = None) -> str:
+        if error in ("final_answer", "search_budget"):
+            return "Write your final answer now as \\boxed{your answer}."
+        if error == "empty_answer":
+            return "The box was empty. Write the final answer itself in \\boxed{}."
+        return "End your solution with the final answer in \\boxed{}, for example \\boxed{42}."
+
+    def opening_search(self, query: str) -> str:
+        raise HiexpError("the math format has no search tool")
+
+    def observation_spans(self, content: str, experience: str = "", experience_meta: dict | None = None,
+                          ended_turn: bool = False, final: bool = False) -> list[Span]:
+        before = self.user_before
+        if ended_turn and before.startswith(self.turn_end):
+            before = before[len(self.turn_end):]
+        return [Span("tool", before + content + self.user_after + (self.answer_start if final else ""))]
+
+
+FORMAT_CLASSES = {"search_r1": SearchR1Format, "tool_call": ToolCallFormat, "math": MathFormat}
+
+
 def make_format(config: AgentConfig, tokenizer: Any = None) -> AgentFormat:
     """The format object named by ``config.format``."""
-    return {"search_r1": SearchR1Format, "tool_call": ToolCallFormat}[config.format](config, tokenizer)
+    return FORMAT_CLASSES[config.format](config, tokenizer)

@@ -159,6 +159,8 @@ class SearchAgent:
         questions = [ex.question for ex, _, _ in batch]
         opening = self.config.first_search == "question" and self.retriever is not None
         injections = self.hook.for_questions(questions) if self.hook is not None else [Injection()] * len(batch)
+        if self.hook is not None and getattr(self.format, "experience_e1_at_start", False):
+            injections = [_with_e1(a, b) for a, b in zip(injections, self.hook.for_queries(questions, questions=questions))]
         episodes = []
         hek_version = getattr(self.hook, "version", None) if self.hook is not None else None
         for (ex, sample, seed), injection in zip(batch, injections):
@@ -439,6 +441,17 @@ class SearchAgent:
                     on_finish(traj)
                 out.append(traj)
         return out
+
+
+def _with_e1(start: Injection, e1: Injection) -> Injection:
+    """The start-of-episode experience with the E1 entry matched on the question itself (a task without
+    searches, such as math, has no other moment for E1)."""
+    if not e1.text:
+        return Injection(start.text, {**start.meta, "e1": e1.meta} if e1.meta else dict(start.meta))
+    text = "\n".join(t for t in (start.text, e1.text) if t)
+    meta = {**start.meta, "entry_ids": [*start.meta.get("entry_ids", []), *e1.meta.get("entry_ids", [])],
+            "e1": e1.meta}
+    return Injection(text, meta)
 
 
 def _query_key(query: str | None) -> str:

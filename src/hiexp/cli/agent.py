@@ -21,12 +21,31 @@ def make_config(**options: Any) -> Any:
 # stay the same in both commands.
 MODEL_OPTION = typer.Option("default", "--model", help="Model preset, local dir, .gguf file, hub id or http(s)://.../v1 URL.")
 BACKEND_OPTION = typer.Option("auto", "--backend", help="Generator backend: auto (llama.cpp for GGUF models when installed, else transformers; openai for URLs), transformers, openai, llamacpp.")
-FORMAT_OPTION = typer.Option("search_r1", "--format", help="Action format: search_r1 or tool_call.")
+FORMAT_OPTION = typer.Option(None, "--format", help="Action format: search_r1, tool_call or math (default: math "
+                             "for math datasets such as gsm8k, else search_r1).")
+
+
+def task_format(fmt: str | None, examples: list[Any]) -> str:
+    """The format asked for, or the one the data calls for: ``math`` when every question is a math
+    problem, ``search_r1`` otherwise."""
+    if fmt is not None:
+        return fmt
+    math = bool(examples) and all((e.metadata or {}).get("task") == "math" for e in examples)
+    return "math" if math else "search_r1"
+
+
+def turn_budget(fmt: str, max_new_tokens: int | None) -> int | None:
+    """``--max-new-tokens``, or its default for the format: a math solution is written in one turn."""
+    if max_new_tokens is None and fmt == "math":
+        return MATH_MAX_NEW_TOKENS
+    return max_new_tokens
 _AGENT = AgentConfig()
 TOP_K_OPTION = typer.Option(_AGENT.top_k, "--top-k", help="Passages per search.")
 MAX_TURNS_OPTION = typer.Option(_AGENT.max_turns, "--max-turns", help="Searches allowed per episode.")
 MAX_TOKENS_OPTION = typer.Option(_AGENT.max_tokens, "--max-tokens", help="Completion tokens per episode (policy and injected passages).")
-MAX_NEW_TOKENS_OPTION = typer.Option(_AGENT.max_new_tokens, "--max-new-tokens", help="Tokens generated per turn.")
+MAX_NEW_TOKENS_OPTION = typer.Option(None, "--max-new-tokens", help=f"Tokens generated per turn (default "
+                                     f"{_AGENT.max_new_tokens}; 768 for the math format, which reasons in one turn).")
+MATH_MAX_NEW_TOKENS = 768
 FEW_SHOT_OPTION = typer.Option(True, "--few-shot/--no-few-shot", help="Put a worked example in the system prompt.")
 BATCH_SIZE_OPTION = typer.Option(16, "--batch-size", help="Episodes generated together.")
 
@@ -64,11 +83,12 @@ def register(app: typer.Typer) -> None:
         from hiexp.components import make_experience_hook, make_generator, make_retriever
         from hiexp.data import load_dataset
 
-        config = make_config(format=fmt, temperature=temperature, top_p=top_p, top_k=top_k, max_turns=max_turns,
-                             max_tokens=max_tokens, max_new_tokens=max_new_tokens, seed=seed, few_shot=few_shot,
-                             batch_size=batch_size)
         examples = load_dataset(data, split=None if split == "all" else split, n=n, seed=seed)
-        retriever = make_retriever(index, dataset=data)
+        fmt = task_format(fmt, examples)
+        config = make_config(format=fmt, temperature=temperature, top_p=top_p, top_k=top_k, max_turns=max_turns,
+                             max_tokens=max_tokens, max_new_tokens=turn_budget(fmt, max_new_tokens), seed=seed, few_shot=few_shot,
+                             batch_size=batch_size)
+        retriever = None if fmt == "math" else make_retriever(index, dataset=data)
         hook = make_experience_hook(hek)
         generator = make_generator(model, backend)
         agent = SearchAgent(generator, retriever, config, hook)

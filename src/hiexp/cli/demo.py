@@ -52,7 +52,8 @@ def register(app: typer.Typer) -> None:
             out=out, n=n, train_questions=train_questions, n_test=n_test, hek=hek, full=full, k=k, model=model,
             backend=backend, reflector=reflector, embedder=embedder, seed=seed, ablations=ablations, success=success,
             success_threshold=success_threshold,
-            agent=AgentConfig(max_turns=max_turns, max_new_tokens=max_new_tokens, max_tokens=max_tokens),
+            agent=AgentConfig(max_turns=max_turns, max_tokens=max_tokens,
+                              **({"max_new_tokens": max_new_tokens} if max_new_tokens is not None else {})),
         )
         start = time.perf_counter()
         result = run_demo(config, echo=lambda line: typer.echo(line, err=True), restart=restart)

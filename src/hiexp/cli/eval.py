@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.markdown import Markdown
 
-        from hiexp.cli.agent import make_config
+        from hiexp.cli.agent import make_config, task_format, turn_budget
         from hiexp.components import make_experience_hook, make_generator, make_retriever
         from hiexp.errors import HiexpError
         from hiexp.eval.evaluate import METHODS, render_table, run_eval
@@ -64,9 +64,6 @@ def register(app: typer.Typer) -> None:
         if method not in METHODS:
             raise HiexpError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         names = [d.strip() for d in data.split(",") if d.strip()]
-        config = make_config(format=fmt, temperature=temperature, top_k=top_k, max_turns=max_turns,
-                             max_tokens=max_tokens, max_new_tokens=max_new_tokens, seed=seed, few_shot=few_shot,
-                             batch_size=batch_size)
         if not names:
             raise HiexpError("no dataset given")
         from hiexp.data import load_dataset
@@ -74,7 +71,11 @@ def register(app: typer.Typer) -> None:
         # the questions first: a bad data file fails here, before a model is loaded
         datasets = {name: load_dataset(name, split=None if split == "all" else split, n=n, seed=seed)
                     for name in names}
-        retriever = make_retriever(index) if (index and method != "closed-book") else None
+        fmt = task_format(fmt, [e for examples in datasets.values() for e in examples])
+        config = make_config(format=fmt, temperature=temperature, top_k=top_k, max_turns=max_turns,
+                             max_tokens=max_tokens, max_new_tokens=turn_budget(fmt, max_new_tokens), seed=seed, few_shot=few_shot,
+                             batch_size=batch_size)
+        retriever = make_retriever(index) if (index and method != "closed-book" and fmt != "math") else None
         hook = make_experience_hook(hek, experience_top_k, threshold, ablation, usefulness_mode=usefulness,
                                     usefulness=usefulness_file) if method == "agent" else None
         generator = make_generator(model, backend)

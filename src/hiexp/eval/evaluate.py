@@ -153,7 +153,7 @@ def run_eval(datasets: list[str] | dict[str, list[Example]], generator: Any, ret
     fmt = make_format(config, getattr(generator, "tokenizer", None))
     retrievers: dict[str, Any] = {}
     for name in loaded:
-        if method == "closed-book":
+        if method == "closed-book" or config.format == "math":  # the math task has no search tool
             retrievers[name] = None
         elif retriever is not None:
             retrievers[name] = retriever
