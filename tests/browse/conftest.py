@@ -84,8 +84,10 @@ def browse_fixture(tmp_path_factory):
             "runs": [runs["without"][0], runs["with"][0]], "embedder": embedder, "manifest": manifest}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for one test module. Playwright's sync API keeps an event loop running in the main thread
+    while it is open, so it must close before other modules' tests (which may start their own loops)."""
     playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")

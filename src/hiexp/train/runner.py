@@ -181,6 +181,10 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None,
     from hiexp.train.refresh import HEKState
 
     refreshed = (resume_state or {}).get("hek_path") if config.hek_refresh_every else None
+    if refreshed and not Path(refreshed).is_dir():  # the run directory moved: its versions moved with it
+        from hiexp.train.refresh import HEK_VERSIONS_DIR
+
+        refreshed = str(Path(config.output_dir) / HEK_VERSIONS_DIR / Path(refreshed).name)
     if refreshed and parts.hook is None and parts.agent is None:
         from hiexp.components import make_experience_hook
 
