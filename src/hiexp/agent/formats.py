@@ -149,6 +149,25 @@ class AgentFormat:
                 tokenize=False, add_generation_prompt=True)
         return _CHATML_PROMPT.format(system=system, user=user)
 
+    def _turn_wrapper(self, role: str, fallback: tuple[str, str, str]) -> tuple[str, str, str]:
+        """The text that closes the assistant turn, opens a ``role`` turn (``tool`` or ``user``) and reopens
+        the assistant, as the tokenizer's chat template renders it; ``fallback`` (ChatML) without one."""
+        if not self._chat_ok:
+            return fallback
+        base = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+                {"role": "assistant", "content": _ASSISTANT_SLOT}]
+        try:
+            closed = self.tokenizer.apply_chat_template(base, tokenize=False)
+            full = self.tokenizer.apply_chat_template(base + [{"role": role, "content": _SLOT}], tokenize=False,
+                                                      add_generation_prompt=True)
+        except Exception:  # noqa: BLE001 - a template without this role: ChatML
+            return fallback
+        tail = full.split(_ASSISTANT_SLOT, 1)[1]
+        if _SLOT not in tail:
+            return fallback
+        before, after = tail.split(_SLOT, 1)
+        return before, after, closed.split(_ASSISTANT_SLOT, 1)[1].strip() or _CHATML_TURN_END
+
     def prompt_spans(self, question: str, experience: str = "", experience_meta: dict | None = None,
                      open_turn: bool = True) -> list[Span]:
         """The initial prompt as spans: one ``prompt`` span, or prompt / experience / prompt when the hook
@@ -279,25 +298,11 @@ class ToolCallFormat(AgentFormat):
         self.tool_before, self.tool_after, self.turn_end = self._tool_wrapper()
 
     def _tool_wrapper(self) -> tuple[str, str, str]:
-        """The text that closes the assistant turn, opens a tool turn and reopens the assistant, as the
-        tokenizer's chat template renders it (ChatML when there is none)."""
-        if not self._chat_ok:
-            return _CHATML_TOOL_BEFORE, _CHATML_TOOL_AFTER, _CHATML_TURN_END
-        base = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
-                {"role": "assistant", "content": _ASSISTANT_SLOT}]
-        try:
-            closed = self.tokenizer.apply_chat_template(base, tokenize=False)
-            full = self.tokenizer.apply_chat_template(base + [{"role": "tool", "content": _SLOT}], tokenize=False,
-                                                      add_generation_prompt=True)
-        except Exception:  # a template without a tool role: fall back to ChatML
-            return _CHATML_TOOL_BEFORE, _CHATML_TOOL_AFTER, _CHATML_TURN_END
-        tail = full.split(_ASSISTANT_SLOT, 1)[1]
-        if _SLOT not in tail:
-            return _CHATML_TOOL_BEFORE, _CHATML_TOOL_AFTER, _CHATML_TURN_END
-        before, after = tail.split(_SLOT, 1)
-        if "<tool_response>" not in before:
+        """The chat template's tool turn, with ``<tool_response>`` added when the template has none."""
+        fallback = (_CHATML_TOOL_BEFORE, _CHATML_TOOL_AFTER, _CHATML_TURN_END)
+        before, after, turn_end = self._turn_wrapper("tool", fallback)
+        if (before, after, turn_end) != fallback and "<tool_response>" not in before:
             before, after = before + "<tool_response>\n", "\n</tool_response>" + after
-        turn_end = closed.split(_ASSISTANT_SLOT, 1)[1].strip() or _CHATML_TURN_END
         return before, after, turn_end
 
     def parse(self, text: str, finish_reason: str, stop: str | None) -> Action:
@@ -367,22 +372,8 @@ class MathFormat(AgentFormat):
         self.user_before, self.user_after, self.turn_end = self._user_wrapper()
 
     def _user_wrapper(self) -> tuple[str, str, str]:
-        """The text that closes the assistant turn, opens a user turn and reopens the assistant."""
-        if not self._chat_ok:
-            return _CHATML_USER_BEFORE, _CHATML_USER_AFTER, _CHATML_TURN_END
-        base = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
-                {"role": "assistant", "content": _ASSISTANT_SLOT}]
-        try:
-            closed = self.tokenizer.apply_chat_template(base, tokenize=False)
-            full = self.tokenizer.apply_chat_template(base + [{"role": "user", "content": _SLOT}], tokenize=False,
-                                                      add_generation_prompt=True)
-        except Exception:  # noqa: BLE001 - an unusual template: ChatML
-            return _CHATML_USER_BEFORE, _CHATML_USER_AFTER, _CHATML_TURN_END
-        tail = full.split(_ASSISTANT_SLOT, 1)[1]
-        if _SLOT not in tail:
-            return _CHATML_USER_BEFORE, _CHATML_USER_AFTER, _CHATML_TURN_END
-        before, after = tail.split(_SLOT, 1)
-        return before, after, closed.split(_ASSISTANT_SLOT, 1)[1].strip() or _CHATML_TURN_END
+        """The chat template's user turn (a correction comes from the user, there being no tool)."""
+        return self._turn_wrapper("user", (_CHATML_USER_BEFORE, _CHATML_USER_AFTER, _CHATML_TURN_END))
 
     def baseline_stop(self) -> list[str]:
         return []
