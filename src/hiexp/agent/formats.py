@@ -127,6 +127,8 @@ class AgentFormat:
     search_hint = ""
     answer_hint = ""
     answer_instruction = ""
+    experience_e1_at_start = False
+    """Put the E1 entry that best matches the question into the system prompt (a task without searches)."""
 
     def __init__(self, config: AgentConfig, tokenizer: Any = None):
         self.config = config
@@ -360,9 +362,7 @@ class MathFormat(AgentFormat):
     title best matches the problem itself (``experience_e1_at_start``)."""
 
     name = "math"
-    stop: list[str] = []
     answer_start = "The final answer is \\boxed{"
-    search_hint = ""
     answer_hint = "\\boxed{your answer}"
     answer_instruction = "End with the final answer alone in \\boxed{}."
     experience_e1_at_start = True

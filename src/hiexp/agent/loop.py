@@ -159,7 +159,7 @@ class SearchAgent:
         questions = [ex.question for ex, _, _ in batch]
         opening = self.config.first_search == "question" and self.retriever is not None
         injections = self.hook.for_questions(questions) if self.hook is not None else [Injection()] * len(batch)
-        if self.hook is not None and getattr(self.format, "experience_e1_at_start", False):
+        if self.hook is not None and self.format.experience_e1_at_start:
             injections = [_with_e1(a, b) for a, b in zip(injections, self.hook.for_queries(questions, questions=questions))]
         episodes = []
         hek_version = getattr(self.hook, "version", None) if self.hook is not None else None
