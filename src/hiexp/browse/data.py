@@ -20,6 +20,7 @@ import numpy as np
 from hiexp.errors import HiexpError
 from hiexp.experience.hek import HEK, resolve_hek_dir
 from hiexp.experience.schema import Entry
+from hiexp.experience.show import count_leaves, roots
 from hiexp.experience.usefulness import injected_entry_ids, load_usefulness
 from hiexp.io import iter_jsonl
 
@@ -113,6 +114,8 @@ class RunPair:
     without: Path
     with_: Path
     rows: list[dict[str, Any]] = field(default_factory=list)
+    records: tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]] = ({}, {})
+    """question id -> trajectory record, without and with (read once)"""
 
 
 def _run_trajectories(run_dir: Path) -> dict[str, dict[str, Any]]:
@@ -156,16 +159,10 @@ class BrowseData:
     # --- the hierarchy ------------------------------------------------------------------------------
     @cached_property
     def roots(self) -> list[Entry]:
-        order = {"E3": 0, "E2": 1, "E1": 2}
-        return sorted((e for e in self.hek.entries if self.hek.parent_of(e.id) is None),
-                      key=lambda e: order[e.level])
+        return roots(self.hek)
 
     def leaves(self, entry: Entry) -> int:
-        if entry.level == "E1":
-            return 1
-        if entry.level == "E2":
-            return len(entry.children)
-        return sum(len(c.children) for c in self.hek.children_of(entry))
+        return count_leaves(entry, self.hek)
 
     def node(self, entry: Entry, depth: int = 0) -> dict[str, Any]:
         """An entry for the tree, with its first children (``depth`` more levels) and counts."""
@@ -208,9 +205,7 @@ class BrowseData:
         if self._embedder is None:
             from hiexp.search.embed import load_embedder
 
-            built_with = self.hek.manifest.get("embedder")
-            name = built_with.get("model_id") if isinstance(built_with, dict) else built_with
-            self._embedder = load_embedder(name or "default")
+            self._embedder = load_embedder(self.hek.embedder_name or "default")
         return self._embedder
 
     @cached_property
@@ -280,7 +275,7 @@ class BrowseData:
             return None
         without, with_ = self.run_dirs[0], self.run_dirs[1]
         a, b = _run_trajectories(without), _run_trajectories(with_)
-        pair = RunPair(without, with_)
+        pair = RunPair(without, with_, records=(a, b))
         for question_id in [q for q in a if q in b]:
             ra, rb = a[question_id], b[question_id]
             sa, sb = (ra.get("rewards") or {}), (rb.get("rewards") or {})
@@ -308,7 +303,7 @@ class BrowseData:
         pair = self.run_pair
         if pair is None:
             raise KeyError(question_id)
-        a, b = _run_trajectories(pair.without).get(question_id), _run_trajectories(pair.with_).get(question_id)
+        a, b = pair.records[0].get(question_id), pair.records[1].get(question_id)
         if a is None or b is None:
             raise KeyError(question_id)
         row = next(r for r in pair.rows if r["question_id"] == question_id)

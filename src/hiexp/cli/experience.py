@@ -194,13 +194,13 @@ def usefulness_command(
     """Usage and usefulness of every entry: how often it was injected, and the reward of the episodes that saw
     it against same-question episodes that did not."""
     from hiexp.errors import HiexpError
-    from hiexp.experience.hek import HEK, SHIPPED_HEKS
+    from hiexp.experience.hek import HEK, is_shipped_name
     from hiexp.experience.show import usefulness_text
     from hiexp.experience.usefulness import USEFULNESS_FILE, usefulness_from_files
 
     hek = HEK.load(hek_dir)
     if out is None:
-        if str(hek_dir) in SHIPPED_HEKS and not Path(hek_dir).exists():
+        if is_shipped_name(hek_dir):
             raise HiexpError(f"the shipped HEK {hek_dir!r} is read-only: give --out FILE")
         out = Path(hek_dir) / USEFULNESS_FILE
     table = usefulness_from_files(trajectories, reward_key)
@@ -257,8 +257,7 @@ def update_command(
 
     hek = HEK.load(hek_dir)  # bad input fails before any model loads
     load_trajectories(trajectories, reward_key)
-    built_with = hek.manifest.get("embedder")
-    name = embedder or (built_with.get("model_id") if isinstance(built_with, dict) else built_with) or "default"
+    name = embedder or hek.embedder_name or "default"
     with console.status(f"loading embedder {name}"):
         embedding_model = load_embedder(name)
     generator = _load_model(reflector, "reflector", backend)

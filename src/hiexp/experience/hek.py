@@ -53,12 +53,14 @@ SHIPPED_HEKS = {
 }
 
 
+def is_shipped_name(name: str | Path) -> bool:
+    """Whether ``name`` means a HEK inside the package (read-only): a shipped name with no path of that name."""
+    return str(name) in SHIPPED_HEKS and not Path(name).exists()
+
+
 def resolve_hek_dir(name: str | Path) -> Path:
     """The directory of a HEK: a path, or the name of a shipped HEK (a path of that name takes precedence)."""
-    path = Path(name)
-    if str(name) in SHIPPED_HEKS and not path.exists():
-        return SHIPPED_HEKS[str(name)]
-    return path
+    return SHIPPED_HEKS[str(name)] if is_shipped_name(name) else Path(name)
 
 
 def content_version(entries_sha: str, embeddings_sha: str) -> str:
@@ -94,6 +96,14 @@ class HEK:
     @property
     def version(self) -> str | None:
         return self.manifest.get("hek_version")
+
+    @property
+    def embedder_name(self) -> str | None:
+        """The embedder the manifest says the titles were embedded with (what queries must use), or None."""
+        built_with = self.manifest.get("embedder")
+        if isinstance(built_with, dict):
+            built_with = built_with.get("name") or built_with.get("model_id")
+        return str(built_with) if built_with else None
 
     @property
     def dim(self) -> int:

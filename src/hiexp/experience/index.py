@@ -24,7 +24,8 @@ import numpy as np
 EXACT_MAX = 20_000
 
 
-def _normalise(matrix: np.ndarray) -> np.ndarray:
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (an all-zero row stays zero), as contiguous float32."""
     matrix = np.asarray(matrix, dtype=np.float32)
     if matrix.ndim != 2:
         raise ValueError(f"expected a 2-D matrix, got shape {matrix.shape}")
@@ -88,7 +89,7 @@ class EntryIndex:
         ids = list(ids)
         if not ids:
             return []
-        vectors = _normalise(np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1))
+        vectors = unit_rows(np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1))
         if vectors.shape[1] != self.dim:
             if len(self.slot_of) == 0:
                 self.dim = int(vectors.shape[1])
@@ -206,4 +207,4 @@ class EntryIndex:
         return scores, slots
 
 
-__all__ = ["EXACT_MAX", "EntryIndex", "top_k_indices"]
+__all__ = ["EXACT_MAX", "EntryIndex", "top_k_indices", "unit_rows"]

@@ -30,7 +30,7 @@ import numpy as np
 from hiexp.contracts.experience import Injection
 from hiexp.errors import HiexpError
 
-from .index import EXACT_MAX, EntryIndex
+from .index import EXACT_MAX, EntryIndex, unit_rows
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 LEVELS = ("E1", "E2", "E3")
@@ -54,13 +54,6 @@ def _field(entry: Any, name: str, default: Any = None) -> Any:
     if isinstance(entry, dict):
         return entry.get(name, default)
     return getattr(entry, name, default)
-
-
-def _normalise(matrix: np.ndarray) -> np.ndarray:
-    matrix = np.asarray(matrix, dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return matrix / norms
 
 
 def question_key(question: str) -> str:
@@ -261,15 +254,9 @@ class ExperienceRetriever:
             self._harmful = set(usefulness.harmful_ids(usefulness_min_episodes))
             if usefulness_mode == "rank":
                 self._effect = {i: float(u.effect) for i, u in usefulness.entries.items()}
-
-    @property
-    def levels(self) -> dict[str, list[Any]]:
-        """The entries of each level (a view for reports and tests)."""
-        out: dict[str, list[Any]] = {lv: [] for lv in LEVELS}
-        for entry in self.entries.values():
-            if _field(entry, "level") in out:
-                out[_field(entry, "level")].append(entry)
-        return out
+        # the slots of harmful entries in each index, once (a lookup only concatenates them)
+        self._harmful_slots: dict[int, np.ndarray] = {
+            id(index): index.slots_of(sorted(self._harmful)) for index in (self._e1, self._start) if self._harmful}
 
     @staticmethod
     def _check_embedder(hek: Any, embedder: Any) -> None:
@@ -290,7 +277,7 @@ class ExperienceRetriever:
         stored = getattr(hek, "embeddings", None)
         if entries and stored is not None and len(stored) >= len(entries) and callable(
                 getattr(embedder, "encode_passages", None)):
-            fresh = _normalise(np.asarray(embedder.encode_passages([_field(e, "title", "") for e in entries]),
+            fresh = unit_rows(np.asarray(embedder.encode_passages([_field(e, "title", "") for e in entries]),
                                           dtype=np.float32))
             if fresh.shape[1] != stored.shape[1]:
                 raise HiexpError(f"the HEK's vectors have {stored.shape[1]} dimensions but {model_id} gives "
@@ -307,11 +294,11 @@ class ExperienceRetriever:
         size = max(1, self.config.batch_size)
         for start in range(0, len(texts), size):
             chunks.append(np.asarray(self.embedder.encode_queries(texts[start : start + size]), dtype=np.float32))
-        return _normalise(np.concatenate(chunks, axis=0))
+        return unit_rows(np.concatenate(chunks, axis=0))
 
     def _excluded(self, index: EntryIndex, questions: Sequence[str] | None, n: int) -> list[np.ndarray | None]:
         """Per query, the slots it must not be offered: its own question's entries, harmful entries."""
-        harmful = index.slots_of(sorted(self._harmful)) if self._harmful else None
+        harmful = self._harmful_slots.get(id(index))
         out: list[np.ndarray | None] = []
         for row in range(n):
             own = self._own.get(question_key(questions[row])) if questions is not None and self._own else None
@@ -428,11 +415,7 @@ def load_experience_hook(
             raise HiexpError(f"{hek_dir} has no usefulness.json for usefulness mode {usefulness_mode!r}: "
                              "make one with hiexp usefulness HEK TRAJECTORIES...")
     if embedder is None:
-        manifest = getattr(hek, "manifest", None) or {}
-        name = manifest.get("embedder") if isinstance(manifest, dict) else None
-        if isinstance(name, dict):
-            name = name.get("name") or name.get("model_id")
-        embedder = load_embedder(name or "default")
+        embedder = load_embedder(hek.embedder_name or "default")
     return ExperienceRetriever(
         hek, embedder, top_k=top_k, threshold=threshold, exclude_own_question=exclude_own_question,
         usefulness=table, usefulness_mode=usefulness_mode, **ABLATIONS[ablation],

@@ -23,7 +23,7 @@ def usefulness_text(stats: Any) -> str:
 def _label(entry: Entry, hek: HEK, usefulness: Any = None) -> str:
     size = ""
     if entry.level != "E1":
-        leaves = _count_leaves(entry, hek)
+        leaves = count_leaves(entry, hek)
         size = f" [dim]({len(entry.children)} children, {leaves} E1)[/]"
     flags = ""
     if entry.meta.get("promoted"):
@@ -37,10 +37,11 @@ def _label(entry: Entry, hek: HEK, usefulness: Any = None) -> str:
     return f"[bold]{entry.level}[/] [cyan]{escape(entry.id)}[/] {escape(entry.title)}{size}{flags}"
 
 
-def _count_leaves(entry: Entry, hek: HEK) -> int:
+def count_leaves(entry: Entry, hek: HEK) -> int:
+    """E1 entries under an entry (1 for an E1 entry)."""
     if entry.level == "E1":
         return 1
-    return sum(_count_leaves(child, hek) for child in hek.children_of(entry))
+    return sum(count_leaves(child, hek) for child in hek.children_of(entry))
 
 
 def roots(hek: HEK) -> list[Entry]:

@@ -41,7 +41,8 @@ from hiexp.io import atomic_write_jsonl, cache_dir, iter_jsonl, sha256_file, sta
 
 from .cluster import ClusterConfig, cluster_embeddings
 from .distill import DistillConfig
-from .hek import HEK, SHIPPED_HEKS, is_hek_dir, resolve_hek_dir
+from .hek import HEK, is_hek_dir, is_shipped_name, resolve_hek_dir
+from .index import unit_rows
 from .schema import LEVELS, Entry
 from .summarize import SummarizeConfig, summarize_clusters
 from .usefulness import USEFULNESS_FILE, Usefulness, compute_usefulness
@@ -106,11 +107,6 @@ def hek_thresholds(hek: HEK) -> tuple[float, float]:
         value = info.get("threshold") if isinstance(info, dict) else None
         out.append(float(value if value is not None else built[position]))
     return out[0], out[1]
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def _summary_id(level: str, members: Sequence[str]) -> str:
@@ -234,7 +230,7 @@ def _update_level(
         report.resummarised[level] = sum(1 for _, members in todo if len(members) > 1)
         fresh = [e for e in made if e.id not in below.vectors.row]
         if fresh:
-            below.vectors.add([e.id for e in fresh], _unit(np.asarray(
+            below.vectors.add([e.id for e in fresh], unit_rows(np.asarray(
                 embedder.encode_passages([e.title for e in fresh]), dtype=np.float32)))
         kept.update((e.id, e) for e in made)
     else:
@@ -268,7 +264,7 @@ def _nearest(vectors: np.ndarray, kept_ids: list[str], hek: HEK, table: _Vectors
     member_position = np.fromiter((position[m] for m in members), dtype=np.int64, count=len(members))
     sizes = np.array([len(c) for c in clusters], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    centroids = _unit(np.add.reduceat(table.matrix[member_rows], starts, axis=0))
+    centroids = unit_rows(np.add.reduceat(table.matrix[member_rows], starts, axis=0))
     probe = min(probe, len(clusters))
     nearest = np.argpartition(-(vectors @ centroids.T), probe - 1, axis=1)[:, :probe]
     column = np.zeros(len(vectors), dtype=np.int64)
@@ -313,7 +309,7 @@ def update_hek(
     new_e1 = [e for e in new_e1 if e.id not in old_ids]
     if new_vectors is None:
         new_vectors = embedder.encode_passages([e.title for e in new_e1]) if new_e1 else np.zeros((0, hek.dim))
-    new_vectors = _unit(np.asarray(new_vectors, dtype=np.float32).reshape(len(new_e1), hek.dim))
+    new_vectors = unit_rows(np.asarray(new_vectors, dtype=np.float32).reshape(len(new_e1), hek.dim))
     kept_ids = list(e1)
     best_column = best_score = None
     if kept_ids and new_e1:
@@ -404,9 +400,8 @@ def update_key(hek: HEK, paths: Sequence[Path], config: UpdateConfig, distill_co
 
 
 def default_out_dir(hek_dir: str | Path, key: str) -> Path:
-    name = str(hek_dir)
-    if name in SHIPPED_HEKS and not Path(name).exists():
-        raise HiexpError(f"the shipped HEK {name!r} cannot take a version beside it: give --out DIR")
+    if is_shipped_name(hek_dir):
+        raise HiexpError(f"the shipped HEK {str(hek_dir)!r} cannot take a version beside it: give --out DIR")
     hek_dir = Path(hek_dir)
     return hek_dir.with_name(f"{hek_dir.name}-{key[:8]}")
 

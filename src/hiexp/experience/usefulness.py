@@ -169,11 +169,8 @@ def compute_usefulness(records: Iterable[Any], reward_key: str = "cem") -> Usefu
 def usefulness_from_files(paths: Sequence[str | Path], reward_key: str = "cem") -> Usefulness:
     """``compute_usefulness`` over trajectory files (rollouts, evaluation ``trajectories.jsonl``)."""
     paths = [Path(p) for p in paths]
-    for path in paths:
-        if not path.is_file():
-            raise HiexpError(f"{path}: no such trajectory file")
 
-    def records():
+    def records():  # a missing file stops here with the reader's own "no such file"
         for path in paths:
             yield from iter_jsonl(path)
 

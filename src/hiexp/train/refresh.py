@@ -87,8 +87,6 @@ class HEKRefresh(TrainerCallback):
         """Update the HEK from the rollouts of the steps since the last refresh; swap it in. Returns the
         update report (None when there was nothing to learn from)."""
         from hiexp.experience.distill import DistillConfig
-        from hiexp.experience.hek import HEK
-        from hiexp.experience.retrieve import ExperienceRetriever
         from hiexp.experience.update import UpdateConfig, update_from_trajectories
 
         output_dir = Path(self.config.output_dir)
@@ -110,18 +108,7 @@ class HEKRefresh(TrainerCallback):
             path, report = update_from_trajectories(self.state.path, [batch], reflector, old_hook.embedder,
                                                     out_dir=out, config=config, distill_config=distill_config,
                                                     show_progress=False)
-        new_hek = HEK.load(path)
-        usefulness = None
-        if self.config.hek_usefulness != "off":
-            from hiexp.experience.usefulness import load_usefulness
-
-            usefulness = load_usefulness(path)
-        hook = ExperienceRetriever(
-            new_hek, old_hook.embedder, top_k=self.config.hek_top_k, threshold=self.config.hek_threshold,
-            exclude_own_question=self.config.hek_exclude_own_question, usefulness=usefulness,
-            usefulness_mode=self.config.hek_usefulness if usefulness is not None else "off", previous=old_hook,
-        )
-        self.rollout.set_hook(hook)
+        new_hek = self._swap_to(path)
         seconds = time.perf_counter() - started
         self.state.history.append({
             "step": step, "hek_version": new_hek.version, "parent": self.state.version, "path": str(path),
@@ -152,16 +139,27 @@ class HEKRefresh(TrainerCallback):
                 self._follow(state.global_step)
         return control
 
-    def _follow(self, step: int) -> None:
+    def _swap_to(self, path: Path) -> Any:
+        """Load the HEK version at ``path`` and hand the rollout its lookup (reusing the E1 index of the one
+        in use); returns the HEK. Every process builds it the same way, usefulness included."""
         from hiexp.experience.hek import HEK
         from hiexp.experience.retrieve import ExperienceRetriever
+        from hiexp.experience.usefulness import load_usefulness
 
-        path = Path(self.config.output_dir) / HEK_VERSIONS_DIR / f"step-{step}"
         old_hook = self.rollout.agent.hook
         new_hek = HEK.load(path)
+        usefulness = load_usefulness(path) if self.config.hek_usefulness != "off" else None
         self.rollout.set_hook(ExperienceRetriever(
             new_hek, old_hook.embedder, top_k=self.config.hek_top_k, threshold=self.config.hek_threshold,
-            exclude_own_question=self.config.hek_exclude_own_question, previous=old_hook))
+            exclude_own_question=self.config.hek_exclude_own_question, usefulness=usefulness,
+            usefulness_mode=self.config.hek_usefulness if usefulness is not None else "off", previous=old_hook,
+        ))
+        return new_hek
+
+    def _follow(self, step: int) -> None:
+        """A process other than the main one: take the version the main process wrote for ``step``."""
+        path = Path(self.config.output_dir) / HEK_VERSIONS_DIR / f"step-{step}"
+        new_hek = self._swap_to(path)
         self.state.path, self.state.version, self.state.last_refresh_step = str(path), new_hek.version, step
         if self.trainer is not None:
             self.trainer.hek_version = new_hek.version
