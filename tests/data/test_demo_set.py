@@ -60,3 +60,23 @@ def test_shipped_demo_rebuilds_byte_for_byte(shared_data, tmp_path):
     examples, corpus = build_demo(tmp_path)
     assert examples.read_bytes() == DEMO_EXAMPLES_FILE.read_bytes()
     assert corpus.read_bytes() == DEMO_CORPUS_FILE.read_bytes()
+
+
+def test_math_demo_splits_are_disjoint_and_from_their_own_gsm8k_file():
+    from hiexp.data import load_dataset
+
+    train = load_dataset("gsm8k-demo", split="train")
+    test = load_dataset("gsm8k-demo", split="test")
+    assert len(train) == len(test) == 200
+    assert all(ex.id.startswith("gsm8k-train-") for ex in train)
+    assert all(ex.id.startswith("gsm8k-") and not ex.id.startswith("gsm8k-train-") for ex in test)
+    assert not {ex.question for ex in train} & {ex.question for ex in test}
+    assert all(ex.metadata["task"] == "math" and ex.golden_answers for ex in train + test)
+
+
+def test_shipped_math_demo_rebuilds_byte_for_byte(shared_data, tmp_path):
+    from hiexp.data.build_demo import build_math_demo
+    from hiexp.data.demo_set import MATH_DEMO_FILE
+
+    assert build_math_demo(tmp_path).read_bytes() == MATH_DEMO_FILE.read_bytes()
+    assert MATH_DEMO_FILE.stat().st_size < 100_000

@@ -1,4 +1,5 @@
-"""The demo set shipped inside the package: 395 HotpotQA dev questions and their paragraphs.
+"""The demo sets shipped inside the package: 395 HotpotQA dev questions and their paragraphs, and 400 GSM8K
+problems for the math task.
 
 Built once from the two HotpotQA distractor files of the shared data (see ``build_demo.py``) and stored as two
 gzip JSONL files next to this module, so that ``hiexp demo`` and the tests need nothing outside the package:
@@ -10,6 +11,9 @@ gzip JSONL files next to this module, so that ``hiexp demo`` and the tests need 
 
 Splits: the 200 questions whose ``sha256("hiexp-demo-split:" + id)`` is smallest form ``test``; the other
 195 form ``train``. The rule depends only on the ids, so it is stable under re-building and reordering.
+``demo/gsm8k.jsonl.gz`` holds the 200 GSM8K train problems and the 200 GSM8K test problems with the smallest
+hash of the same kind: its ``train`` split comes from GSM8K's train file and its ``test`` split from its test
+file, so no problem crosses over.
 """
 
 from __future__ import annotations
@@ -32,6 +36,13 @@ DEMO_DATASET = "hotpotqa"
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 DEMO_EXAMPLES_FILE = DEMO_DIR / "hotpotqa.jsonl.gz"
 DEMO_CORPUS_FILE = DEMO_DIR / "hotpotqa_corpus.jsonl.gz"
+
+# The math demo set: GSM8K problems (MIT), 200 from its train file and 200 from its test file, chosen by the
+# same salted hash of the id, so ``hiexp demo --task math`` distils from train and evaluates on test offline.
+MATH_DEMO_DATASET = "gsm8k-demo"
+MATH_DEMO_FILE = DEMO_DIR / "gsm8k.jsonl.gz"
+MATH_DEMO_SPLIT_SIZE = 200
+MATH_DEMO_SOURCES = {"train": "gsm8k-train", "test": "gsm8k"}
 
 
 def _demo_files() -> tuple[Path, Path]:
@@ -66,6 +77,15 @@ def read_demo_items(skip_bad: bool = False) -> list[RawItem]:
         paragraphs = [(by_id[i].title, by_id[i].text) for i in ex.metadata.get("context_ids", [])]
         items.append(RawItem(ex, paragraphs))
     return items
+
+
+def read_math_demo_items(skip_bad: bool = False) -> list[RawItem]:
+    """The shipped GSM8K demo problems (no paragraphs: the math task has no corpus)."""
+    from hiexp.data.formats import iter_jsonl_records
+
+    if not MATH_DEMO_FILE.exists():
+        raise HiexpError(f"the math demo set is missing from the package ({MATH_DEMO_FILE}); reinstall hiexp")
+    return [RawItem(Example.from_dict(record), []) for _, record in iter_jsonl_records(MATH_DEMO_FILE, skip_bad=skip_bad)]
 
 
 def demo_corpus_path() -> Path:

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hiexp.contracts.example import Example
-from hiexp.data.demo_set import DEMO_DATASET, DEMO_EXAMPLES_FILE, read_demo_items
+from hiexp.data.demo_set import (
+    DEMO_DATASET,
+    DEMO_EXAMPLES_FILE,
+    MATH_DEMO_DATASET,
+    MATH_DEMO_FILE,
+    read_demo_items,
+    read_math_demo_items,
+)
 from hiexp.data.formats import RawItem, passage_id, read_raw_items
 from hiexp.data.paths import find_shared_data_dir, shared_data_dir
 from hiexp.errors import HiexpError
@@ -70,6 +77,10 @@ _SPECS = [
         DEMO_DATASET, (str(DEMO_EXAMPLES_FILE),), description="demo: 395 HotpotQA dev distractor questions, "
         "shipped; splits train (195) / test (200); corpus = their paragraphs", has_context=True,
         licence=_HOTPOT, builtin=True,
+    ),
+    DatasetSpec(
+        MATH_DEMO_DATASET, (str(MATH_DEMO_FILE),), task="math", description="demo: 400 GSM8K problems, shipped; "
+        "splits train (200, from GSM8K train) / test (200, from GSM8K test)", licence="MIT", builtin=True,
     ),
     DatasetSpec(
         "hotpotqa-dev",
@@ -144,6 +155,10 @@ _SPECS = [
     ),
     DatasetSpec(
         "gsm8k", ("math/gsm8k_test.jsonl",), task="math", description="GSM8K test (1319)", split="test",
+        licence="MIT",
+    ),
+    DatasetSpec(
+        "gsm8k-train", ("math/gsm8k_train.jsonl",), task="math", description="GSM8K train (7473)", split="train",
         licence="MIT",
     ),
     DatasetSpec(
@@ -237,7 +252,8 @@ def load_raw(name_or_path: str | Path, skip_bad: bool = False) -> tuple[str, Dat
         paths = [path]
         name = spec.name if spec else _dataset_name_for_path(path)
     if spec is not None and spec.builtin:
-        return name, spec, read_demo_items(skip_bad=skip_bad)
+        reader = read_math_demo_items if spec.task == "math" else read_demo_items
+        return name, spec, reader(skip_bad=skip_bad)
     task = spec.task if spec else None
     split = spec.split if spec else None
     items: list[RawItem] = []

@@ -6,6 +6,10 @@ decisive step and the trap and writes reusable entries as JSON. The default refl
 (self-distillation with the small embedded model), so the prompt stays compact: at most a few attempts
 per side, a few searches per attempt, a sentence of each passage.
 
+For the math task (trajectories whose ``metadata["task"]`` is ``math``) an attempt is its solution steps
+instead of searches, and the step where a failed solution first writes an intermediate result that no
+correct solution reaches is marked: that is where the solutions part ways, the step the reflector explains.
+
 Output: ``e1.jsonl`` (one ``Entry`` per line), ``e1.groups.jsonl`` (one status line per group and
 attempt: ok with its entry count, or failed with the reason) and ``e1.meta.json`` (inputs and their
 hashes, the reflector, the options). A re-run redoes only the groups without an ``ok`` status, so an
@@ -68,6 +72,10 @@ class DistillConfig:
     """Each passage is cut to this many characters."""
     answer_chars: int = 120
     """Answers are cut to this many characters."""
+    max_steps: int = 10
+    """Math: at most this many solution steps shown per attempt (around the step where it parts ways)."""
+    step_chars: int = 200
+    """Math: each solution step is cut to this many characters."""
     max_entries: int = 3
     """Entries asked for (and kept) per group."""
     max_new_tokens: int = 384
@@ -253,6 +261,12 @@ class Group:
     failures: list[Trajectory] = field(default_factory=list)
 
     @property
+    def task(self) -> str:
+        """``math`` when the attempts are math solutions (no searches), else ``qa``."""
+        attempts = self.successes + self.failures
+        return "math" if attempts and all((t.metadata or {}).get("task") == "math" for t in attempts) else "qa"
+
+    @property
     def kind(self) -> str:
         if self.successes and self.failures:
             return "contrastive"
@@ -387,27 +401,99 @@ def format_attempt(trajectory: Trajectory, label: str, success: bool, config: Di
     return "\n".join(lines)
 
 
-def build_prompt(group: Group, config: DistillConfig) -> str:
-    """The reflector prompt for one group (contrastive, or uniform when enabled)."""
+_STEP_SPLIT = re.compile(r"\n+|(?<=[.!?])\s+(?=[A-Z])")
+_RESULT = re.compile(r"=\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)")
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def solution_steps(trajectory: Trajectory) -> list[str]:
+    """A math attempt's reasoning as steps: its lines, long lines split into sentences."""
+    text = "\n".join(t.text for t in trajectory.turns if t.role == "policy")
+    text = re.sub(r"<\|[^|>]*\|>", "\n", text)
+    return [step.strip() for step in _STEP_SPLIT.split(text) if step.strip()]
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:
+        return None
+
+
+def _numbers(text: str) -> set[float]:
+    return {v for v in (_as_number(m) for m in _NUMBER.findall(text)) if v is not None}
+
+
+def parting_step(failure: Trajectory, successes: Sequence[Trajectory], question: str) -> int | None:
+    """The index of the first step of a failed math solution whose computed result (a number after ``=``)
+    appears neither in any successful solution nor in the problem: where the failure left the right path.
+    None when no such step exists (a failure that only mis-states its final answer, say)."""
+    known = _numbers(question)
+    for success in successes:
+        known |= _numbers(" ".join(solution_steps(success)))
+    for index, step in enumerate(solution_steps(failure)):
+        for match in _RESULT.findall(step):
+            value = _as_number(match)
+            if value is not None and not any(abs(value - k) <= 1e-6 * max(1.0, abs(k)) for k in known):
+                return index
+    return None
+
+
+def format_math_attempt(trajectory: Trajectory, label: str, success: bool, config: DistillConfig,
+                        parting: int | None = None) -> str:
+    """One math attempt as numbered steps; the step where it parts ways with the correct ones is marked."""
+    answer = trajectory.answer if trajectory.answer else f"(no answer; stopped: {trajectory.finish})"
+    lines = [f"{label} [{'CORRECT' if success else 'WRONG'}] final answer: {_shorten(answer, config.answer_chars)}"]
+    steps = solution_steps(trajectory)
+    start = 0
+    if parting is not None and parting >= config.max_steps:  # keep the marked step in view
+        start = parting - config.max_steps // 2
+    if start:
+        lines.append(f"  ... {start} earlier steps")
+    for index in range(start, min(len(steps), start + config.max_steps)):
+        mark = ">>" if index == parting else "  "
+        lines.append(f"{mark} step {index + 1}: {_shorten(steps[index], config.step_chars)}")
+    if len(steps) > start + config.max_steps:
+        lines.append(f"  ... {len(steps) - start - config.max_steps} more steps")
+    if parting is not None:
+        lines.append(f"  (step {parting + 1} is the first to reach a result that no correct solution reaches)")
+    return "\n".join(lines)
+
+
+def _attempt_blocks(group: Group, config: DistillConfig) -> list[str]:
     successes = group.successes[: config.max_per_side]
     failures = group.failures[: config.max_per_side]
+    if group.task == "math":
+        blocks = [format_math_attempt(t, f"Solution {i}", True, config) for i, t in enumerate(successes, start=1)]
+        for i, t in enumerate(failures, start=len(blocks) + 1):
+            parting = parting_step(t, successes, group.question) if successes else None
+            blocks.append(format_math_attempt(t, f"Solution {i}", False, config, parting))
+        return blocks
     blocks = [format_attempt(t, f"Attempt {i}", True, config) for i, t in enumerate(successes, start=1)]
     blocks += [
         format_attempt(t, f"Attempt {i}", False, config) for i, t in enumerate(failures, start=len(blocks) + 1)
     ]
+    return blocks
+
+
+def build_prompt(group: Group, config: DistillConfig) -> str:
+    """The reflector prompt for one group (contrastive, or uniform when enabled); math groups get the
+    prompts that contrast solution steps (``distill_*_math.txt``)."""
+    blocks = _attempt_blocks(group, config)
     fields = {
         "question": _shorten(group.question or group.question_id, 400),
         "golden": " / ".join(group.golden_answers[:3]) or "(unknown)",
         "attempts": "\n\n".join(blocks),
         "max_entries": str(config.max_entries),
     }
+    suffix = "_math" if group.task == "math" else ""
     if group.kind == "contrastive":
-        return load_template("distill_contrast.txt").substitute(fields)
+        return load_template(f"distill_contrast{suffix}.txt").substitute(fields)
     if group.kind == "all_success":
         fields.update(outcome_line="All of them got the right answer.", verb="repeat")
     else:
         fields.update(outcome_line="None of them got the right answer.", verb="avoid")
-    return load_template("distill_uniform.txt").substitute(fields)
+    return load_template(f"distill_uniform{suffix}.txt").substitute(fields)
 
 
 def shown_passages(group: Group, config: DistillConfig) -> list[tuple[str, str]]:
@@ -484,6 +570,7 @@ def make_entries(group: Group, parsed, reflector: str, config: DistillConfig) ->
                 "success_ids": sorted(t.id for t in group.successes),
                 "failure_ids": sorted(t.id for t in group.failures),
                 "kind": group.kind,
+                "task": group.task,
             },
         ))
     return entries

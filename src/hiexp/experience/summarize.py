@@ -64,7 +64,10 @@ def build_summary_prompt(members: Sequence[Entry], config: SummarizeConfig) -> s
         if len(text) > config.member_chars:
             text = text[: config.member_chars - 1].rstrip() + "…"
         blocks.append(f"[{number}]\n{text}")
-    return load_template("summarize.txt").substitute(count=str(len(blocks)), members="\n\n".join(blocks))
+    # experience of math solutions is summarised in a solver's words, not a search agent's
+    math = all((entry.sources or {}).get("task") == "math" for entry in members)
+    name = "summarize_math.txt" if math else "summarize.txt"
+    return load_template(name).substitute(count=str(len(blocks)), members="\n\n".join(blocks))
 
 
 def _parse_one(text: str):
