@@ -204,3 +204,49 @@ def test_the_headline_says_when_an_interval_includes_zero():
 
     assert "includes 0" in _headline(comparison(-0.05, 0.15))
     assert "includes 0" not in _headline(comparison(0.01, 0.1))
+
+
+PROBLEM = re.compile(r"Problem: (.+)")
+
+
+def scripted_solver(gold: dict[str, str]):
+    """A math policy: rollouts alternate a right and a wrong solution; greedy is right only with experience."""
+    given: Counter[str] = Counter()
+
+    def reply(prompt: str, params) -> str:
+        if "solutions of one math problem" in prompt:
+            return ('[{"title": "Totals of several equal groups", "description": "Multiply the group size by the '
+                    'number of groups first.", "thinking": "Adding them undercounts.", "tags": ["product"]}]')
+        if "Merge them into ONE" in prompt:
+            return ('{"title": "Count equal groups by multiplying", "description": "Multiply before adding.", '
+                    '"thinking": "Order of steps.", "tags": ["product"]}')
+        problem = PROBLEM.findall(prompt)[-1].split("<|im_end|>")[0].strip()
+        right, wrong = f"Work it out.\n\\boxed{{{gold[problem]}}}", "A guess.\n\\boxed{-1}"
+        if params.temperature > 0:
+            given[problem] += 1
+            return right if given[problem] % 2 == 1 else wrong
+        return right if "<experience>" in prompt else wrong
+
+    return reply
+
+
+def test_math_demo_runs_without_a_retriever_and_reports_pass_at_1(tmp_path, demo_parts):
+    from hiexp.data.demo_set import MATH_DEMO_DATASET
+
+    problems = load_dataset(MATH_DEMO_DATASET, split="train") + load_dataset(MATH_DEMO_DATASET, split="test")
+    gold = {ex.question: ex.golden_answers[0] for ex in problems}
+    policy = ScriptedGenerator(scripted_solver(gold))
+    lines: list[str] = []
+    result = run_demo(DemoConfig(out=str(tmp_path / "demo"), task="math", n=2, n_test=3, k=2, hek="live"),
+                      echo=lines.append, generator=policy, embedder=demo_parts["embedder"])
+    dc = result.comparison.datasets[MATH_DEMO_DATASET]
+    assert dc.task == "math" and dc.accuracy_name == "pass@1" and set(dc.deltas) == {"accuracy", "tokens"}
+    assert (dc.deltas["accuracy"].a, dc.deltas["accuracy"].b) == (0.0, 1.0)
+    md = (tmp_path / "demo" / "report.md").read_text()
+    assert f"| {MATH_DEMO_DATASET} | 3 | pass@1 | 0.0 | 100.0 | +100.0 |" in md
+    assert "pass@1 0.0 → 100.0" in md
+    entries = [json.loads(line) for line in (tmp_path / "demo" / "e1.jsonl").read_text().splitlines()]
+    assert entries and all(e["sources"]["task"] == "math" for e in entries)
+    assert not any("<search>" in p or "<information>" in p for p in policy.prompts)  # no search tool
+    trajectories = [json.loads(line) for line in (tmp_path / "demo" / "trajectories.jsonl").read_text().splitlines()]
+    assert {t["format"] for t in trajectories} == {"math"}

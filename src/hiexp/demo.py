@@ -32,6 +32,9 @@ from hiexp.io import atomic_write_json, check_output_dir, iter_jsonl
 from hiexp.llm import inference_backend
 
 STATE_FILE = "demo.json"
+# The HEK shipped for each task's demo set (``SHIPPED_HEKS``), and the tokens of a math turn (the whole solution).
+SHIPPED_HEK_OF_TASK = {"qa": "demo", "math": "demo-math"}
+MATH_TURN_TOKENS = 768
 
 
 @dataclass
@@ -41,7 +44,10 @@ class DemoConfig:
     wide; ``full`` compares on every test question.
 
     out: output directory (stages, HEK, runs and the report go here).
-    dataset: the dataset with disjoint ``train`` and ``test`` splits (the shipped HotpotQA demo set).
+    task: ``qa`` (multi-hop search on the HotpotQA demo set) or ``math`` (GSM8K word problems solved in one
+      turn with no search tool: the ``math`` format, the ``gsm8k-demo`` set, the shipped math HEK).
+    dataset: the dataset with disjoint ``train`` and ``test`` splits (the shipped HotpotQA demo set; for
+      ``task="math"`` the shipped GSM8K demo set).
     n: training questions for the live rollouts.
     train_questions: which ``n`` training questions: ``contrastive`` draws them from the questions the
       shipped demo HEK was distilled from (where the default policy's rollouts both succeeded and failed, so
@@ -72,6 +78,7 @@ class DemoConfig:
     """
 
     out: str = "runs/demo"
+    task: str = "qa"
     dataset: str = "hotpotqa"
     n: int = 3
     train_questions: str = "contrastive"
@@ -95,7 +102,21 @@ class DemoConfig:
     ablations: bool = False
     resamples: int = 2000
 
+    def __post_init__(self) -> None:
+        if self.task == "math":  # the math task's own defaults, where the QA ones were left in place
+            from hiexp.data.demo_set import MATH_DEMO_DATASET
+
+            if self.dataset == "hotpotqa":
+                self.dataset = MATH_DEMO_DATASET
+            if self.agent.format != "math":
+                self.agent = replace(self.agent, format="math", max_new_tokens=max(self.agent.max_new_tokens,
+                                                                                   MATH_TURN_TOKENS))
+            if self.hek == "demo":
+                self.hek = SHIPPED_HEK_OF_TASK["math"]
+
     def validate(self) -> None:
+        if self.task not in SHIPPED_HEK_OF_TASK:
+            raise HiexpError(f"--task must be qa or math (got {self.task!r})")
         if self.n < 1 or self.n_test < 1:
             raise HiexpError(f"--n and --n-test must be >= 1 (got {self.n}, {self.n_test})")
         if self.k < 2:
@@ -193,6 +214,8 @@ class DemoPipeline:
 
     @property
     def retriever(self):
+        if self.config.task == "math":
+            return None  # the math task has no search tool
         if self._retriever is None:
             from hiexp.components import make_retriever
 
@@ -220,14 +243,18 @@ class DemoPipeline:
         """The training questions of the live rollouts, and how they were chosen (for the report)."""
         c = self.config
         from hiexp.data import DEMO_DATASET
+        from hiexp.data.demo_set import MATH_DEMO_DATASET
+        from hiexp.experience.hek import is_shipped_name
 
-        if c.train_questions == "contrastive" and c.dataset == DEMO_DATASET:
+        shipped = SHIPPED_HEK_OF_TASK[c.task]
+        if c.train_questions == "contrastive" and c.dataset in (DEMO_DATASET, MATH_DEMO_DATASET) \
+                and is_shipped_name(shipped):
             import random
 
             from hiexp.data import load_dataset
             from hiexp.experience.hek import HEK
 
-            sources = {str(e.sources.get("question_id")) for e in HEK.load("demo").level("E1")}
+            sources = {str(e.sources.get("question_id")) for e in HEK.load(shipped).level("E1")}
             pool = [e for e in load_dataset(c.dataset, split="train") if str(e.id) in sources]
             if len(pool) >= c.n:
                 chosen = sorted(random.Random(c.seed).sample(range(len(pool)), c.n))
@@ -381,11 +408,14 @@ class DemoPipeline:
             "model": getattr(self._generator, "model_id", c.model) if self._generator else c.model,
             "reflector": c.reflector or "the policy itself (self-distillation)",
             "embedder": c.embedder,
-            "agent": f"max {c.agent.max_turns} searches, {c.agent.top_k} passages each, "
-                     f"{c.agent.max_new_tokens} tokens per turn, {c.agent.max_tokens} per episode",
+            "agent": (f"math format: one solution, no search tool, {c.agent.max_new_tokens} tokens"
+                      if c.task == "math" else
+                      f"max {c.agent.max_turns} searches, {c.agent.top_k} passages each, "
+                      f"{c.agent.max_new_tokens} tokens per turn, {c.agent.max_tokens} per episode"),
             "sampling": f"rollouts T={c.rollout_temperature}, evaluation T={c.eval_temperature}, seed {c.seed}",
-            "experience": f"top-{c.experience_top_k} E2/E3 at the start; E1 at search time if cos >= "
-                          f"{c.experience_threshold}",
+            "experience": f"top-{c.experience_top_k} E2/E3 at the start; E1 "
+                          f"{'matched on the problem, at the start' if c.task == 'math' else 'at search time'} "
+                          f"if cos >= {c.experience_threshold}",
             "HEK of the with-arm": _describe_hek(c.hek, hek),
             "HEK built in this run": f"{_counts(live)} from {c.n} train questions x {c.k} rollouts "
                                      f"(success = {c.success} >= {c.success_threshold:g})",
@@ -395,7 +425,7 @@ class DemoPipeline:
             extra.append(HekSection("The HEK built in this run", list(live.entries), live.version,
                                     "Distilled live from this run's rollouts; shown here, not used in the comparison."))
         self.report_paths = write_report(self.out, ReportInputs(
-            title=f"experience-guided search on {c.dataset}",
+            title=f"experience-guided {'problem solving' if c.task == 'math' else 'search'} on {c.dataset}",
             comparison=comparison,
             entries=list(hek.entries),
             trajectories=list(iter_jsonl(self.trajectories, skip_bad=True)),
@@ -497,7 +527,9 @@ def _describe_metrics(metrics: Any) -> str:
         return ""
     parts = []
     for dataset, m in metrics.items():
-        if isinstance(m, dict) and "em" in m:
+        if isinstance(m, dict) and m.get("task") == "math":
+            parts.append(f"{dataset}: pass@1 {100 * m['em']:.1f}")
+        elif isinstance(m, dict) and "em" in m:
             parts.append(f"{dataset}: EM {100 * m['em']:.1f}, F1 {100 * m.get('f1', 0):.1f}")
     return "; ".join(parts)
 
@@ -521,16 +553,17 @@ def _headline(comparison: Any) -> str:
     """One paragraph: the effect of experience per metric with its interval, and whether it is clear of 0."""
     for dataset, dc in comparison.datasets.items():
         parts, unclear = [], []
-        for metric in ("em", "cem", "f1"):
+        for metric in (("accuracy",) if dc.task == "math" else ("em", "cem", "f1")):
             d = dc.deltas.get(metric)
             if d is None:
                 continue
+            name = dc.accuracy_name if metric == "accuracy" else metric.upper()
             parts.append(
-                f"{metric.upper()} {100 * d.a:.1f} → {100 * d.b:.1f} ({100 * d.delta:+.1f} points, "
+                f"{name} {100 * d.a:.1f} → {100 * d.b:.1f} ({100 * d.delta:+.1f} points, "
                 f"{int(round(comparison.confidence * 100))}% interval [{100 * d.low:+.1f}, {100 * d.high:+.1f}])"
             )
             if d.low <= 0 <= d.high:
-                unclear.append(metric.upper())
+                unclear.append(name)
         text = f"On {dc.n} {dataset} test questions, with the HEK: " + "; ".join(parts) + "."
         if unclear:
             text += (f" The interval of {', '.join(unclear)} includes 0: on this many questions the run cannot tell "

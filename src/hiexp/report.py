@@ -112,7 +112,7 @@ def _environment():
 
 
 def render_chart(comparison: Comparison, path: Path, label_a: str, label_b: str) -> None:
-    """Bars of EM/CEM/F1 for both arms (left) and the deltas with their intervals (right), per dataset."""
+    """Bars of EM/CEM/F1 (math: Pass@1 or Avg@k) for both arms (left) and the deltas with their intervals (right), per dataset."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,10 +120,15 @@ def render_chart(comparison: Comparison, path: Path, label_a: str, label_b: str)
     import numpy as np
 
     datasets = list(comparison.datasets)
-    labels = [f"{d}\n{m.upper()}" if len(datasets) > 1 else m.upper() for d in datasets for m in SCORE_METRICS]
+
+    def scores(dataset: str) -> list[tuple[str, str]]:  # (metric key, label); a math dataset has one accuracy
+        dc = comparison.datasets[dataset]
+        return [("accuracy", dc.accuracy_name)] if dc.task == "math" else [(m, m.upper()) for m in SCORE_METRICS]
+
+    labels = [f"{d}\n{label}" if len(datasets) > 1 else label for d in datasets for _, label in scores(d)]
     a, b, delta, low, high = [], [], [], [], []
     for dataset in datasets:
-        for metric in SCORE_METRICS:
+        for metric, _ in scores(dataset):
             d = comparison.datasets[dataset].deltas.get(metric)
             a.append(100 * d.a if d else 0.0)
             b.append(100 * d.b if d else 0.0)

@@ -111,3 +111,58 @@ def test_baseline_without_the_tag_falls_back_to_the_bare_reply(tmp_path):
     assert m["toy"]["em"] == 1.0 and m["toy"]["finish"] == {"answer": 1}
     t = json.loads((tmp_path / "trajectories" / "toy.jsonl").read_text())
     assert t["answer"] == "Paris" and t["metadata"]["answer_without_tag"] is True
+
+
+def _math_examples():
+    return [Example(f"m{i}", f"What is {i} plus {i}?", [str(2 * i)], {"task": "math", "dataset": "toy-math"})
+            for i in range(1, 4)]
+
+
+def _math_solver(right_on: set[int]):
+    """Right on the problems in ``right_on``; with sampling, right on every other sample."""
+    count: dict[str, int] = {}
+
+    def reply(prompt, params):
+        i = int(prompt.rsplit("What is ", 1)[1].split(" ")[0])
+        if params.temperature > 0:
+            count[i] = count.get(i, 0) + 1
+            return f"\\boxed{{{2 * i if count[i] % 2 else -1}}}"
+        return f"\\boxed{{{2 * i if i in right_on else -1}}}"
+
+    return reply
+
+
+def test_math_eval_with_k_samples_reports_avg_at_k_and_pass_at_k(tmp_path):
+    from hiexp.eval.compare import compare_runs
+
+    config = AgentConfig(format="math", max_new_tokens=64, temperature=0.0)
+    greedy = run_eval({"toy-math": _math_examples()}, ScriptedGenerator(_math_solver({1})), None, "agent",
+                      tmp_path / "greedy", config=config)
+    assert greedy["toy-math"]["task"] == "math" and "samples" not in greedy["toy-math"]
+    assert greedy["toy-math"]["em"] == pytest.approx(1 / 3)
+    assert "pass@1 33.3" in (tmp_path / "greedy" / "table.md").read_text()
+
+    sampled = run_eval({"toy-math": _math_examples()}, ScriptedGenerator(_math_solver(set())), None, "agent",
+                       tmp_path / "sampled", config=AgentConfig(format="math", max_new_tokens=64, temperature=0.7),
+                       samples=4)
+    m = sampled["toy-math"]
+    assert (m["samples"], m["n"], m["em"], m["pass@4"]) == (4, 3, 0.5, 1.0)
+    predictions = [json.loads(line) for line in (tmp_path / "sampled" / "predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 12 and sorted({p["sample"] for p in predictions}) == [0, 1, 2, 3]
+    assert "avg@4 50.0" in (tmp_path / "sampled" / "table.md").read_text()
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        comparison = compare_runs(tmp_path / "greedy", tmp_path / "sampled")
+    dc = comparison.datasets["toy-math"]
+    assert dc.task == "math" and dc.samples == (1, 4) and dc.accuracy_name == "avg@1/4"
+    assert set(dc.deltas) == {"accuracy", "tokens"}
+    assert dc.deltas["accuracy"].a == pytest.approx(1 / 3) and dc.deltas["accuracy"].b == pytest.approx(0.5)
+
+
+def test_several_greedy_samples_are_refused(tmp_path):
+    with pytest.raises(HiexpError, match="temperature above 0"):
+        run_eval({"toy-math": _math_examples()}, ScriptedGenerator(_math_solver(set())), None, "agent",
+                 tmp_path / "x", config=AgentConfig(format="math", temperature=0.0), samples=3)

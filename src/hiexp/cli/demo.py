@@ -17,10 +17,11 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         out: str = typer.Option(_D.out, "--out", help="Output directory; re-running reuses finished stages."),
+        task: str = typer.Option(_D.task, "--task", help="qa (multi-hop search on the HotpotQA demo set) or math (GSM8K word problems, no search tool)."),
         n: int = typer.Option(_D.n, "--n", help="Training questions for the live rollouts (train split)."),
         train_questions: str = typer.Option(_D.train_questions, "--train-questions", help="Live training questions: contrastive (those the shipped HEK came from, where rollouts both succeed and fail) or random."),
         n_test: int = typer.Option(_D.n_test, "--n-test", help="Test questions for the with/without evaluation."),
-        hek: str = typer.Option(_D.hek, "--hek", help="Experience of the with-arm: demo (the HEK shipped with hiexp), live (the one this run builds) or a HEK directory."),
+        hek: str = typer.Option(_D.hek, "--hek", help="Experience of the with-arm: demo (the HEK shipped with hiexp for the task), live (the one this run builds) or a HEK directory."),
         full: bool = typer.Option(False, "--full", help="Compare on every test question (200), with the ablations (hours on CPU)."),
         success: str = typer.Option(_D.success, "--success", help="Reward that marks a rollout a success: em, cem or f1."),
         success_threshold: float = typer.Option(_D.success_threshold, "--success-threshold", help="A rollout succeeds when that reward is at least this."),
@@ -36,7 +37,7 @@ def register(app: typer.Typer) -> None:
         ablations: bool = typer.Option(False, "--ablations", help="Also evaluate without E1 and without E2/E3."),
         restart: bool = typer.Option(False, "--restart", help="Discard an earlier demo run in --out and start over."),
     ) -> None:
-        """Run the whole HiExp loop on the shipped HotpotQA demo set and write a report.
+        """Run the whole HiExp loop on a shipped demo set (HotpotQA; GSM8K with --task math) and write a report.
 
         Stages: rollouts on the train split (K samples per question) → contrastive distillation → HEK →
         evaluation without and with experience on the disjoint test split (same questions, same seeds) →
@@ -48,8 +49,12 @@ def register(app: typer.Typer) -> None:
         from hiexp.demo import run_demo
         from hiexp.eval.compare import comparison_markdown
 
+        if task == "math" and max_new_tokens is None:
+            from hiexp.demo import MATH_TURN_TOKENS
+
+            max_new_tokens = MATH_TURN_TOKENS
         config = DemoConfig(
-            out=out, n=n, train_questions=train_questions, n_test=n_test, hek=hek, full=full, k=k, model=model,
+            out=out, task=task, n=n, train_questions=train_questions, n_test=n_test, hek=hek, full=full, k=k, model=model,
             backend=backend, reflector=reflector, embedder=embedder, seed=seed, ablations=ablations, success=success,
             success_threshold=success_threshold,
             agent=AgentConfig(max_turns=max_turns, max_tokens=max_tokens,

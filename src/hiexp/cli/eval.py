@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
         fmt: str = FORMAT_OPTION,
         seed: int = typer.Option(0, "--seed", help="Seed of the question draw and of the episodes."),
         temperature: float = typer.Option(0.0, "--temperature", help="Sampling temperature (0 = greedy, the default for evaluation)."),
+        samples: int = typer.Option(1, "--samples", help="Episodes per question (k > 1 needs --temperature > 0): metrics are then Avg@k, with pass@k beside them."),
         top_k: int = TOP_K_OPTION,
         max_turns: int = MAX_TURNS_OPTION,
         max_tokens: int = MAX_TOKENS_OPTION,
@@ -81,7 +82,7 @@ def register(app: typer.Typer) -> None:
         generator = make_generator(model, backend)
         start = time.perf_counter()
         metrics = run_eval(datasets, generator, retriever, method, out, hook=hook, n=n, config=config,
-                           split=None if split == "all" else split, seed=seed, index=index)
-        console.print(Markdown(render_table(metrics, method)))
+                           split=None if split == "all" else split, seed=seed, index=index, samples=samples)
+        console.print(Markdown(render_table(metrics, method, {k: m.get("task", "qa") for k, m in metrics.items()})))
         console.print(f"wall time {time.perf_counter() - start:.1f} s; wrote {out}/metrics.json, predictions.jsonl, "
                       "manifest.json, table.md")

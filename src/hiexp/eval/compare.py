@@ -21,6 +21,9 @@ from hiexp.io import iter_jsonl
 
 METRICS = ("em", "cem", "f1", "searches", "tokens")
 SCORE_METRICS = ("em", "cem", "f1")
+# Math datasets: EM, CEM and F1 are one answer-equivalence score, shown as Pass@1 (one greedy sample per
+# problem) or Avg@k (the mean over k samples); there are no searches.
+MATH_METRICS = ("accuracy", "tokens")
 
 # Manifest keys that may differ between the two arms of a with/without-HEK comparison.
 EXPECTED_DIFFERENCES = {
@@ -49,6 +52,17 @@ class DatasetComparison:
     only_a: int
     only_b: int
     deltas: dict[str, Delta] = field(default_factory=dict)
+    task: str = "qa"
+    samples: tuple[int, int] = (1, 1)
+    """Episodes per question in A and in B (the k of Avg@k)."""
+
+    @property
+    def accuracy_name(self) -> str:
+        """``pass@1``, ``avg@k``, or ``avg@kA/kB`` when the two runs sampled differently."""
+        ka, kb = self.samples
+        if ka == kb:
+            return "pass@1" if ka <= 1 else f"avg@{ka}"
+        return f"avg@{ka}/{kb}"
 
 
 @dataclass
@@ -111,12 +125,16 @@ def load_scores(run_dir: str | Path) -> dict[str, dict[str, dict[str, float]]]:
         for metric, value in values.items():
             if value is not None:
                 slot[metric].append(value)
+        slot.setdefault("task", []).append(record.get("task") or "qa")
     out: dict[str, dict[str, dict[str, float]]] = {}
     for dataset, questions in sums.items():
-        out[dataset] = {
-            qid: {m: (float(np.mean(v)) if v else float("nan")) for m, v in slot.items()}
-            for qid, slot in questions.items()
-        }
+        out[dataset] = {}
+        for qid, slot in questions.items():
+            tasks = slot.pop("task")
+            scores = {m: (float(np.mean(v)) if v else float("nan")) for m, v in slot.items()}
+            scores["samples"] = float(len(tasks))
+            scores["math"] = float(all(t == "math" for t in tasks))
+            out[dataset][qid] = scores
     return out
 
 
@@ -183,6 +201,9 @@ def compare_runs(
 ) -> Comparison:
     """Per-dataset deltas (B - A) of EM, CEM, F1, searches and tokens per question with paired intervals.
 
+    On a math dataset the score is one accuracy (``accuracy``, shown as Pass@1 or Avg@k: samples of a
+    question are averaged before the questions are paired) and tokens.
+
     Only questions present in both runs count. Refuses (``HiexpError``) when the runs share no question;
     warns when their manifests differ in anything but the HEK.
     """
@@ -206,9 +227,14 @@ def compare_runs(
                 f"{dataset}: compared on the {len(shared)} shared questions "
                 f"({comparison.only_a} only in A, {comparison.only_b} only in B)"
             )
-        for offset, metric in enumerate(METRICS):
-            va = np.array([qa[q][metric] for q in shared], dtype=np.float64)
-            vb = np.array([qb[q][metric] for q in shared], dtype=np.float64)
+        is_math = all(qa[q].get("math") and qb[q].get("math") for q in shared)
+        if is_math:
+            comparison.task = "math"
+            comparison.samples = (int(max(qa[q]["samples"] for q in shared)), int(max(qb[q]["samples"] for q in shared)))
+        for offset, metric in enumerate(MATH_METRICS if is_math else METRICS):
+            source = "em" if metric == "accuracy" else metric
+            va = np.array([qa[q][source] for q in shared], dtype=np.float64)
+            vb = np.array([qb[q][source] for q in shared], dtype=np.float64)
             keep = ~(np.isnan(va) | np.isnan(vb))
             va, vb = va[keep], vb[keep]
             if va.size == 0:
@@ -227,7 +253,7 @@ def compare_runs(
 
 
 def _fmt(metric: str, value: float, signed: bool = False) -> str:
-    if metric in SCORE_METRICS:
+    if metric in SCORE_METRICS or metric == "accuracy":
         return f"{value * 100:+.1f}" if signed else f"{value * 100:.1f}"
     return f"{value:+.2f}" if signed else f"{value:.2f}"
 
@@ -241,7 +267,7 @@ def comparison_rows(comparison: Comparison) -> list[list[str]]:
                 [
                     dataset,
                     str(dc.n),
-                    metric,
+                    dc.accuracy_name if metric == "accuracy" else metric,
                     _fmt(metric, d.a),
                     _fmt(metric, d.b),
                     _fmt(metric, d.delta, signed=True),

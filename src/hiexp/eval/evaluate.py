@@ -33,9 +33,9 @@ from hiexp.io import (
 METHODS = ("agent", "rag", "closed-book")
 # Manifest keys that must agree when an output directory is reused (otherwise a resume would mix runs).
 _RESUME_KEYS = ("method", "model", "format", "prompt_template_hash", "top_k", "max_turns", "max_tokens",
-                "max_new_tokens", "temperature", "top_p", "seed", "hek_version", "split", "n", "engine")
+                "max_new_tokens", "temperature", "top_p", "seed", "hek_version", "split", "n", "engine", "samples")
 # Keys added after runs were first written: an old manifest without one is not a mismatch.
-_LATER_KEYS = ("engine",)
+_LATER_KEYS = ("engine", "samples")
 
 
 def dataset_slug(name: str) -> str:
@@ -45,7 +45,11 @@ def dataset_slug(name: str) -> str:
 
 
 def summarise(trajectories: list[Any]) -> dict[str, Any]:
-    """Mean EM / CEM / F1, searches and tokens per question, and finish-reason counts."""
+    """Mean EM / CEM / F1, searches and tokens per episode, and finish-reason counts.
+
+    With several samples per question the means are over every sample (Avg@k); ``samples`` is k and
+    ``pass@k`` the share of questions that at least one sample got right (by EM).
+    """
     n = len(trajectories)
     if n == 0:
         return {"em": 0.0, "cem": 0.0, "f1": 0.0, "searches": 0.0, "tokens": 0.0, "n": 0, "finish": {}}
@@ -53,26 +57,55 @@ def summarise(trajectories: list[Any]) -> dict[str, Any]:
     def mean(values: list[float]) -> float:
         return float(sum(values) / n)
 
-    return {
+    by_question: dict[str, list[float]] = {}
+    for t in trajectories:
+        by_question.setdefault(t.question_id, []).append(t.rewards.get("em", 0.0))
+    samples = max(len(v) for v in by_question.values())
+    summary = {
         "em": mean([t.rewards.get("em", 0.0) for t in trajectories]),
         "cem": mean([t.rewards.get("cem", 0.0) for t in trajectories]),
         "f1": mean([t.rewards.get("f1", 0.0) for t in trajectories]),
         "searches": mean([t.num_searches for t in trajectories]),
         "tokens": mean([t.num_tokens for t in trajectories]),
-        "n": n,
+        "n": len(by_question),
         "finish": dict(sorted(Counter(t.finish for t in trajectories).items())),
     }
+    if samples > 1:
+        summary["samples"] = samples
+        summary[f"pass@{samples}"] = float(sum(max(v) >= 1.0 for v in by_question.values()) / len(by_question))
+    return summary
 
 
-def render_table(metrics: dict[str, dict[str, Any]], method: str) -> str:
-    """A markdown table of the per-dataset metrics (scores in percent)."""
-    lines = [f"method: {method}", "",
-             "| dataset | n | EM | CEM | F1 | searches/q | tokens/q | finish |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for name, m in metrics.items():
-        finish = ", ".join(f"{k} {v}" for k, v in m.get("finish", {}).items())
-        lines.append(f"| {name} | {m['n']} | {100 * m['em']:.1f} | {100 * m['cem']:.1f} | {100 * m['f1']:.1f} | "
-                     f"{m['searches']:.2f} | {m['tokens']:.1f} | {finish} |")
+def accuracy_name(samples: int) -> str:
+    """What the field calls a math accuracy: Pass@1 for one (greedy) sample, Avg@k for the mean of k."""
+    return "pass@1" if samples <= 1 else f"avg@{samples}"
+
+
+def render_table(metrics: dict[str, dict[str, Any]], method: str, tasks: dict[str, str] | None = None) -> str:
+    """A markdown table of the per-dataset metrics (scores in percent); math datasets (``tasks``) get one
+    accuracy column, Pass@1 or Avg@k, instead of EM / CEM / F1, which are equal for them."""
+    tasks = tasks or {}
+    lines = [f"method: {method}", ""]
+    qa = {k: m for k, m in metrics.items() if tasks.get(k, "qa") != "math"}
+    math = {k: m for k, m in metrics.items() if tasks.get(k, "qa") == "math"}
+    if qa:
+        lines += ["| dataset | n | EM | CEM | F1 | searches/q | tokens/q | finish |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+        for name, m in qa.items():
+            finish = ", ".join(f"{k} {v}" for k, v in m.get("finish", {}).items())
+            lines.append(f"| {name} | {m['n']} | {100 * m['em']:.1f} | {100 * m['cem']:.1f} | {100 * m['f1']:.1f} | "
+                         f"{m['searches']:.2f} | {m['tokens']:.1f} | {finish} |")
+    if math:
+        if qa:
+            lines.append("")
+        lines += ["| dataset | n | samples | accuracy | pass@k | tokens/q | finish |",
+                  "| --- | ---: | ---: | --- | ---: | ---: | --- |"]
+        for name, m in math.items():
+            k = int(m.get("samples", 1))
+            finish = ", ".join(f"{key} {v}" for key, v in m.get("finish", {}).items())
+            pass_k = f"{100 * m[f'pass@{k}']:.1f}" if k > 1 else ""
+            lines.append(f"| {name} | {m['n']} | {k} | {accuracy_name(k)} {100 * m['em']:.1f} | {pass_k} | "
+                         f"{m['tokens']:.1f} | {finish} |")
     return "\n".join(lines) + "\n"
 
 
@@ -113,7 +146,7 @@ def _check_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
 def run_eval(datasets: list[str] | dict[str, list[Example]], generator: Any, retriever: Any | None, method: str,
              out_dir: str | Path, hook: ExperienceHook | None = None, n: int | None = None,
              config: AgentConfig | None = None, split: str | None = "test", seed: int = 0,
-             progress: bool = True, index: str | None = None) -> dict[str, dict[str, Any]]:
+             progress: bool = True, index: str | None = None, samples: int = 1) -> dict[str, dict[str, Any]]:
     """Evaluate ``method`` on each dataset and write the run directory; returns the metrics dict.
 
     Args:
@@ -130,13 +163,19 @@ def run_eval(datasets: list[str] | dict[str, list[Example]], generator: Any, ret
         split: dataset split (``test`` for the demo set); None keeps every record.
         seed: seed of the subsample and of the episodes.
         index: what ``retriever`` was loaded from, for the manifest only.
+        samples: episodes per question (k); with k > 1 (and a temperature above 0) the metrics are Avg@k,
+            the mean over every sample, and ``pass@k`` is reported beside them.
     """
     import hiexp
     from hiexp.agent.formats import make_format
 
     if method not in METHODS:
         raise HiexpError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if samples < 1:
+        raise HiexpError(f"samples must be >= 1, got {samples}")
     config = config or AgentConfig()
+    if samples > 1 and config.temperature <= 0:
+        raise HiexpError(f"{samples} samples per question need a temperature above 0 (greedy samples are all the same)")
     out_dir = Path(out_dir)
     if isinstance(datasets, dict):
         loaded = {name: list(examples) for name, examples in datasets.items()}
@@ -177,6 +216,7 @@ def run_eval(datasets: list[str] | dict[str, list[Example]], generator: Any, ret
         "seed": seed,
         "split": split,
         "n": n,
+        "samples": samples,
         "datasets": {name: len(ex) for name, ex in loaded.items()},
         "hek_version": hek_version,
         "experience": _experience_settings(hook) if hek_version is not None else None,
@@ -191,23 +231,26 @@ def run_eval(datasets: list[str] | dict[str, list[Example]], generator: Any, ret
     for name, examples in loaded.items():
         agent = SearchAgent(generator, retrievers[name], config, hook if method == "agent" else None)
         path = out_dir / "trajectories" / f"{dataset_slug(name)}.jsonl"
-        run_rollouts(examples, agent, 1, path, seed=seed, progress=progress, method=method)
-        by_id = {t.question_id: t for t in read_trajectories(path) if t.sample == 0}
-        missing = [ex.id for ex in examples if ex.id not in by_id]
+        run_rollouts(examples, agent, samples, path, seed=seed, progress=progress, method=method)
+        by_id = {(t.question_id, t.sample): t for t in read_trajectories(path) if t.sample < samples}
+        missing = [ex.id for ex in examples for s in range(samples) if (ex.id, s) not in by_id]
         if missing:
-            raise HiexpError(f"{path}: no trajectory for {len(missing)} questions (e.g. {missing[0]}); re-run to resume")
-        trajs = [by_id[ex.id] for ex in examples]
+            raise HiexpError(f"{path}: no trajectory for {len(missing)} episodes (e.g. {missing[0]}); re-run to resume")
+        trajs = [by_id[(ex.id, s)] for ex in examples for s in range(samples)]
         metrics[name] = summarise(trajs)
+        task = next((str(ex.metadata.get("task")) for ex in examples if ex.metadata.get("task")), "qa")
+        metrics[name]["task"] = task
         for t in trajs:
             predictions.append({
-                "dataset": name, "id": t.question_id, "question": t.question, "golden_answers": t.golden_answers,
+                "dataset": name, "task": task, "id": t.question_id, "sample": t.sample, "question": t.question,
+                "golden_answers": t.golden_answers,
                 "prediction": t.answer, "em": t.rewards.get("em", 0.0), "cem": t.rewards.get("cem", 0.0),
                 "f1": t.rewards.get("f1", 0.0), "searches": t.num_searches, "tokens": t.num_tokens,
                 "finish": t.finish, "trajectory_id": t.id, "queries": t.queries,
             })
     atomic_write_jsonl(out_dir / "predictions.jsonl", predictions)
     atomic_write_json(out_dir / "metrics.json", metrics)
-    atomic_write_text(out_dir / "table.md", render_table(metrics, method))
+    atomic_write_text(out_dir / "table.md", render_table(metrics, method, {k: m["task"] for k, m in metrics.items()}))
     return metrics
 
 
