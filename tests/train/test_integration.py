@@ -100,3 +100,47 @@ def test_hiexp_grpo_step_with_agent_bm25_and_hek(tmp_path, tiny_tokenizer, make_
     assert record["searches_per_episode"] == 1.0
     assert record["reward_mean"] == 0.5 and record["zero_std_frac"] == 1.0  # each question: equal rewards
     assert record["experience_tokens"] > 0
+
+
+class ScriptedSolutionGenerator:
+    """Token-in/token-out double for the math format: a right solution for the even samples, a wrong one for
+    the odd, so every group of two has one success and one failure (a non-zero advantage)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.model_id = "scripted-math"
+        self.model = None
+        self.calls = 0
+
+    def generate(self, prompts, params):
+        out = []
+        for _ in prompts:
+            text = " 3 + 4 = 7 \\boxed{7}" if self.calls % 2 == 0 else " 3 + 4 = 8 \\boxed{8}"
+            self.calls += 1
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            out.append(Generation(text=text, token_ids=ids, logprobs=None, finish_reason="stop", stop=None))
+        return out
+
+
+def test_a_grpo_step_on_math_problems_uses_no_retriever_and_grades_by_equivalence(tmp_path, tiny_tokenizer,
+                                                                                   make_tiny_model):
+    from hiexp.contracts.example import Example
+    from hiexp.train.config import load_config, resolve_config_path
+    from hiexp.train.runner import TrainComponents, run_training
+
+    shipped = load_config(resolve_config_path("math-cpu"))
+    assert shipped.dataset == "gsm8k-demo" and shipped.agent.format == "math"
+    examples = [Example(id=f"m{i}", question=f"Add 3 and 4 ({i}).", golden_answers=["7"], metadata={"task": "math"})
+                for i in range(2)]
+    config = tiny_config(tmp_path, steps=1, agent={"format": "math", "max_new_tokens": 64, "max_tokens": 128,
+                                                   "reward_metric": "em"})
+    parts = TrainComponents(model=make_tiny_model(), tokenizer=tiny_tokenizer, examples=examples,
+                            generator=ScriptedSolutionGenerator(tiny_tokenizer))
+    summary = run_training(config, parts=parts)
+    assert summary["steps"] == 1
+    trajectories = [Trajectory.from_dict(r) for r in read_jsonl(tmp_path / "run" / "rollouts.jsonl")]
+    assert len(trajectories) == 4 and {t.format for t in trajectories} == {"math"}
+    assert sorted(t.rewards["em"] for t in trajectories) == [0.0, 0.0, 1.0, 1.0]
+    assert all(t.num_searches == 0 and not t.passage_ids for t in trajectories)
+    record = read_jsonl(tmp_path / "run" / "metrics.jsonl")[0]
+    assert record["reward_mean"] == 0.5 and record["zero_std_frac"] == 0.0  # each group: one right, one wrong

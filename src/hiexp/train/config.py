@@ -303,13 +303,15 @@ PACKAGED_CONFIGS = Path(__file__).parent / "configs"
 
 
 def resolve_config_path(value: str | None) -> Path | None:
-    """A config file path, or the name of a config shipped with hiexp (``cpu`` -> ``train/configs/train_cpu.yaml``)."""
+    """A config file path, or the name of a config shipped with hiexp (``cpu`` -> ``train/configs/train_cpu.yaml``,
+    ``math-cpu`` -> ``train_math_cpu.yaml``)."""
     if value is None:
         return None
     path = Path(value)
     if path.exists() or path.suffix in (".yaml", ".yml"):
         return path
-    for candidate in (PACKAGED_CONFIGS / f"train_{value}.yaml", PACKAGED_CONFIGS / f"{value}.yaml"):
+    name = value.replace("-", "_")  # ``math-cpu`` -> ``train_math_cpu.yaml``
+    for candidate in (PACKAGED_CONFIGS / f"train_{name}.yaml", PACKAGED_CONFIGS / f"{name}.yaml"):
         if candidate.exists():
             return candidate
     return path

@@ -138,6 +138,8 @@ def load_examples(config: TrainConfig) -> list[Any]:
 
 
 def _load_retriever(config: TrainConfig) -> Any:
+    if agent_config(config).format == "math":
+        return None  # the math task has no search tool
     from hiexp.components import make_retriever
 
     return make_retriever(config.index, dataset=config.dataset)
