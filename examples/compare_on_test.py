@@ -9,6 +9,11 @@ re-run continues where it stopped.
     python examples/compare_on_test.py --out runs/test-1.5b --hek demo
     python examples/compare_on_test.py --out runs/test-1.5b-2wiki --data 2wiki --split all --hek demo
     python examples/compare_on_test.py --out runs/dev --split train --exclude-sources-of demo --n 40 --hek demo
+    python examples/compare_on_test.py --out runs/math --data gsm8k-demo --arms agent,hek,other-hek \
+        --hek demo-math --other-hek demo
+
+A math dataset is solved in the ``math`` format (no search tool, 768 tokens) and scored by one accuracy,
+Pass@1. ``other-hek`` is an arm with a second HEK (``--other-hek``), e.g. one built on another task.
 
 Writes ``table.md`` (scores, searches, tokens and seconds per question for each arm, then the deltas with
 paired bootstrap 95% intervals) into ``--out`` after every prefix, and prints it at the end.
@@ -22,12 +27,14 @@ import time
 import warnings
 from pathlib import Path
 
-ARMS = ("closed-book", "rag", "agent", "hek", "hek-no-e1", "hek-no-e2e3")
+ARMS = ("closed-book", "rag", "agent", "hek", "hek-no-e1", "hek-no-e2e3", "other-hek")
 # arm -> (method, ablation or None)
 _ARM_METHOD = {"closed-book": ("closed-book", None), "rag": ("rag", None), "agent": ("agent", None),
-               "hek": ("agent", "full"), "hek-no-e1": ("agent", "no-e1"), "hek-no-e2e3": ("agent", "no-e2e3")}
+               "hek": ("agent", "full"), "hek-no-e1": ("agent", "no-e1"), "hek-no-e2e3": ("agent", "no-e2e3"),
+               "other-hek": ("agent", "full")}
 # (baseline arm, arm) pairs whose difference is reported
-_DELTAS = (("agent", "hek"), ("agent", "hek-no-e1"), ("agent", "hek-no-e2e3"), ("rag", "agent"), ("rag", "hek"))
+_DELTAS = (("agent", "hek"), ("agent", "hek-no-e1"), ("agent", "hek-no-e2e3"), ("agent", "other-hek"),
+           ("rag", "agent"), ("rag", "hek"))
 
 
 def main() -> None:
@@ -39,6 +46,7 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=25, help="questions added to every arm per round")
     parser.add_argument("--arms", default="closed-book,rag,agent,hek", help=f"comma-separated, of {', '.join(ARMS)}")
     parser.add_argument("--hek", default="demo", help="HEK of the hek arms: a directory or a shipped name")
+    parser.add_argument("--other-hek", default=None, help="HEK of the other-hek arm (e.g. one built on another task)")
     parser.add_argument("--e1-threshold", type=float, default=0.8,
                         help="least cosine of a search query to an E1 title for the entry to join the passages")
     parser.add_argument("--top-k", type=int, default=5, help="E2/E3 entries in the system prompt")
@@ -70,15 +78,21 @@ def main() -> None:
         examples = [e for e in examples if str(e.id) not in seen]
     if args.n is not None:
         examples = examples[: args.n]
+    if "other-hek" in arms and not args.other_hek:
+        parser.error("the other-hek arm needs --other-hek HEK")
+    from hiexp.cli.agent import task_format, turn_budget
+
+    fmt = task_format(None, examples)
+    config = AgentConfig(temperature=0.0, seed=args.seed, format=fmt,
+                         **({"max_new_tokens": turn_budget(fmt, None)} if fmt == "math" else {}))
     generator = make_generator(args.model)
-    config = AgentConfig(temperature=0.0, seed=args.seed)
     hooks: dict = {}
     for arm in arms:
         ablation = _ARM_METHOD[arm][1]
         if ablation is not None:  # the embedder is loaded once and shared by the ablations
             shared = next(iter(hooks.values())).embedder if hooks else None
-            hooks[arm] = make_experience_hook(args.hek, top_k=args.top_k, threshold=args.e1_threshold,
-                                              embedder=shared, ablation=ablation)
+            hooks[arm] = make_experience_hook(args.other_hek if arm == "other-hek" else args.hek, top_k=args.top_k,
+                                              threshold=args.e1_threshold, embedder=shared, ablation=ablation)
     timing_path = out / "seconds.json"
     seconds: dict[str, float] = json.loads(timing_path.read_text()) if timing_path.exists() else {}
 
@@ -100,18 +114,25 @@ def main() -> None:
 
 
 def render(out: Path, arms: list[str], n: int, seconds: dict[str, float]) -> str:
-    """The arms' scores, then the paired deltas (points out of 100, 95% bootstrap intervals)."""
+    """The arms' scores, then the paired deltas (points out of 100, 95% bootstrap intervals); a math dataset
+    has one score, Pass@1."""
     from hiexp.eval.compare import compare_runs
 
-    lines = [f"{n} questions", "", "| arm | EM | CEM | F1 | searches/q | tokens/q | s/q (total, this machine) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    first = next(iter(json.loads((out / arms[0] / "metrics.json").read_text()).values()))
+    math = first.get("task") == "math"
+    scores = ("accuracy",) if math else ("em", "cem", "f1")
+    names = ["Pass@1"] if math else ["EM", "CEM", "F1"]
+    lines = [f"{n} questions", "", "| arm | " + " | ".join(names) + " | searches/q | tokens/q | s/q (total, this machine) |",
+             "| --- |" + " ---: |" * (len(names) + 3)]
     for arm in arms:
         metrics = json.loads((out / arm / "metrics.json").read_text())
         m = next(iter(metrics.values()))
         per_q = seconds.get(arm, 0.0) / max(m["n"], 1)
-        lines.append(f"| {arm} | {100 * m['em']:.1f} | {100 * m['cem']:.1f} | {100 * m['f1']:.1f} | "
-                     f"{m['searches']:.2f} | {m['tokens']:.0f} | {per_q:.1f} |")
-    lines += ["", "| B - A | EM | CEM | F1 | searches/q | tokens/q |", "| --- | --- | --- | --- | --- | --- |"]
+        cells = [f"{100 * m['em']:.1f}"] if math else [f"{100 * m[k]:.1f}" for k in ("em", "cem", "f1")]
+        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {m['searches']:.2f} | {m['tokens']:.0f} | {per_q:.1f} |")
+    shown = (*scores, "tokens") if math else (*scores, "searches", "tokens")
+    lines += ["", "| B - A | " + " | ".join(names) + (" | tokens/q |" if math else " | searches/q | tokens/q |"),
+              "| --- |" + " --- |" * len(shown)]
     for a, b in _DELTAS:
         if a not in arms or b not in arms:
             continue
@@ -120,9 +141,9 @@ def render(out: Path, arms: list[str], n: int, seconds: dict[str, float]) -> str
             comparison = compare_runs(out / a, out / b)
         dc = next(iter(comparison.datasets.values()))
         cells = []
-        for metric in ("em", "cem", "f1", "searches", "tokens"):
+        for metric in shown:
             d = dc.deltas[metric]
-            scale = 100 if metric in ("em", "cem", "f1") else 1
+            scale = 100 if metric in ("em", "cem", "f1", "accuracy") else 1
             digits = 1 if scale == 100 else 2
             mark = "" if d.low <= 0 <= d.high else " *"
             cells.append(f"{scale * d.delta:+.{digits}f} [{scale * d.low:+.{digits}f}, {scale * d.high:+.{digits}f}]{mark}")

@@ -69,3 +69,22 @@ def test_compare_on_a_dev_set_leaves_out_the_questions_the_hek_came_from(tmp_pat
     assert done.returncode == 0, done.stderr[-2000:]
     ids = {p["id"] for p in load_predictions(out / "closed-book")}
     assert len(ids) == 11 and not ids & sources
+
+
+def test_compare_on_a_math_set_scores_pass_at_1_and_takes_a_second_hek(tmp_path):
+    hek = tmp_path / "seed-hek"
+    subprocess.run([sys.executable, str(EXAMPLES / "seed_hek.py"), str(hek)], check=True, capture_output=True,
+                   timeout=300)
+    out = tmp_path / "math"
+    command = [sys.executable, str(EXAMPLES / "compare_on_test.py"), "--out", str(out), "--data", "gsm8k-demo",
+               "--n", "2", "--arms", "agent,hek,other-hek", "--hek", str(hek), "--other-hek", "demo",
+               "--model", "tiny-random"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = (out / "table.md").read_text()
+    assert "| arm | Pass@1 |" in table and "| other-hek - agent |" in table
+    import json
+
+    manifests = {arm: json.loads((out / arm / "manifest.json").read_text()) for arm in ("agent", "hek", "other-hek")}
+    assert {m["format"] for m in manifests.values()} == {"math"}
+    assert manifests["hek"]["hek_version"] != manifests["other-hek"]["hek_version"]
