@@ -40,6 +40,10 @@ class HttpSettings:
     """Seconds one try may take for the whole answer."""
     retries: int | None = None
     """Tries after the first one, on connection errors, time-outs, 429 and 5xx."""
+    concurrency: int | None = None
+    """Model requests in flight per server (the generator's default: 8)."""
+    routing: str | None = None
+    """How model requests are spread over several servers: ``least_loaded`` (default) or ``round_robin``."""
 
 
 HTTP = HttpSettings()
@@ -65,14 +69,18 @@ def _is_url(spec: Any) -> bool:
 
 
 def make_generator(model: str = "default", backend: str = "auto", **options: Any) -> Generator:
-    """The generator for ``model`` (a preset, a local directory, a ``.gguf`` file, a hub id or a URL)."""
+    """The generator for ``model`` (a preset, a local directory, a ``.gguf`` file, a hub id, or the URL of
+    one OpenAI-compatible server or several separated by commas)."""
     from hiexp.llm import inference_backend, load_generator
 
     if _is_url(model):
-        if HTTP.timeout is not None:
-            options.setdefault("timeout", HTTP.timeout)
-        if HTTP.retries is not None:
-            options.setdefault("max_retries", HTTP.retries)
+        for option, value in (("timeout", HTTP.timeout), ("max_retries", HTTP.retries),
+                              ("concurrency", HTTP.concurrency), ("routing", HTTP.routing)):
+            if value is not None:
+                options.setdefault(option, value)
+        # a request whose tries all failed ends its own episode (recorded as failed, retried by a re-run)
+        # instead of failing every other request of the batch
+        options.setdefault("on_failure", "record")
     return load_generator(model, backend=inference_backend(model, backend), **options)
 
 

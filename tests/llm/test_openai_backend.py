@@ -276,3 +276,50 @@ def test_bad_configuration_and_token_prompts():
         OpenAIGenerator("127.0.0.1:1/v1")
     with pytest.raises(HiexpError, match="text-only"):
         OpenAIGenerator("http://127.0.0.1:1/v1", served_model="m").generate([[1, 2]], SamplingParams())
+
+
+# ---- several servers ---------------------------------------------------------------------------------
+
+
+def test_requests_are_spread_over_several_servers():
+    with FakeServer(delay=0.02) as a, FakeServer(delay=0.02) as b:
+        generator = fast(f"{a.url},{b.url}", concurrency=2)
+        out = generator.generate([f"p{i}" for i in range(12)], SamplingParams(max_new_tokens=8))
+        assert [g.text for g in out] == [f"echo:p{i}" for i in range(12)]
+        posts = lambda s: sum(1 for r in s.requests if r["path"] == "/v1/completions")  # noqa: E731
+        assert posts(a) + posts(b) == 12 and posts(a) >= 3 and posts(b) >= 3
+        assert a.max_in_flight <= 2 and b.max_in_flight <= 2  # concurrency is per server
+        assert generator.model_id == f"fake-model@{a.url},{b.url}"
+        robin = fast([a.url, b.url], routing="round_robin", served_model="fake-model")
+        robin.generate(["x", "y", "z", "w"], SamplingParams(max_new_tokens=8))
+        assert [s["served"] for s in robin.server_stats()] == [2, 2]
+
+
+def test_a_failing_server_is_rested_and_its_requests_go_to_the_other():
+    with FakeServer(failures=[(500, {})] * 50) as bad, FakeServer() as good:
+        generator = fast([bad.url, good.url], max_retries=3)
+        out = generator.generate([f"p{i}" for i in range(8)], SamplingParams(max_new_tokens=8))
+        assert [g.text for g in out] == [f"echo:p{i}" for i in range(8)]
+        stats = {s["url"]: s for s in generator.server_stats()}
+        assert stats[good.url]["served"] == 8
+        assert stats[bad.url]["failures"] >= 1
+
+
+def test_a_429_with_retry_after_sends_the_retry_elsewhere_without_waiting():
+    with FakeServer(failures=[(429, {"Retry-After": "30"})]) as busy, FakeServer() as free:
+        generator = OpenAIGenerator([busy.url, free.url], served_model="fake-model", routing="round_robin",
+                                    backoff=0.01, max_backoff=30.0, timeout=5.0)
+        start = time.monotonic()
+        out = generator.generate(["only"], SamplingParams(max_new_tokens=8))
+        assert out[0].text == "echo:only" and time.monotonic() - start < 5  # did not sleep the 30 s
+
+
+def test_with_on_failure_record_a_dead_request_is_an_error_generation_and_the_rest_complete():
+    with FakeServer(failures=[(500, {})] * 3) as server:
+        generator = OpenAIGenerator(server.url, served_model="fake-model", max_retries=2, backoff=0.01,
+                                    timeout=5.0, concurrency=1, on_failure="record")
+        out = generator.generate(["a", "b", "c"], SamplingParams(max_new_tokens=8))
+        assert out[0].finish_reason == "error" and "HTTP 500" in out[0].error and out[0].text == ""
+        assert [g.text for g in out[1:]] == ["echo:b", "echo:c"]
+        with pytest.raises(HiexpError, match="routing"):
+            OpenAIGenerator(server.url, routing="random")

@@ -253,6 +253,10 @@ class SearchAgent:
     def _take(self, episode: _Episode, gen: Generation, budget: int) -> Action | None:
         """Record the policy turn and decide what it asked for; None when the episode ended."""
         cfg = self.config
+        if gen.finish_reason == "error":  # the backend got no answer (its tries all failed): a failed episode
+            episode.traj.metadata["error"] = gen.error or "the generator gave no answer"
+            self._end(episode, "error")
+            return None
         ids = list(gen.token_ids)
         logprobs = list(gen.logprobs) if gen.logprobs is not None else None
         finish_reason = gen.finish_reason
@@ -434,6 +438,8 @@ class SearchAgent:
                     traj.answer = bare_answer(out_text)
                     traj.metadata["answer_without_tag"] = traj.answer is not None
                 traj.finish = "answer" if traj.answer else "invalid"
+                if gen.finish_reason == "error":
+                    traj.finish, traj.metadata["error"] = "error", gen.error or "the generator gave no answer"
                 traj.rewards = score_and_reward(traj.answer, traj.golden_answers, traj.metadata["task"] or "qa",
                                                 cfg.reward_metric, self.scorer)
                 traj.metadata["completion_tokens"] = traj.num_tokens

@@ -3,6 +3,10 @@
 A re-run reads the ids already in the file (``{question_id}#{sample}``) and runs only what is missing, so a
 crash or Ctrl-C loses at most the episodes in flight and never duplicates one. A last line torn by a crash
 mid-write is cut off before anything new is appended.
+
+An episode the generator could not serve (``finish == "error"``: every try of a request failed, with a backend
+that records failures) goes to the sidecar ``<name>.failed.jsonl`` instead, with its reason: it is not in the
+trajectory file, so a re-run tries it again, and its id is in exactly one of the two files.
 """
 
 from __future__ import annotations
@@ -26,6 +30,19 @@ class RolloutSummary:
     existing: int
     written: int
     total: int
+    failed: int = 0
+    """Episodes recorded in ``failed_path`` this call (the generator gave no answer); a re-run retries them."""
+
+    @property
+    def failed_path(self) -> Path:
+        return failed_path(self.path)
+
+
+def failed_path(path: str | Path) -> Path:
+    """The sidecar of a trajectory file where episodes the generator could not serve are recorded."""
+    path = Path(path)
+    stem = path.name[: -len(".jsonl")] if path.name.endswith(".jsonl") else path.name
+    return path.with_name(f"{stem}.failed.jsonl")
 
 
 _TRAJECTORY_KEYS = ("id", "question_id", "sample", "turns")
@@ -61,10 +78,12 @@ def run_rollouts(examples: list[Example], agent: SearchAgent, k: int, out_path: 
         raise HiexpError(f"question id {dup!r} appears twice in the input; ids must be unique")
     out_path = Path(out_path)
     done = load_done_ids(out_path)
+    failed_path(out_path).unlink(missing_ok=True)  # its episodes are not in ``done``: this call retries them
     work = [(ex, s) for ex in examples for s in range(k) if f"{ex.id}#{s}" not in done]
     total = len(examples) * k
     existing = total - len(work)
     written = 0
+    failed = 0
 
     from hiexp.progress import progress_bar
 
@@ -72,7 +91,14 @@ def run_rollouts(examples: list[Example], agent: SearchAgent, k: int, out_path: 
     task = bar.add_task("rollouts" if method == "agent" else method, total=total, completed=existing) if bar else None
 
     def save(traj: Trajectory) -> None:
-        nonlocal written
+        nonlocal written, failed
+        if traj.finish == "error":
+            append_jsonl(failed_path(out_path), {"id": traj.id, "question_id": traj.question_id,
+                                                 "sample": traj.sample, "error": traj.metadata.get("error")})
+            failed += 1
+            if bar is not None:
+                bar.advance(task)
+            return
         append_jsonl(out_path, traj.to_dict())
         written += 1
         if bar is not None:
@@ -93,7 +119,7 @@ def run_rollouts(examples: list[Example], agent: SearchAgent, k: int, out_path: 
     finally:
         if bar is not None:
             bar.stop()
-    return RolloutSummary(path=out_path, existing=existing, written=written, total=total)
+    return RolloutSummary(path=out_path, existing=existing, written=written, total=total, failed=failed)
 
 
 def read_trajectories(path: str | Path) -> list[Trajectory]:

@@ -37,11 +37,21 @@ def _root(
         help="Retries of a server request after a connection error, time-out, 429 or 5xx (default 4 for "
              "models, 3 for retrievers).",
     ),
+    http_concurrency: int = typer.Option(
+        None, "--http-concurrency", min=1, metavar="N",
+        help="Model requests in flight per server given as a URL (default 8); several servers: "
+             "--model http://a:8000/v1,http://b:8000/v1.",
+    ),
+    http_routing: str = typer.Option(
+        None, "--http-routing", metavar="POLICY",
+        help="How model requests are spread over several servers: least_loaded (default) or round_robin.",
+    ),
 ) -> None:
     """hiexp: search agents guided by Hierarchical Experience."""
     from hiexp.components import HTTP
 
     HTTP.timeout, HTTP.retries = http_timeout, http_retries
+    HTTP.concurrency, HTTP.routing = http_concurrency, http_routing
 
 
 # Modules that expose ``register(app)``; the order is the order of ``hiexp --help``.

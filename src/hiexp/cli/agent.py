@@ -92,6 +92,11 @@ def register(app: typer.Typer) -> None:
         hook = make_experience_hook(hek)
         generator = make_generator(model, backend)
         agent = SearchAgent(generator, retriever, config, hook)
+        from hiexp.errors import HiexpError
+
         summary = run_rollouts(examples, agent, k, out, seed=seed)
         Console().print(f"{summary.written} new trajectories, {summary.existing} already there, "
                       f"{summary.total} in all: {summary.path}")
+        if summary.failed:
+            raise HiexpError(f"{summary.failed} episodes got no answer from the generator (reasons in "
+                             f"{summary.failed_path}); re-run the same command to try them again")

@@ -34,8 +34,9 @@ class SamplingParams:
 class Generation:
     """One sampled continuation.
 
-    ``finish_reason`` is ``"stop"`` (a stop string or end-of-sequence) or ``"length"`` (max_new_tokens).
-    ``stop`` is the stop string that ended it, if any; ``text`` includes that stop string.
+    ``finish_reason`` is ``"stop"`` (a stop string or end-of-sequence), ``"length"`` (max_new_tokens) or
+    ``"error"`` (a backend that records failures instead of raising could not get an answer: ``error`` says
+    why, and ``text`` is empty). ``stop`` is the stop string that ended it, if any; ``text`` includes it.
     """
 
     text: str
@@ -43,6 +44,7 @@ class Generation:
     logprobs: list[float] | None = None
     finish_reason: str = "stop"
     stop: str | None = None
+    error: str | None = None
 
 
 @runtime_checkable

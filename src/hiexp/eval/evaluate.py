@@ -231,11 +231,13 @@ def run_eval(datasets: list[str] | dict[str, list[Example]], generator: Any, ret
     for name, examples in loaded.items():
         agent = SearchAgent(generator, retrievers[name], config, hook if method == "agent" else None)
         path = out_dir / "trajectories" / f"{dataset_slug(name)}.jsonl"
-        run_rollouts(examples, agent, samples, path, seed=seed, progress=progress, method=method)
+        summary = run_rollouts(examples, agent, samples, path, seed=seed, progress=progress, method=method)
         by_id = {(t.question_id, t.sample): t for t in read_trajectories(path) if t.sample < samples}
         missing = [ex.id for ex in examples for s in range(samples) if (ex.id, s) not in by_id]
         if missing:
-            raise HiexpError(f"{path}: no trajectory for {len(missing)} episodes (e.g. {missing[0]}); re-run to resume")
+            why = (f"{summary.failed} episodes got no answer from the generator (reasons in {summary.failed_path})"
+                   if summary.failed else f"no trajectory for {len(missing)} episodes (e.g. {missing[0]})")
+            raise HiexpError(f"{path}: {why}; re-run to try them again")
         trajs = [by_id[(ex.id, s)] for ex in examples for s in range(samples)]
         metrics[name] = summarise(trajs)
         task = next((str(ex.metadata.get("task")) for ex in examples if ex.metadata.get("task")), "qa")
