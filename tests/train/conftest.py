@@ -16,6 +16,11 @@ CHATML = (
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
+    return build_tiny_tokenizer()
+
+
+def build_tiny_tokenizer():
+    """A byte-level BPE of 400 tokens with the ChatML specials (plain function: helper scripts use it too)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -43,22 +48,26 @@ def make_tiny_model(tiny_tokenizer):
     """A fresh tiny random Qwen2 (2 layers, hidden 64) per call, so a test that trains cannot leak."""
 
     def make(seed: int = 0):
-        import torch
-        from transformers import Qwen2Config, Qwen2ForCausalLM
-
-        torch.manual_seed(seed)
-        config = Qwen2Config(
-            vocab_size=len(tiny_tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-            tie_word_embeddings=True, pad_token_id=tiny_tokenizer.pad_token_id,
-            eos_token_id=tiny_tokenizer.eos_token_id,
-        )
-        model = Qwen2ForCausalLM(config)
-        model.generation_config.eos_token_id = tiny_tokenizer.eos_token_id
-        model.generation_config.pad_token_id = tiny_tokenizer.pad_token_id
-        return model
+        return build_tiny_model(tiny_tokenizer, seed)
 
     return make
+
+
+def build_tiny_model(tokenizer, seed: int = 0):
+    """A tiny random Qwen2 (2 layers, hidden 64), the same for the same seed."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+        tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
 
 
 def make_examples(n: int = 4) -> list[Example]:

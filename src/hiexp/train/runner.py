@@ -12,6 +12,7 @@ stamped on every checkpoint (``callbacks.py``, ``checkpoints.py``).
 
 from __future__ import annotations
 
+import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +33,19 @@ def grpo_args(config: TrainConfig, use_cpu: bool | None = None) -> Any:
     if use_cpu is None:
         use_cpu = not torch.cuda.is_available()
     low, high = config.clip_range
+    # batch_size questions per optimizer step in all: each of the processes takes its share of them
+    # (the launcher's WORLD_SIZE: on CPU, accelerate's state knows the world only once TrainingArguments made it)
+    processes = max(1, int(os.environ.get("WORLD_SIZE", "1") or 1))
+    per_process = config.micro_batch * processes
+    if config.completions_per_step % per_process:
+        raise HiexpError(
+            f"batch_size * group_size = {config.completions_per_step} completions per step cannot be split into "
+            f"micro-batches of {config.micro_batch} over {processes} processes: make it a multiple of "
+            f"{per_process} (raise batch_size, or lower micro_batch_size)")
     return GRPOConfig(
         output_dir=config.output_dir,
         per_device_train_batch_size=config.micro_batch,
-        gradient_accumulation_steps=config.completions_per_step // config.micro_batch,
+        gradient_accumulation_steps=config.completions_per_step // per_process,
         num_generations=config.group_size,
         max_steps=config.steps,
         learning_rate=config.learning_rate,
