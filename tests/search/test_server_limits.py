@@ -96,7 +96,6 @@ def test_work_in_flight_is_bounded_and_the_overflow_is_told_when_to_come_back(pa
 
     slow = CountingRetriever(BM25Retriever.build(passages, show_progress=False), delay=0.5)
     limits = ServerLimits(max_in_flight=1, queue_seconds=0.05)
-    client = TestClient(create_app(slow, limits=limits))
     statuses: list[int] = []
     retry_after: list[str | None] = []
 
@@ -105,11 +104,12 @@ def test_work_in_flight_is_bounded_and_the_overflow_is_told_when_to_come_back(pa
         statuses.append(response.status_code)
         retry_after.append(response.headers.get("retry-after"))
 
-    threads = [threading.Thread(target=ask) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with TestClient(create_app(slow, limits=limits)) as client:  # one event loop, as under uvicorn
+        threads = [threading.Thread(target=ask) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     assert sorted(statuses)[0] == 200 and 503 in statuses
     assert all(r == "1" for s, r in zip(statuses, retry_after) if s == 503)
     assert slow.calls == statuses.count(200)
@@ -125,3 +125,27 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
 def test_any_json_body_gets_an_answer_not_a_crash(client, body):
     response = client.post("/retrieve", content=json.dumps(body))
     assert response.status_code in (200, 413, 422)
+
+
+def test_concurrent_requests_are_scored_together_and_each_gets_its_own_rows(passages):
+    from fastapi.testclient import TestClient
+
+    slow = CountingRetriever(BM25Retriever.build(passages, show_progress=False), delay=0.3)
+    alone = BM25Retriever.build(passages, show_progress=False)
+    app = create_app(slow, limits=ServerLimits(max_in_flight=1))
+    questions = ["queen", "rock band", "river", "film director", "queen band"]
+    answers: dict[str, list] = {}
+    with TestClient(app) as client:
+        def ask(query, k):
+            answers[query] = client.post("/retrieve", json={"queries": [query], "topk": k}).json()["result"][0]
+
+        threads = [threading.Thread(target=ask, args=(q, 1 + i % 3)) for i, q in enumerate(questions)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        health = client.get("/health").json()
+    assert slow.calls < len(questions) and health["searches"] == slow.calls  # merged into fewer searches
+    for i, query in enumerate(questions):
+        expected = [p.id for p in alone.search([query], k=1 + i % 3)[0]]
+        assert [doc["id"] for doc in answers[query]] == expected

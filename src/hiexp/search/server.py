@@ -6,10 +6,16 @@ Every request is bounded before it costs anything (``ServerLimits``): the body i
 (413 beyond it), then parsed and checked for the number of queries, their length and ``topk`` (422), and
 at most ``max_in_flight`` searches run at once; a request that waits longer than ``queue_seconds`` for a
 slot gets 503 with ``Retry-After``. The interactive ``/docs`` pages are off unless asked for.
+
+Concurrent requests are scored together (``QueryBatcher``): while a search runs, the requests that arrive
+queue up, and the next free search slot takes all of them (up to ``max_batch_queries`` queries) as one
+``retriever.search`` call, which BM25 and dense retrievers score as one matrix product. Nothing waits on
+purpose: a lone request is searched at once. Responses are serialised with orjson when it is installed.
 """
 
-import threading
-from dataclasses import dataclass
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -49,8 +55,12 @@ class ServerLimits:
     queue_seconds: float = 30.0
     """How long a request waits for a slot before it gets 503 with ``Retry-After``."""
 
+    max_batch_queries: int = 512
+    """Queries of concurrent requests scored together in one search (1 turns batching off)."""
+
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_queries", "max_query_chars", "max_topk", "max_in_flight"):
+        for name in ("max_body_bytes", "max_queries", "max_query_chars", "max_topk", "max_in_flight",
+                     "max_batch_queries"):
             if getattr(self, name) < 1:
                 raise HiexpError(f"server limit {name} must be >= 1, got {getattr(self, name)}")
 
@@ -64,6 +74,120 @@ class ServerLimits:
         if request.topk is not None and request.topk > self.max_topk:
             return f"topk {request.topk}; the limit is {self.max_topk}"
         return None
+
+
+@dataclass
+class _Pending:
+    queries: list[str]
+    k: int
+    future: asyncio.Future
+    taken: bool = False
+    expired: bool = False
+
+
+@dataclass
+class QueryBatcher:
+    """Searches the queries of concurrent requests together: ``max_in_flight`` workers each take every
+    request waiting (up to ``max_batch_queries`` queries), search them in one call of the retriever on a
+    thread, and hand each request its own rows (cut to its own ``k``). A request not taken within
+    ``queue_seconds`` is answered None (the caller's 503) and skipped."""
+
+    retriever: Any
+    max_in_flight: int
+    max_batch_queries: int
+    queue: asyncio.Queue | None = None
+    loop: Any = None
+    executor: ThreadPoolExecutor | None = None
+    workers: list = field(default_factory=list)
+    batches: int = 0
+    """Searches run so far (a test and the benchmark read it)."""
+
+    def _start(self) -> None:
+        """Queue and workers on the running loop (again, if the app now runs on another loop, as a test
+        client that is not used as a context manager does per request)."""
+        self.loop = asyncio.get_running_loop()
+        self.queue = asyncio.Queue()
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="hiexp-retrieve")
+        self.workers = [self.loop.create_task(self._work(self.queue)) for _ in range(self.max_in_flight)]
+
+    async def search(self, queries: list[str], k: int, queue_seconds: float) -> list[list[Passage]] | None:
+        if self.loop is not asyncio.get_running_loop():
+            self._start()
+        pending = _Pending(list(queries), k, asyncio.get_running_loop().create_future())
+        self.queue.put_nowait(pending)
+        done, _ = await asyncio.wait({pending.future}, timeout=queue_seconds)
+        if not done and not pending.taken:
+            pending.expired = True
+            return None
+        return await pending.future
+
+    async def _work(self, queue: asyncio.Queue) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            size = len(batch[0].queries)
+            while size < self.max_batch_queries and not queue.empty():
+                item = queue.get_nowait()
+                batch.append(item)
+                size += len(item.queries)
+            batch = [item for item in batch if not item.expired]
+            for item in batch:
+                item.taken = True
+            if batch:
+                await loop.run_in_executor(self.executor, self._search, batch)
+
+    def _search(self, batch: list[_Pending]) -> None:
+        """One search for the whole batch (on a worker thread); a batch the retriever refuses is searched
+        request by request, so that one bad request fails alone."""
+        self.batches += 1
+        try:
+            rows = self.retriever.search([q for item in batch for q in item.queries], k=max(i.k for i in batch))
+        except Exception as exc:  # noqa: BLE001 - handed to the requests, which answer it
+            if len(batch) > 1:
+                for item in batch:
+                    self._search([item])
+                return
+            self._resolve(batch[0], exc=exc)
+            return
+        start = 0
+        for item in batch:
+            mine = [list(row)[: item.k] for row in rows[start:start + len(item.queries)]]
+            start += len(item.queries)
+            self._resolve(item, mine)
+
+    @staticmethod
+    def _resolve(item: _Pending, rows: Any = None, exc: BaseException | None = None) -> None:
+        loop = item.future.get_loop()
+
+        def settle() -> None:
+            if item.future.done():
+                return
+            if exc is not None:
+                item.future.set_exception(exc)
+            else:
+                item.future.set_result(rows)
+
+        loop.call_soon_threadsafe(settle)
+
+
+def _json_response():
+    """A response class that serialises with orjson when it is installed (several times faster)."""
+    try:
+        import orjson
+        from fastapi.responses import Response
+    except ImportError:
+        from fastapi.responses import JSONResponse
+
+        return JSONResponse
+
+    class FastJSON(Response):
+        media_type = "application/json"
+
+        def render(self, content: Any) -> bytes:
+            return orjson.dumps(content)
+
+    return FastJSON
 
 
 def _require_server_packages():
@@ -91,23 +215,15 @@ def create_app(retriever: Retriever, default_topk: int = 3, limits: ServerLimits
     """A FastAPI app with ``POST /retrieve``, ``GET /info`` (kind, fingerprint, size, limits) and ``GET /health``."""
     fastapi, _ = _require_server_packages()
     from fastapi.responses import JSONResponse
-    from starlette.concurrency import run_in_threadpool
 
     limits = limits or ServerLimits()
+    respond = _json_response()
     if not 0 <= default_topk <= limits.max_topk:
         raise HiexpError(f"default topk {default_topk} is outside 0..{limits.max_topk} (the server's max_topk)")
     pages = {} if docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = fastapi.FastAPI(title="hiexp retriever", description="Search-R1 compatible /retrieve endpoint", **pages)
-    slots = threading.BoundedSemaphore(limits.max_in_flight)
-
-    def search_in_a_slot(queries: list[str], k: int) -> list[list[Passage]] | None:
-        """Search once a slot is free; None when none freed up within ``queue_seconds``."""
-        if not slots.acquire(timeout=limits.queue_seconds):
-            return None
-        try:
-            return retriever.search(queries, k=k)
-        finally:
-            slots.release()
+    batcher = QueryBatcher(retriever, limits.max_in_flight, limits.max_batch_queries)
+    app.state.batcher = batcher
 
     def refuse(status: int, detail: Any, **headers: str) -> Any:
         return JSONResponse({"detail": detail}, status_code=status, headers=headers or None)
@@ -140,7 +256,7 @@ def create_app(retriever: Retriever, default_topk: int = 3, limits: ServerLimits
             return refuse(422, problem)
         k = default_topk if parsed.topk is None else parsed.topk
         try:
-            hits = await run_in_threadpool(search_in_a_slot, parsed.queries, k)
+            hits = await batcher.search(parsed.queries, k, limits.queue_seconds)
         except HiexpError as exc:
             return refuse(400, str(exc))
         if hits is None:
@@ -149,7 +265,7 @@ def create_app(retriever: Retriever, default_topk: int = 3, limits: ServerLimits
             result = [[{"document": passage_document(p), "score": p.score} for p in row] for row in hits]
         else:
             result = [[passage_document(p) for p in row] for row in hits]
-        return {"result": result}
+        return respond({"result": result})
 
     @app.get("/info")
     def info() -> dict[str, Any]:
@@ -163,8 +279,8 @@ def create_app(retriever: Retriever, default_topk: int = 3, limits: ServerLimits
         }
 
     @app.get("/health")
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "searches": batcher.batches}
 
     return app
 
