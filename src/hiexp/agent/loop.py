@@ -72,10 +72,14 @@ class SearchAgent:
         self.token_mode = self.tokenizer is not None
         self.format: AgentFormat = make_format(self.config, self.tokenizer)
         self._encode_cache: dict[str, list[int]] = {}
+
+    @property
+    def _seeds_kwarg(self) -> bool:
+        """Whether the generator takes one seed per prompt (read each call: training may swap in vLLM)."""
         try:
-            self._seeds_kwarg = "seeds" in inspect.signature(generator.generate).parameters
+            return "seeds" in inspect.signature(self.generator.generate).parameters
         except (TypeError, ValueError):
-            self._seeds_kwarg = False
+            return False
 
     @property
     def model_id(self) -> str:

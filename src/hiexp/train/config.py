@@ -56,6 +56,13 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(2, ge=1, description="questions per optimizer step (`batch_size * group_size` trajectories)")
     micro_batch_size: int | None = Field(None, ge=1, description=(
         "trajectories per forward/backward (null = G); gradient accumulation covers the rest"))
+    vllm_mode: Literal["off", "server", "colocate"] = Field("off", description=(
+        "sample rollouts with vLLM through TRL: `server` (a `trl vllm-serve` process), `colocate` (an engine in "
+        "each training process) or `off` (the trained model itself, the CPU default)"))
+    vllm_server_base_url: str | None = Field(None, description=(
+        "with `vllm_mode: server`: the `trl vllm-serve` URL (null = http://localhost:8000)"))
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description=(
+        "with `vllm_mode: colocate`: the share of GPU memory vLLM may take"))
     # algorithm
     algorithm: Literal["grpo", "gspo"] = Field("grpo", description=(
         "`grpo` (token-level importance ratio) or `gspo` (one length-normalised ratio per sequence)"))

@@ -50,7 +50,22 @@ def trajectory_to_sample(traj: Trajectory, fallback_token_id: int) -> dict[str, 
         )
     if not completion_ids:
         completion_ids, env_mask = [fallback_token_id], [0]
-    return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "env_mask": env_mask}
+    return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "env_mask": env_mask,
+            "logprobs": sampling_logprobs(traj, len(completion_ids))}
+
+
+def sampling_logprobs(traj: Trajectory, length: int) -> list[float] | None:
+    """Per completion token, the log-probability the sampler gave it (0 for injected tokens, which the
+    loss masks out); None unless every policy turn carries its sampler's log-probs (vLLM rollouts do)."""
+    values: list[float] = []
+    for turn in traj.turns[traj._prompt_end():]:
+        if turn.trainable:
+            if turn.logprobs is None or len(turn.logprobs) != len(turn.token_ids):
+                return None
+            values.extend(float(v) for v in turn.logprobs)
+        else:
+            values.extend([0.0] * len(turn.token_ids))
+    return values if len(values) == length else None
 
 
 def group_prompts(prompts: Sequence[Any]) -> tuple[list[Any], list[tuple[int, int]]]:
@@ -111,6 +126,10 @@ class AgentRollout:
     def sampling_from(self, trainer: Any):
         """Point the agent's generator at the trainer's current weights, in eval mode (no dropout, KV cache
         allowed under gradient checkpointing), and give the trainer its training mode back afterwards."""
+        if trainer is not None and getattr(trainer, "use_vllm", False):
+            self._use_vllm(trainer)  # vLLM samples; TRL synced its weights before calling the rollout
+            yield
+            return
         generator = getattr(self.agent, "generator", None)
         if trainer is None or generator is None or not hasattr(generator, "model"):
             yield
@@ -124,6 +143,12 @@ class AgentRollout:
         finally:
             if was_training:
                 model.train()
+
+    def _use_vllm(self, trainer: Any) -> None:
+        from hiexp.llm.vllm import VLLMGenerator
+
+        if not isinstance(getattr(self.agent, "generator", None), VLLMGenerator):
+            self.agent.generator = VLLMGenerator.from_trainer(trainer)
 
     def __call__(self, prompts: list[Any], trainer: Any = None) -> dict[str, Any]:
         step = int(trainer.state.global_step) if trainer is not None else 0
@@ -157,11 +182,11 @@ class AgentRollout:
                 raise HiexpError(f"the agent returned no trajectory for question {key[0]!r} sample {sample}")
             ordered.append(by_key[key])
         fallback = self._fallback_token(trainer)
-        out: dict[str, Any] = {"prompt_ids": [], "completion_ids": [], "env_mask": [], "logprobs": None}
+        out: dict[str, Any] = {"prompt_ids": [], "completion_ids": [], "env_mask": [], "logprobs": []}
         rewards, searches, injected, policy_tokens = [], [], [], []
         for traj, example in zip(ordered, [examples[i] for i, _ in slots], strict=True):
             sample = trajectory_to_sample(traj, fallback)
-            for key in ("prompt_ids", "completion_ids", "env_mask"):
+            for key in ("prompt_ids", "completion_ids", "env_mask", "logprobs"):
                 out[key].append(sample[key])
             task = (getattr(example, "metadata", None) or {}).get("task", "qa")
             rewards.append(score_trajectory(traj, self.reward, task))
@@ -169,6 +194,10 @@ class AgentRollout:
             injected.append(len(sample["env_mask"]) - sum(sample["env_mask"]))
             policy_tokens.append(sum(sample["env_mask"]))
             traj.metadata.setdefault("train_step", step)
+        if not getattr(trainer, "use_vllm", False) or any(lp is None for lp in out["logprobs"]):
+            # the sampler's log-probs matter only for TRL's vLLM importance-sampling correction; without
+            # vLLM the trained model sampled, and TRL computes them itself
+            out["logprobs"] = None
         out["hiexp_reward"] = rewards
         out["hiexp_searches"] = searches
         out["hiexp_injected_tokens"] = injected

@@ -80,7 +80,22 @@ def grpo_args(config: TrainConfig, use_cpu: bool | None = None) -> Any:
         log_completions=False,
         disable_tqdm=True,  # hiexp draws its own rich progress bar (RichProgress)
         dataloader_num_workers=0,
+        **vllm_args(config),
     )
+
+
+def vllm_args(config: TrainConfig) -> dict[str, Any]:
+    """TRL's vLLM options: rollouts sampled by vLLM, with TRL's importance-sampling correction for the
+    difference between vLLM's log-probs (returned by the rollout) and the trained model's."""
+    if config.vllm_mode == "off":
+        return {}
+    options: dict[str, Any] = {"use_vllm": True, "vllm_mode": config.vllm_mode,
+                               "vllm_importance_sampling_correction": True}
+    if config.vllm_mode == "server" and config.vllm_server_base_url:
+        options["vllm_server_base_url"] = config.vllm_server_base_url
+    if config.vllm_mode == "colocate":
+        options["vllm_gpu_memory_utilization"] = config.vllm_gpu_memory_utilization
+    return options
 
 
 def lora_config(config: TrainConfig) -> Any:
