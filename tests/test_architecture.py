@@ -18,7 +18,7 @@ RANKS = {
     "agent": 4, "experience": 4,
     "components": 5,
     "eval": 6, "train": 6,
-    "report": 7, "browse": 7,
+    "report": 7, "browse": 7, "integrations": 7,
     "demo": 8,
     "cli": 9,
 }
