@@ -25,3 +25,16 @@ def test_the_demo_hek_never_saw_a_test_question_and_names_no_fact_of_its_own():
         example = train[qid]
         leaks = LeakFilter(example.golden_answers, question=example.question)
         assert leaks.reason([entry.title, entry.description, entry.thinking, *entry.tags]) is None, entry.id
+
+
+def test_the_math_demo_hek_comes_from_gsm8k_train_problems_and_names_no_fact_of_its_own():
+    hek = HEK.load("demo-math")
+    assert hek.counts()["E1"] > 0 and "GSM8K demo train" in hek.manifest.get("description", "")
+    train = {ex.id: ex for ex in load_dataset("gsm8k-demo", split="train")}
+    test_ids = {ex.id for ex in load_dataset("gsm8k-demo", split="test")}
+    for entry in hek.level("E1"):
+        qid = str(entry.sources["question_id"])
+        assert qid in train and qid not in test_ids and entry.sources["task"] == "math", entry.id
+        example = train[qid]
+        leaks = LeakFilter(example.golden_answers, question=example.question)
+        assert leaks.reason([entry.title, entry.description, entry.thinking, *entry.tags]) is None, entry.id

@@ -50,6 +50,7 @@ def _embeddings_bytes(embeddings: np.ndarray) -> bytes:
 # HEKs that ship inside the package, by name: usable wherever a HEK directory is expected (``--hek demo``).
 SHIPPED_HEKS = {
     "demo": Path(__file__).resolve().parent.parent / "data" / "demo" / "hek",
+    "demo-math": Path(__file__).resolve().parent.parent / "data" / "demo" / "hek-math",
 }
 
 
