@@ -28,15 +28,20 @@ class Transient(Exception):
         self.retry_after = retry_after
 
 
+def retry_delay(attempt: int, backoff: float, max_backoff: float, retry_after: float | None = None) -> float:
+    """Seconds before the try after failed try ``attempt`` (0-based): ``backoff`` doubled per try with
+    jitter, at least the server's ``Retry-After``, at most ``max_backoff``."""
+    delay = min(max_backoff, backoff * 2 ** attempt * (0.5 + random.random()))
+    return min(max_backoff, max(delay, retry_after)) if retry_after is not None else delay
+
+
 def policy(max_retries: int, backoff: float, max_backoff: float = 30.0, label: str = "request") -> dict[str, Any]:
     """Keyword arguments of ``tenacity.Retrying`` / ``AsyncRetrying``: at most ``max_retries + 1`` tries."""
 
     def wait(state: tenacity.RetryCallState) -> float:
-        delay = min(max_backoff, backoff * 2 ** (state.attempt_number - 1) * (0.5 + random.random()))
         failure = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(failure, Transient) and failure.retry_after is not None:
-            delay = min(max_backoff, max(delay, failure.retry_after))
-        return delay
+        return retry_delay(state.attempt_number - 1, backoff, max_backoff,
+                           failure.retry_after if isinstance(failure, Transient) else None)
 
     def log(state: tenacity.RetryCallState) -> None:
         failure = state.outcome.exception() if state.outcome is not None else None

@@ -25,6 +25,11 @@ SCORE_METRICS = ("em", "cem", "f1")
 # problem) or Avg@k (the mean over k samples); there are no searches.
 MATH_METRICS = ("accuracy", "tokens")
 
+
+def accuracy_name(samples: int) -> str:
+    """What the field calls a math accuracy: Pass@1 for one (greedy) sample, Avg@k for the mean of k."""
+    return "pass@1" if samples <= 1 else f"avg@{samples}"
+
 # Manifest keys that may differ between the two arms of a with/without-HEK comparison.
 EXPECTED_DIFFERENCES = {
     "hek", "hek_dir", "hek_path", "hek_version", "experience", "ablation", "created", "finished", "out",
@@ -60,9 +65,7 @@ class DatasetComparison:
     def accuracy_name(self) -> str:
         """``pass@1``, ``avg@k``, or ``avg@kA/kB`` when the two runs sampled differently."""
         ka, kb = self.samples
-        if ka == kb:
-            return "pass@1" if ka <= 1 else f"avg@{ka}"
-        return f"avg@{ka}/{kb}"
+        return accuracy_name(ka) if ka == kb else f"avg@{ka}/{kb}"
 
 
 @dataclass

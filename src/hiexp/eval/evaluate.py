@@ -20,6 +20,7 @@ from hiexp.components import make_retriever
 from hiexp.contracts.example import Example
 from hiexp.contracts.experience import ExperienceHook
 from hiexp.errors import HiexpError
+from hiexp.eval.compare import accuracy_name
 from hiexp.io import (
     atomic_write_json,
     atomic_write_jsonl,
@@ -74,11 +75,6 @@ def summarise(trajectories: list[Any]) -> dict[str, Any]:
         summary["samples"] = samples
         summary[f"pass@{samples}"] = float(sum(max(v) >= 1.0 for v in by_question.values()) / len(by_question))
     return summary
-
-
-def accuracy_name(samples: int) -> str:
-    """What the field calls a math accuracy: Pass@1 for one (greedy) sample, Avg@k for the mean of k."""
-    return "pass@1" if samples <= 1 else f"avg@{samples}"
 
 
 def render_table(metrics: dict[str, dict[str, Any]], method: str, tasks: dict[str, str] | None = None) -> str:

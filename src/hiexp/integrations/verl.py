@@ -34,6 +34,7 @@ from hiexp.contracts.example import Example
 from hiexp.contracts.generation import Generation, SamplingParams
 from hiexp.data.formats import parse_record
 from hiexp.errors import HiexpError
+from hiexp.llm.vllm import generation_from_ids
 from hiexp.scoring.metrics import score_answer
 from hiexp.train.rollout import sampling_logprobs, trajectory_to_sample
 
@@ -69,15 +70,7 @@ class ServerManagerGenerator:
         if params.stop:
             sampling.update(stop=list(params.stop), include_stop_str_in_output=True)
         output = await self.server_manager.generate(self.request_id, prompt_ids=prompt_ids, sampling_params=sampling)
-        token_ids = list(_field(output, "token_ids"))
-        logprobs = _field(output, "log_probs")
-        eos = getattr(self.tokenizer, "eos_token_id", None)
-        ended_by_eos = bool(token_ids) and token_ids[-1] == eos
-        text = self.tokenizer.decode(token_ids[:-1] if ended_by_eos else token_ids, skip_special_tokens=False)
-        stop = next((s for s in params.stop if text.endswith(s)), None)
-        finished = stop is not None or ended_by_eos or len(token_ids) < params.max_new_tokens
-        return Generation(text=text, token_ids=token_ids, logprobs=list(logprobs) if logprobs is not None else None,
-                          finish_reason="stop" if finished else "length", stop=stop)
+        return generation_from_ids(self.tokenizer, _field(output, "token_ids"), _field(output, "log_probs"), params)
 
 
 def _field(output: Any, name: str) -> Any:

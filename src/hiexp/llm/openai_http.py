@@ -34,7 +34,6 @@ import asyncio
 import itertools
 import logging
 import os
-import random
 import threading
 import time
 from collections.abc import Sequence
@@ -44,7 +43,7 @@ from typing import Any
 from hiexp.contracts.generation import Generation, SamplingParams, derive_seed
 from hiexp.errors import HiexpError
 from hiexp.io import split_url_credentials
-from hiexp.retry import Transient, retry_after_seconds
+from hiexp.retry import Transient, retry_after_seconds, retry_delay
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +130,6 @@ class OpenAIGenerator:
         # never the user:password of a URL in what is shown or recorded: that goes to the client as basic auth
         self.servers = [_Server(*split_url_credentials(url)) for url in urls]
         self.base_url = self.servers[0].url
-        self._auth = self.servers[0].auth
         self.routing = routing
         self.on_failure = on_failure
         self._turn = itertools.count()
@@ -366,9 +364,7 @@ class OpenAIGenerator:
             except Transient as exc:
                 last = exc
                 server.failures += 1
-                delay = min(self.max_backoff, self.backoff * 2 ** attempt * (0.5 + random.random()))
-                if exc.retry_after is not None:
-                    delay = min(self.max_backoff, max(delay, exc.retry_after))
+                delay = retry_delay(attempt, self.backoff, self.max_backoff, exc.retry_after)
                 server.resting_until = time.monotonic() + delay
                 if attempt == self.max_retries:
                     break

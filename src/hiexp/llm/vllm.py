@@ -69,7 +69,7 @@ class VLLMGenerator:
             ids, logprobs = self._server(prompts, params, seeds)
         else:
             ids, logprobs = self._colocate(prompts, params, seeds)
-        return [self._generation(i, lp, params) for i, lp in zip(ids, logprobs, strict=True)]
+        return [generation_from_ids(self.tokenizer, i, lp, params) for i, lp in zip(ids, logprobs, strict=True)]
 
     # ------------------------------------------------------------------------------------------- engines
 
@@ -110,18 +110,19 @@ class VLLMGenerator:
                              for token, step in zip(token_ids, completion.logprobs or [None] * len(token_ids))])
         return ids, logprobs
 
-    # ---------------------------------------------------------------------------------------- contract
-
-    def _generation(self, token_ids: list[int], logprobs: list[float], params: SamplingParams) -> Generation:
-        """The contract's view of one completion: text decoded from the ids, the stop string that fired
-        (vLLM keeps it in the output when asked to), eos left out of the text but kept in the ids."""
-        eos = getattr(self.tokenizer, "eos_token_id", None)
-        ended_by_eos = bool(token_ids) and token_ids[-1] == eos
-        text = self.tokenizer.decode(token_ids[:-1] if ended_by_eos else token_ids, skip_special_tokens=False)
-        stop = next((s for s in params.stop if text.endswith(s)), None)
-        finish = "stop" if (stop is not None or ended_by_eos or len(token_ids) < params.max_new_tokens) else "length"
-        return Generation(text=text, token_ids=list(token_ids), logprobs=list(logprobs), finish_reason=finish,
-                          stop=stop)
+def generation_from_ids(tokenizer: Any, token_ids: list[int], logprobs: list[float] | None,
+                        params: SamplingParams) -> Generation:
+    """The contract's view of ids sampled by a token-id server (vLLM, verl's rollout servers): text decoded
+    from the ids, the stop string that fired (the server keeps it in the output when asked to), eos left out
+    of the text but kept in the ids, ``length`` when the turn's budget ran out."""
+    token_ids = list(token_ids)
+    eos = getattr(tokenizer, "eos_token_id", None)
+    ended_by_eos = bool(token_ids) and token_ids[-1] == eos
+    text = tokenizer.decode(token_ids[:-1] if ended_by_eos else token_ids, skip_special_tokens=False)
+    stop = next((s for s in params.stop if text.endswith(s)), None)
+    finished = stop is not None or ended_by_eos or len(token_ids) < params.max_new_tokens
+    return Generation(text=text, token_ids=token_ids, logprobs=list(logprobs) if logprobs is not None else None,
+                      finish_reason="stop" if finished else "length", stop=stop)
 
 
 def _first_logprobs(per_sequence: Any, length: int) -> list[float]:

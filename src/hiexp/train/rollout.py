@@ -50,8 +50,7 @@ def trajectory_to_sample(traj: Trajectory, fallback_token_id: int) -> dict[str, 
         )
     if not completion_ids:
         completion_ids, env_mask = [fallback_token_id], [0]
-    return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "env_mask": env_mask,
-            "logprobs": sampling_logprobs(traj, len(completion_ids))}
+    return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "env_mask": env_mask}
 
 
 def sampling_logprobs(traj: Trajectory, length: int) -> list[float] | None:
@@ -183,20 +182,23 @@ class AgentRollout:
             ordered.append(by_key[key])
         fallback = self._fallback_token(trainer)
         out: dict[str, Any] = {"prompt_ids": [], "completion_ids": [], "env_mask": [], "logprobs": []}
+        # the sampler's log-probs matter only for TRL's vLLM importance-sampling correction; without vLLM
+        # the trained model sampled, and TRL computes them itself
+        use_vllm = bool(getattr(trainer, "use_vllm", False))
         rewards, searches, injected, policy_tokens = [], [], [], []
         for traj, example in zip(ordered, [examples[i] for i, _ in slots], strict=True):
             sample = trajectory_to_sample(traj, fallback)
-            for key in ("prompt_ids", "completion_ids", "env_mask", "logprobs"):
+            for key in ("prompt_ids", "completion_ids", "env_mask"):
                 out[key].append(sample[key])
+            if use_vllm:
+                out["logprobs"].append(sampling_logprobs(traj, len(sample["completion_ids"])))
             task = (getattr(example, "metadata", None) or {}).get("task", "qa")
             rewards.append(score_trajectory(traj, self.reward, task))
             searches.append(int(traj.num_searches))
             injected.append(len(sample["env_mask"]) - sum(sample["env_mask"]))
             policy_tokens.append(sum(sample["env_mask"]))
             traj.metadata.setdefault("train_step", step)
-        if not getattr(trainer, "use_vllm", False) or any(lp is None for lp in out["logprobs"]):
-            # the sampler's log-probs matter only for TRL's vLLM importance-sampling correction; without
-            # vLLM the trained model sampled, and TRL computes them itself
+        if not use_vllm or any(lp is None for lp in out["logprobs"]):
             out["logprobs"] = None
         out["hiexp_reward"] = rewards
         out["hiexp_searches"] = searches
