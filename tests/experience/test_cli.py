@@ -49,6 +49,7 @@ def test_distill_build_show(trajectory_file, tmp_path, scripted_models):
     assert manifest["sources"]["trajectory_files"][0]["path"] == str(trajectory_file)
     shown = runner.invoke(app, ["show", str(hek_dir)])
     assert "Search names exactly" in shown.output
+    assert "(1 child, 3 E1)" in shown.output and "(3 children, 3 E1)" in shown.output
 
 
 def test_bad_options_are_clear_errors(trajectory_file, tmp_path, scripted_models):

@@ -24,7 +24,8 @@ def _label(entry: Entry, hek: HEK, usefulness: Any = None) -> str:
     size = ""
     if entry.level != "E1":
         leaves = count_leaves(entry, hek)
-        size = f" [dim]({len(entry.children)} children, {leaves} E1)[/]"
+        n = len(entry.children)
+        size = f" [dim]({n} {'child' if n == 1 else 'children'}, {leaves} E1)[/]"
     flags = ""
     if entry.meta.get("promoted"):
         flags = " [dim]promoted[/]"
