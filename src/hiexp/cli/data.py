@@ -27,7 +27,7 @@ def list_command() -> None:
     from hiexp.data import NAMED_CORPORA, REGISTRY, find_shared_data_dir
 
     root = find_shared_data_dir()
-    table = Table(title=f"datasets (shared data: {root or 'not found; set $HIEXP_DATA_DIR'})")
+    table = Table(title=f"datasets (data directory: {root or 'not found; set $HIEXP_DATA_DIR'})")
     for column in ("name", "task", "corpus", "here", "description"):
         table.add_column(column)
     for spec in REGISTRY.values():

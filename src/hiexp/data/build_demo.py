@@ -1,4 +1,4 @@
-"""Rebuild the shipped demo sets (``demo_set.py``) byte for byte from the HotpotQA and GSM8K files of the shared data."""
+"""Rebuild the shipped demo sets (``demo_set.py``) byte for byte from the HotpotQA and GSM8K files of the data directory."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from hiexp.data.registry import load_raw
 
 
 def build_demo_items() -> tuple[list[Example], list]:
-    """The demo examples and corpus built from the shared HotpotQA files (needs the shared data)."""
+    """The demo examples and corpus built from the shared HotpotQA files (needs the data directory)."""
     _, _, items = load_raw(DEMO_SOURCE_DATASET)
     splits = assign_splits([item.example.id for item in items])
     examples = []

@@ -3,7 +3,7 @@
 A HotpotQA / 2Wiki / MuSiQue question comes with the paragraphs it can be answered from (plus distractors),
 so the union of those paragraphs over a dataset is a small corpus in which every question is answerable by
 search. ``corpus_path_for`` builds it once into ``cache_dir("corpora")`` and reuses it while the source
-files are unchanged; it also normalises named corpora of the shared data and plain passage files.
+files are unchanged; it also normalises named corpora of the data directory and plain passage files.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from hiexp.data.registry import REGISTRY, load_raw, looks_like_path
 from hiexp.errors import HiexpError
 from hiexp.io import cache_dir, sha256_file
 
-# Passage collections in the shared data directory that are corpora rather than question sets.
+# Passage collections in the data directory that are corpora rather than question sets.
 NAMED_CORPORA: dict[str, str] = {
     "wiki18-sample": "corpus/wiki18_sample_1000_flashrag.jsonl",
     "2wiki-hipporag": "corpus/hipporag_2wikimultihopqa_corpus.json",
@@ -58,7 +58,7 @@ def corpus_path_for(name_or_path: str | Path) -> Path | None:
     if isinstance(name_or_path, str) and key in NAMED_CORPORA:
         source = shared_data_dir() / NAMED_CORPORA[key]
         if not source.exists():
-            raise HiexpError(f"corpus {key!r}: {source} is missing from the shared data directory")
+            raise HiexpError(f"corpus {key!r}: {source} is missing from the data directory")
         return _normalised_copy(key, source)
     if isinstance(name_or_path, str) and not looks_like_path(name_or_path):
         spec = REGISTRY.get(key) or REGISTRY.get(key.lower())

@@ -1,7 +1,7 @@
 """The demo sets shipped inside the package: 395 HotpotQA dev questions and their paragraphs, and 400 GSM8K
 problems for the math task.
 
-Built once from the two HotpotQA distractor files of the shared data (see ``build_demo.py``) and stored as two
+Built once from the two HotpotQA distractor files of the data directory (see ``build_demo.py``) and stored as two
 gzip JSONL files next to this module, so that ``hiexp demo`` and the tests need nothing outside the package:
 
 - ``demo/hotpotqa.jsonl.gz``: the examples (one ``Example`` per line; ``metadata["context_ids"]`` names

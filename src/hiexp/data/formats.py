@@ -1,4 +1,4 @@
-"""Readers for every file format in the shared data directory, all mapped into ``Example``.
+"""Readers for every file format in the data directory, all mapped into ``Example``.
 
 A file is read record by record (JSONL lines, JSON array items, CSV rows or parquet rows); each record's
 format is recognised from its keys, so the same code serves a dataset picked by name and a path given on

@@ -1,8 +1,8 @@
-"""Where the shared benchmark files live.
+"""Where the benchmark files live.
 
-The data files are not shipped with the package (only the small demo set is). They sit in a ``shared/data``
-directory next to the checkout (``/work/shared/data`` beside ``/work/main``; CI clones the repository with
-``shared/`` beside it), or wherever ``$HIEXP_DATA_DIR`` points.
+The data files are not shipped with the package (only the small demo sets are). They sit wherever
+``$HIEXP_DATA_DIR`` points (docs/data.md lists each file and its origin), or, in a development checkout, in
+a ``shared/data`` folder above it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _walk_up_for_shared(start: Path) -> Path | None:
 
 
 def find_shared_data_dir() -> Path | None:
-    """The shared data directory, or None when there is none.
+    """The data directory, or None when there is none.
 
     Looked up in this order: ``$HIEXP_DATA_DIR``; a ``shared/data`` directory in the current directory or
     any of its parents; the same from this package's own location (an editable install in a checkout).
@@ -40,12 +40,12 @@ def find_shared_data_dir() -> Path | None:
 
 
 def shared_data_dir() -> Path:
-    """The shared data directory; a ``HiexpError`` that says how to point at it when it cannot be found."""
+    """The data directory; a ``HiexpError`` that says how to point at it when it cannot be found."""
     found = find_shared_data_dir()
     if found is None:
         raise HiexpError(
-            "cannot find the shared data directory (looked for shared/data above the current directory and "
-            f"above the hiexp package); set ${DATA_DIR_ENV} to it. The shipped demo set 'hotpotqa' needs none."
+            "cannot find the data directory (looked for shared/data above the current directory and "
+            f"above the hiexp package); set ${DATA_DIR_ENV} to it. The shipped demo sets need none; docs/data.md says where each file comes from."
         )
     if not found.is_dir():
         raise HiexpError(f"${DATA_DIR_ENV}={found}: not a directory")

@@ -1,6 +1,6 @@
 """Datasets by name: which files make each one, its task, its splits; ``load_dataset`` and friends.
 
-A name maps to one or more files under the shared data directory (see ``paths.py``), or, for the demo set
+A name maps to one or more files under the data directory (see ``paths.py``), or, for the demo set
 ``hotpotqa``, to files shipped inside the package. A path given instead of a name is read with the format
 detected from its records (``formats.py``).
 """
@@ -31,7 +31,7 @@ class DatasetSpec:
 
     Attributes:
         name: the name users type (``hiexp data show NAME``, ``load_dataset(NAME)``).
-        files: data files relative to the shared data directory (or absolute, for the shipped demo); several
+        files: data files relative to the data directory (or absolute, for the shipped demo); several
             files are concatenated and questions repeated across them are kept once (first file wins).
         task: ``"qa"`` (EM/CEM/F1 against text answers) or ``"math"`` (answer equivalence).
         description: one line for ``hiexp data list``.
@@ -54,14 +54,14 @@ class DatasetSpec:
     aliases: tuple[str, ...] = field(default=())
 
     def paths(self) -> list[Path]:
-        """The files of this dataset on this machine (a clear error when the shared data is absent)."""
+        """The files of this dataset on this machine (a clear error when the data directory is absent)."""
         if self.builtin:
             return [Path(f) for f in self.files]
         root = shared_data_dir()
         paths = [root / f for f in self.files]
         for path in paths:
             if not path.exists():
-                raise HiexpError(f"dataset {self.name!r}: {path} is missing from the shared data directory")
+                raise HiexpError(f"dataset {self.name!r}: {path} is missing from the data directory")
         return paths
 
     def available(self) -> bool:
