@@ -11,7 +11,7 @@ is visible. Every arm runs the real SearchAgent, BM25 retriever and TRL's GRPO s
 arm also runs the real ExperienceRetriever.
 
     python benchmarks/bench_train.py                 # tiny random Qwen2 (about a minute)
-    python benchmarks/bench_train.py --model default # the embedded 0.5B with LoRA (tens of minutes)
+    python benchmarks/bench_train.py --model qwen2.5-coder-0.5b  # the embedded 0.5B with LoRA (tens of minutes)
 
 Prints per-arm seconds per step and, last, ``train_step_time_ratio_hek_vs_vanilla: X`` (goal <= 1.1).
 """
