@@ -181,3 +181,15 @@ def test_a_trajectory_whose_rewards_are_not_numbers_is_named(tmp_path, rewards):
     out = tmp_path / "out"
     line = check(["distill", str(path), "--out", str(out / "e1.jsonl")], out)
     assert "no 'cem' reward" in line and "t.jsonl:1" in line
+
+
+def test_a_key_with_a_line_break_stays_on_one_line_of_the_error(tmp_path):
+    """Found by the property above: a record whose only key is a newline named it raw, on two lines."""
+    from hiexp.data import load_dataset
+    from hiexp.io import InputError
+
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(b'{"\\n": null}\n')
+    with pytest.raises(InputError) as info:
+        load_dataset(path)
+    assert "\n" not in str(info.value) and "'\\n'" in str(info.value)

@@ -24,10 +24,11 @@ class CountingRetriever:
     """A retriever that records every search it is asked for (an oversized request must cost none)."""
 
     def __init__(self, inner, delay: float = 0.0):
-        self.inner, self.delay, self.calls = inner, delay, 0
+        self.inner, self.delay, self.calls, self.queries = inner, delay, 0, 0
 
     def search(self, queries, k=3):
         self.calls += 1
+        self.queries += len(queries)
         time.sleep(self.delay)
         return self.inner.search(queries, k)
 
@@ -112,7 +113,8 @@ def test_work_in_flight_is_bounded_and_the_overflow_is_told_when_to_come_back(pa
             thread.join()
     assert sorted(statuses)[0] == 200 and 503 in statuses
     assert all(r == "1" for s, r in zip(statuses, retry_after) if s == 503)
-    assert slow.calls == statuses.count(200)
+    # concurrent requests may share one search (the server merges them): count queries, not calls
+    assert slow.queries == statuses.count(200) and 1 <= slow.calls <= slow.queries
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),

@@ -398,7 +398,7 @@ def read_raw_items(
         kind = detect_kind(record)
         try:
             if kind is None:
-                keys = ", ".join(sorted(record)[:8])
+                keys = ", ".join(k if k.isprintable() else repr(k) for k in sorted(record)[:8])
                 raise BadRecord(
                     f"unrecognised record (keys: {keys}); expected question/answer, golden_answers, "
                     "context or paragraphs"
