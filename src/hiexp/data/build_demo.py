@@ -21,7 +21,7 @@ from hiexp.data.registry import load_raw
 
 
 def build_demo_items() -> tuple[list[Example], list]:
-    """The demo examples and corpus built from the shared HotpotQA files (needs the data directory)."""
+    """The demo examples and corpus built from the HotpotQA files of the data directory."""
     _, _, items = load_raw(DEMO_SOURCE_DATASET)
     splits = assign_splits([item.example.id for item in items])
     examples = []

@@ -30,6 +30,7 @@ def accuracy_name(samples: int) -> str:
     """What the field calls a math accuracy: Pass@1 for one (greedy) sample, Avg@k for the mean of k."""
     return "pass@1" if samples <= 1 else f"avg@{samples}"
 
+
 # Manifest keys that may differ between the two arms of a with/without-HEK comparison.
 EXPECTED_DIFFERENCES = {
     "hek", "hek_dir", "hek_path", "hek_version", "experience", "ablation", "created", "finished", "out",
