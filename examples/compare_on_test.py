@@ -12,6 +12,10 @@ re-run continues where it stopped.
     python examples/compare_on_test.py --out runs/math --data gsm8k-demo --arms agent,hek,other-hek \
         --hek demo-math --other-hek demo
 
+``agent-no-options`` is the agent without the rule that sends back an answer naming neither of the two
+choices a question offers (``AgentConfig.answer_from_options``); ``--choice-questions`` keeps only the
+questions that offer two choices, where that rule can act.
+
 A math dataset is solved in the ``math`` format (no search tool, 768 tokens) and scored by one accuracy,
 Pass@1. ``other-hek`` is an arm with a second HEK (``--other-hek``), e.g. one built on another task.
 
@@ -25,15 +29,19 @@ import argparse
 import json
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
-ARMS = ("closed-book", "rag", "agent", "hek", "hek-no-e1", "hek-no-e2e3", "other-hek")
+ARMS = ("closed-book", "rag", "agent-no-options", "agent", "hek", "hek-no-e1", "hek-no-e2e3", "other-hek")
 # arm -> (method, ablation or None)
 _ARM_METHOD = {"closed-book": ("closed-book", None), "rag": ("rag", None), "agent": ("agent", None),
+               "agent-no-options": ("agent", None),
                "hek": ("agent", "full"), "hek-no-e1": ("agent", "no-e1"), "hek-no-e2e3": ("agent", "no-e2e3"),
                "other-hek": ("agent", "full")}
 # (baseline arm, arm) pairs whose difference is reported
-_DELTAS = (("agent", "hek"), ("agent", "hek-no-e1"), ("agent", "hek-no-e2e3"), ("agent", "other-hek"),
+# arm -> agent options that differ from the default
+_ARM_OPTIONS = {"agent-no-options": {"answer_from_options": False}}
+_DELTAS = (("agent-no-options", "agent"), ("agent", "hek"), ("agent", "hek-no-e1"), ("agent", "hek-no-e2e3"), ("agent", "other-hek"),
            ("rag", "agent"), ("rag", "hek"))
 
 
@@ -54,6 +62,8 @@ def main() -> None:
     parser.add_argument("--exclude-sources-of", action="append", default=[], metavar="HEK",
                         help="leave out the questions this HEK was distilled from (for a dev set carved from train); "
                              "may be repeated")
+    parser.add_argument("--choice-questions", action="store_true",
+                        help="keep only the questions that offer two choices ('..., X or Y?')")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -76,6 +86,10 @@ def main() -> None:
         for entry in (e for hek in args.exclude_sources_of for e in HEK.load(hek).entries):
             seen.update(str(q) for q in entry.sources.get("question_ids") or [entry.sources.get("question_id")] if q)
         examples = [e for e in examples if str(e.id) not in seen]
+    if args.choice_questions:
+        from hiexp.agent.loop import offered_options
+
+        examples = [e for e in examples if offered_options(e.question) is not None]
     if args.n is not None:
         examples = examples[: args.n]
     if "other-hek" in arms and not args.other_hek:
@@ -101,8 +115,9 @@ def main() -> None:
         for arm in arms:
             method, _ = _ARM_METHOD[arm]
             start = time.perf_counter()
+            arm_config = replace(config, **_ARM_OPTIONS[arm]) if arm in _ARM_OPTIONS else config
             run_eval({args.data: prefix}, generator, None, method, out / arm, hook=hooks.get(arm),
-                     config=config, split=args.split, seed=args.seed, progress=False)
+                     config=arm_config, split=args.split, seed=args.seed, progress=False)
             seconds[arm] = seconds.get(arm, 0.0) + time.perf_counter() - start
             timing_path.write_text(json.dumps(seconds, indent=1))
         table = render(out, arms, len(prefix), seconds)

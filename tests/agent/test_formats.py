@@ -110,6 +110,11 @@ def test_template_hash_changes_with_templates():
     assert fmt().template_hash() != fmt("tool_call").template_hash()
 
 
+def test_the_option_rule_changes_the_hash_only_where_it_acts():
+    assert fmt().template_hash() != fmt(answer_from_options=False).template_hash()
+    assert fmt("math").template_hash() == fmt("math", answer_from_options=False).template_hash()
+
+
 def test_bad_config_is_refused():
     with pytest.raises(HiexpError, match="format"):
         AgentConfig(format="react")

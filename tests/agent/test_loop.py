@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hiexp.agent import AgentConfig, SearchAgent
-from hiexp.agent.loop import episode_seed
+from hiexp.agent.loop import episode_seed, names_an_option, offered_options
 from hiexp.contracts.example import Example
 from hiexp.scoring.metrics import score_answer
 from tests.agent.conftest import KeywordRetriever, RecordingHook
@@ -225,6 +225,71 @@ def test_the_rule_in_the_tool_call_format():
                     "\\boxed{Cincinnati}"], format="tool_call", search_before_answer=True)
     assert t.turns[2].meta == {"correction": "answer_without_search"} and "<tool_response>" in t.turns[2].text
     assert t.answer == "Cincinnati" and t.num_searches == 1
+
+
+CHOICE = Example("c", "Which film has the director who died later, Jaws or Duel?", ["Jaws"])
+
+
+def run_choice(replies, fmt="search_r1", **config):
+    config.setdefault("search_before_answer", False)
+    gen = ScriptedGenerator(list(replies))
+    return SearchAgent(gen, KeywordRetriever(), AgentConfig(format=fmt, **config)).run([CHOICE])[0]
+
+
+@pytest.mark.parametrize("question, options", [
+    ("Who was born first, Lecrae Moore or Gawvi?", ("Lecrae Moore", "Gawvi")),
+    ("Which film came out first, What Will You Do When You Catch Me? or School On Fire?",
+     ("What Will You Do When You Catch Me", "School On Fire")),
+    ("Which aired first, The Clash of Triton or To SquarePants or Not to SquarePants?",
+     ("The Clash of Triton", "To SquarePants or Not to SquarePants")),
+    ("Where was the director of Jaws born?", None),
+    ("Are Tom and Jerry both cats or mice?", None),
+])
+def test_offered_options(question, options):
+    assert offered_options(question) == options
+
+
+def test_names_an_option_matches_whole_words_after_normalisation():
+    assert names_an_option("Berlioz", ("Hector Berlioz", "Donizetti"))
+    assert names_an_option("the film Gang Bullets.", ("Solange", "Gang Bullets"))
+    assert not names_an_option("Yes", ("Yesterday", "Today"))
+    assert not names_an_option("Steven Spielberg", ("Jaws", "Duel"))
+    assert not names_an_option(None, ("Jaws", "Duel"))
+
+
+def test_an_answer_naming_neither_option_is_sent_back_once():
+    t = run_choice(["<search>Jaws director</search>", "<answer>Steven Spielberg</answer>", "<answer>Jaws</answer>"])
+    assert t.answer == "Jaws" and t.finish == "answer"
+    assert [c["error"] for c in t.metadata["corrections"]] == ["not_an_option"]
+    assert "choose between Jaws and Duel" in t.turns[-2].text and t.turns[-2].meta == {"correction": "not_an_option"}
+
+
+def test_a_second_answer_naming_neither_option_is_accepted():
+    t = run_choice(["<search>Jaws</search>", "<answer>Spielberg</answer>", "<answer>Spielberg again</answer>"])
+    assert t.answer == "Spielberg again" and [c["error"] for c in t.metadata["corrections"]] == ["not_an_option"]
+
+
+def test_an_answer_naming_an_option_is_taken_at_once():
+    t = run_choice(["<search>Jaws</search>", "<answer>Duel</answer>"])
+    assert t.answer == "Duel" and t.metadata["corrections"] == []
+
+
+def test_the_option_rule_can_be_turned_off():
+    t = run_choice(["<search>Jaws</search>", "<answer>Spielberg</answer>"], answer_from_options=False)
+    assert t.answer == "Spielberg" and t.metadata["corrections"] == []
+
+
+def test_the_option_rule_in_the_tool_call_format():
+    t = run_choice(['<tool_call>{"name": "search", "arguments": {"query": "Jaws"}}</tool_call>',
+                    "\\boxed{Spielberg}", "\\boxed{Jaws}"], fmt="tool_call")
+    assert t.answer == "Jaws" and [c["error"] for c in t.metadata["corrections"]] == ["not_an_option"]
+
+
+def test_the_option_rule_follows_the_search_rule():
+    t = run_choice(["<answer>Spielberg</answer>", "<search>Jaws</search>", "<answer>Spielberg</answer>",
+                    "<answer>Jaws</answer>"], search_before_answer=True)
+    assert [c["error"] for c in t.metadata["corrections"]] == ["answer_without_search", "not_an_option"]
+    assert t.answer == "Jaws"
 
 
 def test_too_many_malformed_actions_end_invalid():

@@ -73,6 +73,11 @@ class AgentConfig:
     second answer without a search is accepted. Small instruct models otherwise answer from memory at the
     first turn and never use the tool. Has no effect without a retriever."""
 
+    answer_from_options: bool = True
+    """When the question offers two choices (``..., X or Y?``) and the answer names neither, send it back
+    once asking for one of them; a second such answer is accepted. Small models otherwise answer a
+    comparison with the fact they compared (a director's name for "which film ..."). Search formats only."""
+
     few_shot: bool = True
     """Put a worked example of the format in the system prompt (small models need it to use the tool)."""
 

@@ -110,6 +110,8 @@ CORRECTIONS = {
     "bad_tool": "The only tool is search, called as {search}.",
     "empty_answer": "Your answer was empty. Write the answer itself as {answer}.",
     "answer_without_search": "Search before you answer: look the facts up first with {search}.",
+    "not_an_option": "The question asks you to choose between {first} and {second}, and your answer names "
+                     "neither. Answer with the one that fits, as {answer}.",
     "final_answer": "No more searches or retries are left. Write your final answer now, a few words, from what "
                     "you have read.",
     "search_budget": "You have used all {limit} searches. Give your final answer now as {answer}.",
@@ -129,6 +131,8 @@ class AgentFormat:
     answer_instruction = ""
     experience_e1_at_start = False
     """Put the E1 entry that best matches the question into the system prompt (a task without searches)."""
+    checks_options = True
+    """Send back an answer that names neither choice a question offers (``AgentConfig.answer_from_options``)."""
 
     def __init__(self, config: AgentConfig, tokenizer: Any = None):
         self.config = config
@@ -139,8 +143,11 @@ class AgentFormat:
     # --- identity -------------------------------------------------------------------------------------
     def template_hash(self) -> str:
         """Hash of every template this format renders plus the options that change the text."""
-        return stable_hash({"format": self.name, "templates": self.templates, "few_shot": self.config.few_shot,
-                            "max_turns": self.config.max_turns})
+        identity = {"format": self.name, "templates": self.templates, "few_shot": self.config.few_shot,
+                    "max_turns": self.config.max_turns}
+        if self.checks_options and self.config.answer_from_options:  # absent when off: older runs keep their hash
+            identity["answer_from_options"] = True
+        return stable_hash(identity)
 
     # --- chat rendering -------------------------------------------------------------------------------
     def render_chat(self, system: str, user: str) -> str:
@@ -217,10 +224,13 @@ class AgentFormat:
         """The text of a search action for ``query``, as the policy would write it (``first_search="question"``)."""
         raise NotImplementedError
 
-    def correction_message(self, error: str, query: str | None = None) -> str:
+    def correction_message(self, error: str, query: str | None = None,
+                           options: tuple[str, str] | None = None) -> str:
         template = CORRECTIONS.get(error, CORRECTIONS["no_tag"])
+        first, second = options or ("", "")
         return template.format(search=self.search_hint, answer=self.answer_hint, n=len(query or ""),
-                               limit=self.config.max_query_chars if error == "long_query" else self.config.max_turns)
+                               limit=self.config.max_query_chars if error == "long_query" else self.config.max_turns,
+                               first=first, second=second)
 
     # --- observations ---------------------------------------------------------------------------------
     def observation_spans(self, content: str, experience: str = "", experience_meta: dict | None = None,
@@ -366,6 +376,7 @@ class MathFormat(AgentFormat):
     answer_hint = "\\boxed{your answer}"
     answer_instruction = "End with the final answer alone in \\boxed{}."
     experience_e1_at_start = True
+    checks_options = False
 
     def __init__(self, config: AgentConfig, tokenizer: Any = None):
         super().__init__(config, tokenizer)
@@ -388,7 +399,8 @@ class MathFormat(AgentFormat):
             return Action("malformed", error="empty_answer")
         return Action("answer", answer=answer.strip())
 
-    def correction_message(self, error: str, query: str | None = None) -> str:
+    def correction_message(self, error: str, query: str | None = None,
+                           options: tuple[str, str] | None = None) -> str:
         if error in ("final_answer", "search_budget"):
             return "Write your final answer now as \\boxed{your answer}."
         if error == "empty_answer":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -25,7 +26,7 @@ from hiexp.contracts.generation import Generation, Generator, SamplingParams
 from hiexp.contracts.passage import Passage, Retriever, render_passages
 from hiexp.contracts.trajectory import Trajectory, Turn
 from hiexp.io import stable_hash
-from hiexp.scoring import extract_answer, score_answer
+from hiexp.scoring import extract_answer, normalize_answer, score_answer
 
 # (answer or None, gold answers, task) -> {"em", "cem", "f1", ...}: how an episode's answer is scored
 Scorer = Callable[..., dict[str, float]]
@@ -53,6 +54,7 @@ class _Episode:
     invalid: int = 0
     over_budget: int = 0
     asked_to_search: bool = False
+    asked_for_option: bool = False
     forcing: str | None = None  # the finish reason an episode would have had, while it gives its forced answer
     answer: str | None = None  # what the format parsed from the answering turn
     done: bool = False
@@ -248,7 +250,8 @@ class SearchAgent:
             for (episode, query), passages, injection in zip(searches, results, injections):
                 self._observe(episode, query, list(passages), injection)
         for episode, error, query in corrections:
-            message = self.format.correction_message(error, query)
+            options = offered_options(episode.example.question) if error == "not_an_option" else None
+            message = self.format.correction_message(error, query, options=options)
             spans = self.format.observation_spans(message, ended_turn=self._ended_turn(episode))
             for span in spans:
                 span.meta["correction"] = error
@@ -298,6 +301,13 @@ class SearchAgent:
                 episode.asked_to_search = True
                 self._note(episode, "answer_without_search", None)
                 return Action("malformed", error="answer_without_search")
+            options = offered_options(episode.example.question)
+            if (cfg.answer_from_options and self.format.checks_options and options is not None
+                    and not episode.asked_for_option and not names_an_option(action.answer, options)
+                    and episode.completion_tokens < cfg.max_tokens):
+                episode.asked_for_option = True
+                self._note(episode, "not_an_option", None)
+                return Action("malformed", error="not_an_option")
             episode.answer = action.answer
             self._end(episode, "answer")
             return None
@@ -467,6 +477,32 @@ def _with_e1(start: Injection, e1: Injection) -> Injection:
 def _query_key(query: str | None) -> str:
     """A query as compared for repeats: lower case, runs of white space folded."""
     return " ".join((query or "").lower().split())
+
+
+# "..., X or Y?": two short choices after the last comma
+_OPTIONS = re.compile(r",\s*([^,]+?)\s+or\s+([^,]+?)\s*\??\s*$")
+_MAX_OPTION_WORDS = 12
+
+
+def offered_options(question: str) -> tuple[str, str] | None:
+    """The two choices a comparison question ends with (``Who was born first, A or B?``), else None."""
+    match = _OPTIONS.search(question.strip())
+    if match is None:
+        return None
+    first, second = (part.strip().rstrip("?").strip() for part in match.groups())
+    if not first or not second or max(len(first.split()), len(second.split())) > _MAX_OPTION_WORDS:
+        return None
+    return first, second
+
+
+def names_an_option(answer: str | None, options: tuple[str, str]) -> bool:
+    """Whether the answer names one of the choices, after answer normalisation: either holds the other's
+    words in order ("Berlioz" names "Hector Berlioz", "the film Gang Bullets" names "Gang Bullets")."""
+    said = f" {normalize_answer(answer)} "
+    if not said.strip():
+        return False
+    choices = (f" {normalize_answer(option)} " for option in options)
+    return any(choice.strip() and (choice in said or said in choice) for choice in choices)
 
 
 def bare_answer(text: str, max_chars: int = 200) -> str | None:
