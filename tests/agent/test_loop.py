@@ -261,7 +261,8 @@ def test_an_answer_naming_neither_option_is_sent_back_once():
     t = run_choice(["<search>Jaws director</search>", "<answer>Steven Spielberg</answer>", "<answer>Jaws</answer>"])
     assert t.answer == "Jaws" and t.finish == "answer"
     assert [c["error"] for c in t.metadata["corrections"]] == ["not_an_option"]
-    assert "choose between Jaws and Duel" in t.turns[-2].text and t.turns[-2].meta == {"correction": "not_an_option"}
+    assert '"Steven Spielberg" is neither' in t.turns[-2].text and t.turns[-2].meta == {"correction": "not_an_option"}
+    assert "<answer> Jaws </answer> or with <answer> Duel </answer>" in t.turns[-2].text
 
 
 def test_a_second_answer_naming_neither_option_is_accepted():
@@ -283,6 +284,7 @@ def test_the_option_rule_in_the_tool_call_format():
     t = run_choice(['<tool_call>{"name": "search", "arguments": {"query": "Jaws"}}</tool_call>',
                     "\\boxed{Spielberg}", "\\boxed{Jaws}"], fmt="tool_call")
     assert t.answer == "Jaws" and [c["error"] for c in t.metadata["corrections"]] == ["not_an_option"]
+    assert "\\boxed{Jaws} or with \\boxed{Duel}" in t.turns[-2].text
 
 
 def test_the_option_rule_follows_the_search_rule():

@@ -110,8 +110,8 @@ CORRECTIONS = {
     "bad_tool": "The only tool is search, called as {search}.",
     "empty_answer": "Your answer was empty. Write the answer itself as {answer}.",
     "answer_without_search": "Search before you answer: look the facts up first with {search}.",
-    "not_an_option": "The question asks you to choose between {first} and {second}, and your answer names "
-                     "neither. Answer with the one that fits, as {answer}.",
+    "not_an_option": "Your answer \"{given}\" is neither of the two choices the question offers. Reply with "
+                     "{first_answer} or with {second_answer}, whichever the question asks for.",
     "final_answer": "No more searches or retries are left. Write your final answer now, a few words, from what "
                     "you have read.",
     "search_budget": "You have used all {limit} searches. Give your final answer now as {answer}.",
@@ -146,7 +146,7 @@ class AgentFormat:
         identity = {"format": self.name, "templates": self.templates, "few_shot": self.config.few_shot,
                     "max_turns": self.config.max_turns}
         if self.checks_options and self.config.answer_from_options:  # absent when off: older runs keep their hash
-            identity["answer_from_options"] = True
+            identity["answer_from_options"] = CORRECTIONS["not_an_option"]
         return stable_hash(identity)
 
     # --- chat rendering -------------------------------------------------------------------------------
@@ -226,11 +226,13 @@ class AgentFormat:
 
     def correction_message(self, error: str, query: str | None = None,
                            options: tuple[str, str] | None = None) -> str:
+        """The text of a correction; ``query`` is the offending query (or, for ``not_an_option``, the answer
+        given) and ``options`` the two choices the question offers."""
         template = CORRECTIONS.get(error, CORRECTIONS["no_tag"])
-        first, second = options or ("", "")
+        first, second = (self.answer_hint.replace("your answer", option) for option in options or ("", ""))
         return template.format(search=self.search_hint, answer=self.answer_hint, n=len(query or ""),
                                limit=self.config.max_query_chars if error == "long_query" else self.config.max_turns,
-                               first=first, second=second)
+                               given=query or "", first_answer=first, second_answer=second)
 
     # --- observations ---------------------------------------------------------------------------------
     def observation_spans(self, content: str, experience: str = "", experience_meta: dict | None = None,

@@ -306,8 +306,8 @@ class SearchAgent:
                     and not episode.asked_for_option and not names_an_option(action.answer, options)
                     and episode.completion_tokens < cfg.max_tokens):
                 episode.asked_for_option = True
-                self._note(episode, "not_an_option", None)
-                return Action("malformed", error="not_an_option")
+                self._note(episode, "not_an_option", action.answer)
+                return Action("malformed", query=action.answer, error="not_an_option")
             episode.answer = action.answer
             self._end(episode, "answer")
             return None
