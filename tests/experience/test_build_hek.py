@@ -204,3 +204,23 @@ def test_show_command(built):
     assert data["sources"]["question_id"] == "q3"
     missing = runner.invoke(app, ["show", str(directory), "--entry", "nope"])
     assert missing.exit_code != 0 and "no entry 'nope'" in str(missing.exception)
+
+
+def test_a_summary_that_retells_the_attempts_is_asked_again(tmp_path):
+    e1 = write_e1(tmp_path / "e1.jsonl", e1_entries())
+    seen: dict[str, int] = {}
+
+    def script(prompt, params):
+        seen[prompt] = seen.get(prompt, 0) + 1
+        if "could not be used" not in prompt:  # a first answer tells a story
+            return json.dumps({"title": "Searching well", "tags": [], "thinking": "",
+                               "description": "The successful attempts searched twice."})
+        return json.dumps({"title": "Searching well", "tags": [], "thinking": "",
+                           "description": "Search twice when the first passages name a new person."})
+
+    hek = build_hek([e1], tmp_path / "hek", load_embedder("hashing-256"), ScriptedGenerator(script),
+                    BuildConfig(n_clusters=(4, 1), summarize=SummarizeConfig(use_cache=False)), show_progress=False)
+    summaries = [e for e in hek.level("E2") if not e.meta.get("promoted")]
+    assert summaries and all(e.description == "Search twice when the first passages name a new person."
+                             for e in summaries)
+    assert any("tells what some attempts did" in p for p in seen)

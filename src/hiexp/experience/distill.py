@@ -47,7 +47,8 @@ from hiexp.io import (
 from hiexp.llm import batched_greedy
 from hiexp.progress import progress_bar
 
-from .leaks import LeakFilter
+from .contrast import contrast_facts, search_steps
+from .leaks import LeakFilter, drop_narration, narrates
 from .schema import Entry, ReplyParseError, parse_entries
 
 
@@ -92,11 +93,19 @@ class DistillConfig:
     reject_leaks: bool = True
     """Refuse entries that name the question's gold answer or its names, or copy its passages (see ``leaks.py``);
     when every entry of a reply is refused, the reflector is asked again with the reason."""
+    reject_narration: bool = True
+    """Keep entries advice: drop the sentences of a description that retell the attempts ("the failed attempts
+    stopped early", "search 1 found ..."), and refuse an entry whose title does or whose description is then
+    empty (``leaks.narrates``)."""
     min_copy_words: int = 8
     """A run of this many words shared with a passage shown to the reflector counts as copying it."""
     rewrite_leaks: bool = True
     """Before refusing an entry, mend it (``LeakFilter.rewrite``): drop the sentences that name the answer or
     copy a passage, put placeholders for the question's names; refuse only what cannot be mended."""
+    contrast_facts: bool = True
+    """Write what the shown successful and failed attempts did differently (``contrast.py``: searches, a
+    follow-up search, a reading or a search error, the answer's kind) into the prompt of a contrastive QA group,
+    so the reflector phrases a counted difference instead of retelling the attempts."""
     use_cache: bool = True
     """Keep the reflector's replies (``ReplyCache``), so that distilling the same groups again with other
     filters re-reads them instead of asking the model again."""
@@ -356,32 +365,9 @@ def group_trajectories(trajectories: Sequence[Trajectory], config: DistillConfig
 # Prompt building
 # --------------------------------------------------------------------------------------------------------
 
-_DOC = re.compile(r"Doc\s*\d+\s*\(Title:\s*(.*?)\)\s*(.*)")
-_SEARCH_TAG = re.compile(r"<search>(.*?)</search>", re.DOTALL)
-
-
 def _shorten(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: max(0, limit - 1)].rstrip() + "…"
-
-
-def _search_steps(trajectory: Trajectory) -> list[tuple[str, list[str]]]:
-    """(query, passage lines) per search, from the recorded queries and the tool turns that answered them."""
-    tool_texts = [t.text for t in trajectory.turns if t.role == "tool" and "Doc" in t.text]
-    queries = list(trajectory.queries)
-    if not queries:
-        queries = [q.strip() for t in trajectory.turns if t.role == "policy" for q in _SEARCH_TAG.findall(t.text)]
-    steps = []
-    for index, query in enumerate(queries):
-        passages = []
-        if index < len(tool_texts):
-            for line in tool_texts[index].splitlines():
-                match = _DOC.search(line)
-                if match:
-                    text = re.sub(r"</?\w+>", " ", match.group(2)).strip()
-                    passages.append((match.group(1).strip(), text))
-        steps.append((query, passages))
-    return steps
 
 
 def format_attempt(trajectory: Trajectory, label: str, success: bool, config: DistillConfig) -> str:
@@ -389,7 +375,7 @@ def format_attempt(trajectory: Trajectory, label: str, success: bool, config: Di
     answer = trajectory.answer if trajectory.answer else f"(no answer; stopped: {trajectory.finish})"
     outcome = "SUCCESS" if success else "FAILURE"
     lines = [f"{label} [{outcome}] answer: {_shorten(answer, config.answer_chars)}"]
-    steps = _search_steps(trajectory)
+    steps = search_steps(trajectory)
     if not steps:
         lines.append("  (no search)")
     for number, (query, passages) in enumerate(steps[: config.max_searches], start=1):
@@ -476,6 +462,18 @@ def _attempt_blocks(group: Group, config: DistillConfig) -> list[str]:
     return blocks
 
 
+def _facts_block(group: Group, config: DistillConfig) -> str:
+    """The counted differences of a contrastive QA group, as lines for ``$facts`` (empty when off or none)."""
+    if not config.contrast_facts or group.kind != "contrastive" or group.task == "math":
+        return ""
+    successes = group.successes[: config.max_per_side]
+    facts = contrast_facts(group.question, group.golden_answers, successes, group.failures[: config.max_per_side],
+                           first_failure_number=len(successes) + 1)
+    if not facts:
+        return ""
+    return "What differs between them (counted from the attempts):\n" + "\n".join(f"- {f}" for f in facts) + "\n\n"
+
+
 def build_prompt(group: Group, config: DistillConfig) -> str:
     """The reflector prompt for one group (contrastive, or uniform when enabled); math groups get the
     prompts that contrast solution steps (``distill_*_math.txt``)."""
@@ -485,6 +483,7 @@ def build_prompt(group: Group, config: DistillConfig) -> str:
         "golden": " / ".join(group.golden_answers[:3]) or "(unknown)",
         "attempts": "\n\n".join(blocks),
         "max_entries": str(config.max_entries),
+        "facts": _facts_block(group, config),
     }
     suffix = "_math" if group.task == "math" else ""
     if group.kind == "contrastive":
@@ -500,7 +499,7 @@ def shown_passages(group: Group, config: DistillConfig) -> list[tuple[str, str]]
     """The (title, text) of the passages that ``build_prompt`` shows (what the reflector could copy)."""
     shown = []
     for trajectory in group.successes[: config.max_per_side] + group.failures[: config.max_per_side]:
-        for _, passages in _search_steps(trajectory)[: config.max_searches]:
+        for _, passages in search_steps(trajectory)[: config.max_searches]:
             shown.extend(passages[: config.passages_per_search])
     return shown
 
@@ -539,16 +538,31 @@ class EntryParser:
             self.rewritten.append({"title": item.title[:200], "reason": reason, "as": title[:200]})
             kept.append(item.model_copy(update={"title": title, "description": description, "thinking": thinking,
                                                 "tags": tags}))
+        if self.config.reject_narration:
+            kept = [advice for advice in map(self._advice, kept) if advice is not None]
         if not kept:
             raise ReplyParseError(
-                "each lesson named this question's answer, people, works or numbers, or copied its passages. "
-                "Write the same lessons again with every name, title, date and number replaced by its kind "
-                "(\"a film director\", \"the year a band formed\")")
+                "each lesson named this question's answer, people, works or numbers, copied its passages, or told "
+                "what the attempts did. Write the same lessons again as advice for other questions, with every "
+                "name, title, date and number replaced by its kind (\"a film director\", \"the year a band "
+                "formed\"), each description an instruction that begins with a verb")
         if len(kept) > self.config.max_entries:
             problems.append(f"{len(kept) - self.config.max_entries} entries beyond the limit of "
                             f"{self.config.max_entries} were cut")
             kept = kept[: self.config.max_entries]
         return kept, problems
+
+    def _advice(self, item):
+        """The entry without sentences that narrate, or None (refused) when its title narrates or nothing
+        of its description is left."""
+        if not narrates(item.title) and not narrates(item.description):
+            return item
+        description = drop_narration(item.description)
+        if narrates(item.title) or len(description.split()) < 3:
+            self.rejected.append({"title": item.title[:200], "reason": "narration"})
+            return None
+        self.rewritten.append({"title": item.title[:200], "reason": "narration", "as": item.title[:200]})
+        return item.model_copy(update={"description": description})
 
 
 def make_entries(group: Group, parsed, reflector: str, config: DistillConfig) -> list[Entry]:
@@ -615,10 +629,11 @@ class DistillSummary:
         if self.entries_rejected:
             reasons = ", ".join(f"{reason.replace('_', ' ')} {n}" for reason, n in sorted(self.entries_rejected.items()))
             lines.append(f"refused {sum(self.entries_rejected.values())} entries that carried their question's facts "
-                         f"({reasons})")
+                         f"or retold the attempts ({reasons})")
         if self.entries_rewritten:
             reasons = ", ".join(f"{reason.replace('_', ' ')} {n}" for reason, n in sorted(self.entries_rewritten.items()))
-            lines.append(f"mended {sum(self.entries_rewritten.values())} entries by taking those facts out ({reasons})")
+            lines.append(f"mended {sum(self.entries_rewritten.values())} entries by taking those facts or retellings out "
+                         f"({reasons})")
         for question_id, reason in self.failures[:5]:
             lines.append(f"failed {question_id}: {reason}")
         return "\n".join(lines)

@@ -16,6 +16,11 @@ An entry is refused when
   of a passage title, or one written capitalised inside a passage sentence (not as its first word) and
   never in lower case there ("Peter Thiel" in a passage about the book a question only describes).
 
+Apart from facts, an entry must be advice rather than an account of the attempts it came from: a title or
+description that ``narrates`` ("the successful attempts read the passages", "search 1 found ...", "the correct
+answer was in ...") helps no other question either. ``drop_narration`` takes such sentences out of a
+description; an entry left with nothing, or whose title narrates, is refused as ``narration``.
+
 A small reflector rarely writes a lesson without one of these, so ``rewrite`` first tries to mend an entry:
 sentences that name a gold answer or copy a passage are dropped, and the question's names become
 placeholders (``X``, ``Y``, ... for names, "a year" / "a number" for numbers), so that "search for Kelly
@@ -30,7 +35,7 @@ from dataclasses import dataclass
 
 from hiexp.scoring.metrics import normalize_answer
 
-LEAK_REASONS = ("gold_answer", "passage_copy", "question_name", "passage_name")
+LEAK_REASONS = ("gold_answer", "passage_copy", "question_name", "passage_name", "narration")
 _TOKEN = re.compile(r"[^\W_][\w.-]*[^\W_]|[^\W_]")
 # Capitalised words that begin questions or name kinds of things rather than one thing.
 _NOT_NAMES = frozenset({"The", "What", "Which", "Who", "Whom", "Whose", "When", "Where", "Why", "How", "Are",
@@ -40,6 +45,23 @@ _EXEMPT_ANSWERS = frozenset({"yes", "no", "noanswer", "true", "false"})
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _OPENS_SENTENCE = frozenset('.!?:;"\'(')
 _PLACEHOLDERS = ("X", "Y", "Z", "W", "V")
+_NARRATION = re.compile(
+    r"\b(?:the|successful|failed|unsuccessful|failing|other|both|all|these|those|some|each|most|many|two|three)"
+    r"\s+(?:\w+\s+)?attempts?\b"
+    r"|\battempts?\s+\d|\bsearch(?:es)?\s+\d"
+    r"|\b(?:correct|right)\s+answer\s+(?:is|was|were|appeared)\b"
+    r"|\bthe\s+(?:search\s+)?agent\s+(?:found|used|did|searched|read|stopped|answered)\b",
+    re.IGNORECASE)
+
+
+def narrates(text: str) -> bool:
+    """Whether ``text`` tells what the attempts did ("the failed attempts stopped early") instead of advising."""
+    return bool(_NARRATION.search(text or ""))
+
+
+def drop_narration(text: str) -> str:
+    """``text`` without its narrating sentences."""
+    return " ".join(s for s in _SENTENCE_END.split((text or "").strip()) if s and not narrates(s)).strip()
 
 
 def _words(text: str) -> list[str]:
@@ -188,4 +210,4 @@ class LeakFilter:
         return "".join(out)
 
 
-__all__ = ["LEAK_REASONS", "LeakFilter"]
+__all__ = ["LEAK_REASONS", "LeakFilter", "drop_narration", "narrates"]

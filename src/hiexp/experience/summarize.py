@@ -4,7 +4,8 @@ Singletons are promoted, not summarised: a cluster of one entry becomes a copy o
 (new id, ``children`` = the one member, ``meta.promoted = True``, no model call). Every entry therefore has
 exactly one parent at the next level, and the start-of-episode lookup over E2/E3 also sees experience that
 nothing else resembles. A summary the model cannot write in readable JSON after retries falls back to the
-cluster's most central member (``meta.fallback`` holds the reason), unless ``strict`` asks for an error.
+cluster's most central member (``meta.fallback`` holds the reason), unless ``strict`` asks for an error. A
+summary that retells attempts instead of advising (``leaks.narrates``) counts as unreadable and is asked again.
 
 The summariser's replies are kept (``ReplyCache`` in ``hiexp.io.cache_dir("summaries")``), so rebuilding a
 HEK (other thresholds, an interrupted build) only asks for the clusters that changed.
@@ -23,7 +24,8 @@ from hiexp.io import stable_hash
 from hiexp.progress import progress_bar
 
 from .distill import ReplyCache, load_template, structured_generate
-from .schema import Entry, parse_entries
+from .leaks import narrates
+from .schema import Entry, ReplyParseError, parse_entries
 
 
 @dataclass
@@ -72,7 +74,11 @@ def build_summary_prompt(members: Sequence[Entry], config: SummarizeConfig) -> s
 
 def _parse_one(text: str):
     entries, _ = parse_entries(text)
-    return entries[0]
+    entry = entries[0]
+    if narrates(entry.title) or narrates(entry.description):
+        raise ReplyParseError("the summary tells what some attempts did; write the shared advice as an instruction "
+                              "that begins with a verb, with no mention of attempts or searches by number")
+    return entry
 
 
 def _union_sources(members: Sequence[Entry]) -> dict:
