@@ -55,6 +55,9 @@ def test_a_reading_error_a_long_answer_and_no_answer():
     assert "Failed attempt 2 answered with many more words than the answer needs." in facts
     assert "Failed attempt 3 gave no answer." in facts
     assert not any("searched more often" in f for f in facts)  # both sides searched once
+    longer = attempt(3, False, [("Blue Harbour director", FILM), ("Blue Harbour cast", FILM)], "Maeve Kerrigan")
+    facts = contrast_facts(QUESTION, ["Dublin"], [success], [longer], first_failure_number=2)
+    assert any(f.startswith("The successful attempts searched less often (1.0") for f in facts)
 
 
 def test_yes_no_questions():

@@ -88,12 +88,6 @@ def attempt_features(trajectory: Trajectory, question: str, golden_answers: Sequ
     }
 
 
-def _share(flags: Sequence[bool]) -> str:
-    if all(flags):
-        return "every"
-    return "no" if not any(flags) else "some"
-
-
 def contrast_facts(question: str, golden_answers: Sequence[str], successes: Sequence[Trajectory],
                    failures: Sequence[Trajectory], first_failure_number: int) -> list[str]:
     """Sentences on how the shown successful and failed attempts differ. Failed attempts are named by the
@@ -106,13 +100,14 @@ def contrast_facts(question: str, golden_answers: Sequence[str], successes: Sequ
     mean_good = sum(f["searches"] for f in good) / len(good)
     mean_bad = sum(f["searches"] for f in bad) / len(bad)
     if abs(mean_good - mean_bad) >= 0.5:
-        more = "more" if mean_good > mean_bad else "fewer"
+        more = "more" if mean_good > mean_bad else "less"
         facts.append(f"The successful attempts searched {more} often ({mean_good:.1f} searches on average) than the "
                      f"failed ones ({mean_bad:.1f}).")
     good_follow, bad_follow = [f["follow_up"] for f in good], [f["follow_up"] for f in bad]
     if any(good_follow) and not any(bad_follow):
-        facts.append(f"{_share(good_follow).capitalize()} successful attempt searched again for a name that the "
-                     "passages of an earlier search gave; no failed attempt did.")
+        who = "Every successful attempt" if all(good_follow) else "Some of the successful attempts"
+        facts.append(f"{who} searched again for a name that the passages of an earlier search gave; no failed "
+                     "attempt did.")
     elif any(bad_follow) and not any(good_follow):
         facts.append("The failed attempts searched again for a name the earlier passages gave; the successful "
                      "ones answered from what they had.")
