@@ -87,6 +87,7 @@ def test_narration_is_recognised_and_dropped():
     assert narrates("The correct answer was in the second passage.")
     assert not narrates("Search for the director first, then for where the director was born.")
     assert not narrates("Attempt a second search when the passages name a new person.")
+    assert narrates("Compare the results with the correct answer.")  # an agent never has it
     text = "The failed attempts stopped early. Search again for the person the passages name."
     assert drop_narration(text) == "Search again for the person the passages name."
 
@@ -122,3 +123,18 @@ def test_a_reply_of_accounts_only_is_asked_again(tmp_path):
     summary = distill([path], tmp_path / "e1.jsonl", reflector, DistillConfig(), show_progress=False)
     assert summary.groups_ok == 1 and summary.entries_written == 1
     assert "told what the attempts did" in prompts[1]
+
+
+def test_a_title_that_repeats_an_example_of_the_prompt_is_refused(tmp_path):
+    trajectories = [make_trajectory("q1", 0, True), make_trajectory("q1", 1, False)]
+    path = write_trajectories(tmp_path / "t.jsonl", trajectories)
+    reply = json.dumps([
+        {"title": "A film's director", "description": "Search for the director of the film.", "thinking": "",
+         "tags": []},
+        {"title": "Where the director of a film was born", "description": "Search for the director first, then "
+         "for the director's place of birth.", "thinking": "", "tags": []},
+    ])
+    summary = distill([path], tmp_path / "e1.jsonl", ScriptedGenerator(lambda prompt, params: reply),
+                      DistillConfig(), show_progress=False)
+    assert [e["title"] for e in read_jsonl(tmp_path / "e1.jsonl")] == ["Where the director of a film was born"]
+    assert summary.entries_rejected == {"echo": 1}

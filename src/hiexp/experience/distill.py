@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from hiexp.io import (
 )
 from hiexp.llm import batched_greedy
 from hiexp.progress import progress_bar
+from hiexp.scoring.metrics import normalize_answer
 
 from .contrast import contrast_facts, search_steps
 from .leaks import LeakFilter, drop_narration, narrates
@@ -474,6 +476,20 @@ def _facts_block(group: Group, config: DistillConfig) -> str:
     return "What differs between them (counted from the attempts):\n" + "\n".join(f"- {f}" for f in facts) + "\n\n"
 
 
+def prompt_name(group: Group) -> str:
+    """The reflector prompt file of a group: contrast or uniform, search or math."""
+    suffix = "_math" if group.task == "math" else ""
+    return f"distill_{'contrast' if group.kind == 'contrastive' else 'uniform'}{suffix}.txt"
+
+
+@cache
+def prompt_examples(name: str) -> frozenset[str]:
+    """The quoted phrases of a prompt file ("a film's director", ...), normalised: a small reflector readily
+    hands an example back as a lesson's title, which then says nothing of the question it came from."""
+    text = load_template(name).template
+    return frozenset(normalize_answer(q) for q in re.findall(r'"([^"$]{3,80})"', text)) - {""}
+
+
 def build_prompt(group: Group, config: DistillConfig) -> str:
     """The reflector prompt for one group (contrastive, or uniform when enabled); math groups get the
     prompts that contrast solution steps (``distill_*_math.txt``)."""
@@ -485,14 +501,13 @@ def build_prompt(group: Group, config: DistillConfig) -> str:
         "max_entries": str(config.max_entries),
         "facts": _facts_block(group, config),
     }
-    suffix = "_math" if group.task == "math" else ""
     if group.kind == "contrastive":
-        return load_template(f"distill_contrast{suffix}.txt").substitute(fields)
+        return load_template(prompt_name(group)).substitute(fields)
     if group.kind == "all_success":
         fields.update(outcome_line="All of them got the right answer.", verb="repeat")
     else:
         fields.update(outcome_line="None of them got the right answer.", verb="avoid")
-    return load_template(f"distill_uniform{suffix}.txt").substitute(fields)
+    return load_template(prompt_name(group)).substitute(fields)
 
 
 def shown_passages(group: Group, config: DistillConfig) -> list[tuple[str, str]]:
@@ -520,6 +535,7 @@ class EntryParser:
                       if config.reject_leaks else None)
         self.rejected: list[dict[str, str]] = []
         self.rewritten: list[dict[str, str]] = []
+        self.examples = prompt_examples(prompt_name(group)) if config.reject_narration else frozenset()
 
     def __call__(self, text: str):
         items, problems = parse_entries(text)
@@ -553,8 +569,11 @@ class EntryParser:
         return kept, problems
 
     def _advice(self, item):
-        """The entry without sentences that narrate, or None (refused) when its title narrates or nothing
-        of its description is left."""
+        """The entry without sentences that narrate, or None (refused) when its title narrates or only
+        repeats one of the prompt's quoted examples (``echo``), or nothing of its description is left."""
+        if normalize_answer(item.title) in self.examples:
+            self.rejected.append({"title": item.title[:200], "reason": "echo"})
+            return None
         if not narrates(item.title) and not narrates(item.description):
             return item
         description = drop_narration(item.description)

@@ -18,7 +18,8 @@ An entry is refused when
 
 Apart from facts, an entry must be advice rather than an account of the attempts it came from: a title or
 description that ``narrates`` ("the successful attempts read the passages", "search 1 found ...", "the correct
-answer was in ...") helps no other question either. ``drop_narration`` takes such sentences out of a
+answer was in ...", "compare it with the correct answer", which an agent never has) helps no other question
+either. ``drop_narration`` takes such sentences out of a
 description; an entry left with nothing, or whose title narrates, is refused as ``narration``.
 
 A small reflector rarely writes a lesson without one of these, so ``rewrite`` first tries to mend an entry:
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 
 from hiexp.scoring.metrics import normalize_answer
 
-LEAK_REASONS = ("gold_answer", "passage_copy", "question_name", "passage_name", "narration")
+LEAK_REASONS = ("gold_answer", "passage_copy", "question_name", "passage_name", "narration", "echo")
 _TOKEN = re.compile(r"[^\W_][\w.-]*[^\W_]|[^\W_]")
 # Capitalised words that begin questions or name kinds of things rather than one thing.
 _NOT_NAMES = frozenset({"The", "What", "Which", "Who", "Whom", "Whose", "When", "Where", "Why", "How", "Are",
@@ -50,6 +51,7 @@ _NARRATION = re.compile(
     r"\s+(?:\w+\s+)?attempts?\b"
     r"|\battempts?\s+\d|\bsearch(?:es)?\s+\d"
     r"|\b(?:correct|right)\s+answer\s+(?:is|was|were|appeared)\b"
+    r"|\b(?:with|to|against)\s+the\s+(?:correct|right|gold)\s+answer\b"
     r"|\bthe\s+(?:search\s+)?agent\s+(?:found|used|did|searched|read|stopped|answered)\b",
     re.IGNORECASE)
 
