@@ -18,12 +18,15 @@ from tests.fakes import ScriptedGenerator
 QUESTION = re.compile(r"Question: (.+)")
 
 
-def scripted_policy(gold: dict[str, str], rollouts_always_wrong: bool = False):
+def scripted_policy(gold: dict[str, str], rollouts_always_wrong: bool = False, lessons_retell: bool = False):
     """Searches once, then answers. Rollouts (T > 0) alternate right and wrong per question, so every
     question gives a contrastive group; evaluation (T = 0) is right only when experience is in the prompt."""
     answers_given: Counter[str] = Counter()
 
     def reply(prompt: str, params) -> str:
+        if "attempts by a search agent" in prompt and lessons_retell:  # accounts, never advice
+            return ('[{"title": "The failed attempts stopped early", "description": "The successful attempts '
+                    'searched twice.", "thinking": "", "tags": []}]')
         if "attempts by a search agent" in prompt:
             return ('```json\n[{"title": "Resolve the bridge entity before the final fact", '
                     '"description": "Search the entity the question hinges on first, then its attribute.", '
@@ -191,6 +194,21 @@ def test_the_with_arm_can_use_a_given_hek_and_the_live_one_is_shown_beside_it(tm
     from hiexp.experience.hek import HEK
 
     assert {t["hek_version"] for t in with_traj} == {HEK.load(given).version}
+
+
+def test_a_run_whose_distillation_gives_nothing_still_compares_with_the_given_hek(tmp_path, demo_parts):
+    run(tmp_path, demo_parts)
+    given = tmp_path / "demo" / "hek"
+    policy = ScriptedGenerator(scripted_policy(demo_parts["gold"], lessons_retell=True), model_id="retelling")
+    result, lines = run(tmp_path, demo_parts, generator=policy, out=str(tmp_path / "second"), hek=str(given))
+    out = tmp_path / "second"
+    assert (out / "e1.jsonl").read_text() == "" and not (out / "hek").exists()
+    assert [s.status for s in result.stages] == ["done"] * 6
+    md = (out / "report.md").read_text()
+    assert "No live HEK was built" in md and "## The HEK built in this run" not in md
+    assert result.comparison.datasets["hotpotqa"].n == 3
+    with pytest.raises(HiexpError, match="distillation produced no E1 entries"):  # nothing to compare with
+        run(tmp_path, demo_parts, generator=policy, out=str(tmp_path / "third"))
 
 
 def test_the_headline_says_when_an_interval_includes_zero():

@@ -357,6 +357,11 @@ class DemoPipeline:
         """3. The HEK: E1 clustered and summarised into E2 and E3."""
         from hiexp.experience.build import build_hek
 
+        if _count_lines(self.e1_path) == 0 and self.config.hek != "live":
+            # the with-arm has its own HEK: the comparison stands without a live one, and the report says why
+            _add_note(self.out, "No live HEK was built: no entry distilled from this run's rollouts passed the rules "
+                                "that keep experience advice (docs/experience.md); the with-arm uses the given HEK.")
+            return "no live HEK: distillation gave no entry"
         if _count_lines(self.e1_path) == 0:
             raise HiexpError(
                 f"distillation produced no E1 entries ({self.e1_path}): no training question had both a success "
@@ -395,7 +400,8 @@ class DemoPipeline:
                          for name in self.arms if name not in ("with", "without")}
         self.comparison = comparison
         hek = HEK.load(self.hek_dir())
-        live = hek if c.hek == "live" else HEK.load(self.live_hek_dir)
+        live = hek if c.hek == "live" else (HEK.load(self.live_hek_dir)
+                                            if (self.live_hek_dir / "manifest.json").exists() else None)
         state_now = _read_state(self.out) or {}
         stage_rows = []
         for record in self.stages:
@@ -417,11 +423,12 @@ class DemoPipeline:
                           f"{'matched on the problem, at the start' if c.task == 'math' else 'at search time'} "
                           f"if cos >= {c.experience_threshold}",
             "HEK of the with-arm": _describe_hek(c.hek, hek),
-            "HEK built in this run": f"{_counts(live)} from {c.n} train questions x {c.k} rollouts "
+            "HEK built in this run": (f"{_counts(live)} from " if live else "none (no entry passed the rules) from ")
+                                     + f"{c.n} train questions x {c.k} rollouts "
                                      f"(success = {c.success} >= {c.success_threshold:g})",
         }
         extra = []
-        if c.hek != "live":
+        if c.hek != "live" and live is not None:
             extra.append(HekSection("The HEK built in this run", list(live.entries), live.version,
                                     "Distilled live from this run's rollouts; shown here, not used in the comparison."))
         self.report_paths = write_report(self.out, ReportInputs(
