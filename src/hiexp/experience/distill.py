@@ -2,7 +2,9 @@
 
 Trajectories are grouped by question. A group with at least one success and one failure is shown to a
 reflector model side by side (queries, shortened passages, answers, outcomes); the reflector names the
-decisive step and the trap and writes reusable entries as JSON. The default reflector is the policy itself
+decisive step and the trap and writes reusable entries as JSON. What the two sides did differently is counted
+from the trajectories and written into the prompt (``contrast.py``), and entries that retell the attempts
+instead of advising are mended or refused (``leaks.narrates``). The default reflector is the policy itself
 (self-distillation with the small embedded model), so the prompt stays compact: at most a few attempts
 per side, a few searches per attempt, a sentence of each passage.
 
@@ -501,11 +503,9 @@ def build_prompt(group: Group, config: DistillConfig) -> str:
         "max_entries": str(config.max_entries),
         "facts": _facts_block(group, config),
     }
-    if group.kind == "contrastive":
-        return load_template(prompt_name(group)).substitute(fields)
     if group.kind == "all_success":
         fields.update(outcome_line="All of them got the right answer.", verb="repeat")
-    else:
+    elif group.kind == "all_failure":
         fields.update(outcome_line="None of them got the right answer.", verb="avoid")
     return load_template(prompt_name(group)).substitute(fields)
 
