@@ -357,12 +357,13 @@ class DemoPipeline:
         """3. The HEK: E1 clustered and summarised into E2 and E3."""
         from hiexp.experience.build import build_hek
 
-        if _count_lines(self.e1_path) == 0 and self.config.hek != "live":
-            # the with-arm has its own HEK: the comparison stands without a live one, and the report says why
-            _add_note(self.out, "No live HEK was built: no entry distilled from this run's rollouts passed the rules "
-                                "that keep experience advice (docs/experience.md); the with-arm uses the given HEK.")
-            return "no live HEK: distillation gave no entry"
         if _count_lines(self.e1_path) == 0:
+            if self.config.hek != "live":
+                # the with-arm has its own HEK: the comparison stands without a live one, and the report says why
+                _add_note(self.out, "No live HEK was built: no entry distilled from this run's rollouts passed the "
+                                    "rules that keep experience advice (docs/experience.md); the with-arm uses the "
+                                    "given HEK.")
+                return "no live HEK: distillation gave no entry"
             raise HiexpError(
                 f"distillation produced no E1 entries ({self.e1_path}): no training question had both a success "
                 f"and a failure among its {self.config.k} rollouts; raise --k or --n, or use a stronger --reflector"

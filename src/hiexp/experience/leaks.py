@@ -19,8 +19,8 @@ An entry is refused when
 Apart from facts, an entry must be advice rather than an account of the attempts it came from: a title or
 description that ``narrates`` ("the successful attempts read the passages", "search 1 found ...", "the correct
 answer was in ...", "compare it with the correct answer", which an agent never has) helps no other question
-either. ``drop_narration`` takes such sentences out of a
-description; an entry left with nothing, or whose title narrates, is refused as ``narration``.
+either. ``drop_narration`` takes such sentences out of a description; an entry left with nothing, or whose
+title narrates, is refused as ``narration``.
 
 A small reflector rarely writes a lesson without one of these, so ``rewrite`` first tries to mend an entry:
 sentences that name a gold answer or copy a passage are dropped, and the question's names become
