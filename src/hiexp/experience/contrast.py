@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 
 from hiexp.contracts.trajectory import Trajectory
+from hiexp.experience.leaks import NOT_NAMES
 from hiexp.scoring.metrics import normalize_answer
 
 _DOC = re.compile(r"Doc\s*\d+\s*\(Title:\s*(.*?)\)\s*(.*)")
@@ -22,9 +23,8 @@ _SEARCH_TAG = re.compile(r"<search>(.*?)</search>", re.DOTALL)
 _NAME = re.compile(r"\b[A-Z][\w'-]*[\w]")
 _YES_NO_OPENERS = frozenset({"is", "are", "was", "were", "do", "does", "did", "can", "could", "has", "have", "had",
                              "will", "would", "should"})
-_COMMON_CAPITALS = frozenset({"The", "What", "Which", "Who", "Whom", "Whose", "When", "Where", "Why", "How", "Are",
-                              "Were", "Was", "Is", "Did", "Does", "Do", "In", "On", "Of", "For", "And", "An", "Doc",
-                              "Title", "It", "He", "She", "They", "This", "That", "His", "Her", "Their"})
+# leaks' list plus the passage header's words and pronouns that open sentences
+_COMMON_CAPITALS = NOT_NAMES | {"Doc", "Title", "It", "He", "She", "They", "This", "That", "His", "Her", "Their"}
 
 
 def search_steps(trajectory: Trajectory) -> list[tuple[str, list[tuple[str, str]]]]:

@@ -39,8 +39,8 @@ from hiexp.scoring.metrics import normalize_answer
 LEAK_REASONS = ("gold_answer", "passage_copy", "question_name", "passage_name", "narration", "echo")
 _TOKEN = re.compile(r"[^\W_][\w.-]*[^\W_]|[^\W_]")
 # Capitalised words that begin questions or name kinds of things rather than one thing.
-_NOT_NAMES = frozenset({"The", "What", "Which", "Who", "Whom", "Whose", "When", "Where", "Why", "How", "Are",
-                        "Were", "Was", "Is", "Did", "Does", "Do", "In", "On", "Of", "For", "And", "A", "An", "I"})
+NOT_NAMES = frozenset({"The", "What", "Which", "Who", "Whom", "Whose", "When", "Where", "Why", "How", "Are",
+                       "Were", "Was", "Is", "Did", "Does", "Do", "In", "On", "Of", "For", "And", "A", "An", "I"})
 _PASSAGE_HEADER = re.compile(r"\bDoc\s*\d+\s*\(\s*Title\s*:", re.IGNORECASE)
 _EXEMPT_ANSWERS = frozenset({"yes", "no", "noanswer", "true", "false"})
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -82,7 +82,7 @@ def _passage_names(passages: Iterable[str], titles: Iterable[str]) -> set[str]:
     """Capitalised words that name things in the passages: every one of a title, and those written
     capitalised inside a sentence (not as its first word) and never in lower case in the passages."""
     names = {t for title in titles for t in _TOKEN.findall(title)
-             if t[0].isupper() and len(t) > 1 and t not in _NOT_NAMES}
+             if t[0].isupper() and len(t) > 1 and t not in NOT_NAMES}
     lower: set[str] = set()
     for passage in passages:
         for match in _TOKEN.finditer(passage):
@@ -91,7 +91,7 @@ def _passage_names(passages: Iterable[str], titles: Iterable[str]) -> set[str]:
                 lower.add(token)
                 continue
             before = passage[: match.start()].rstrip()
-            if len(token) > 1 and token not in _NOT_NAMES and before and before[-1] not in _OPENS_SENTENCE:
+            if len(token) > 1 and token not in NOT_NAMES and before and before[-1] not in _OPENS_SENTENCE:
                 names.add(token)
     return {name for name in names if name.lower() not in lower}
 
@@ -117,7 +117,7 @@ class LeakFilter:
         n = self.min_copy_words
         self._shingles = {tuple(w[i:i + n]) for p in self.passages for w in [_words(p)] for i in range(len(w) - n + 1)}
         tokens = _TOKEN.findall(self.question)[1:]
-        self._question_names = {t for t in tokens if t not in _NOT_NAMES and len(t) > 1
+        self._question_names = {t for t in tokens if t not in NOT_NAMES and len(t) > 1
                                 and (t[0].isupper() or (t.isdigit() and len(t) >= 3))}
         self._passage_names = _passage_names(self.passages, self.titles) - self._question_names
         self._names = self._question_names | self._passage_names
