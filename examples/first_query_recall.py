@@ -1,0 +1,78 @@
+"""How often the first search reaches a passage holding the answer, for the query the policy wrote, for the
+question itself and for the policy's query anchored to the question (``AgentConfig.anchor_first_query``).
+
+No model runs: the first queries come from archived 1.5B trajectories on the HotpotQA ``train`` split (the
+dev runs and the third HEK's rollouts in ``docs/results``), each distinct (question, query) pair once, and
+every variant is sent to the same BM25 index over the shipped closed-world corpus. A hit is a top-``k``
+passage whose normalised title and text contain a normalised gold answer.
+
+    python examples/first_query_recall.py            # about 10 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tarfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+ARCHIVES = (ROOT / "docs/results/hotpotqa-dev-1.5b-native.tar.gz", ROOT / "docs/results/hek3-1.5b.tar.gz")
+
+
+def first_queries(archives=ARCHIVES) -> list[tuple[str, str, list[str]]]:
+    """(question, first query, gold answers) for each distinct pair in the archives' trajectories."""
+    seen: set[tuple[str, str]] = set()
+    rows = []
+    for archive in archives:
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                if not (member.isfile() and member.name.endswith(".jsonl") and "trajector" in member.name):
+                    continue
+                for line in tar.extractfile(member):
+                    record = json.loads(line)
+                    if record.get("format") != "search_r1" or not record.get("queries"):
+                        continue
+                    key = (record["question"], record["queries"][0])
+                    if key not in seen:
+                        seen.add(key)
+                        rows.append((*key, list(record["golden_answers"])))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--k", type=int, default=3, help="passages per search (the agent's top_k)")
+    args = parser.parse_args()
+
+    from hiexp.agent.loop import anchored_query
+    from hiexp.components import make_retriever
+    from hiexp.scoring.metrics import normalize_answer
+
+    rows = first_queries()
+    retriever = make_retriever(dataset="hotpotqa")
+    variants = {
+        "policy's query": [query for _, query, _ in rows],
+        "question": [question for question, _, _ in rows],
+        "anchored query": [anchored_query(query, question) for question, query, _ in rows],
+    }
+    golds = [[normalize_answer(g) for g in answers] for _, _, answers in rows]
+    hits = {}
+    for name, queries in variants.items():
+        results = retriever.search(queries, args.k)
+        hits[name] = sum(
+            any(g and g in normalize_answer(f"{p.title} {p.text}") for p in passages for g in gold)
+            for passages, gold in zip(results, golds))
+    verbatim = sum(query.strip() == question.strip() for question, query, _ in rows)
+    print(f"{len(rows)} first queries ({verbatim} are the question verbatim); answer in the top {args.k}:")
+    for name, count in hits.items():
+        print(f"  {name:15s} {100 * count / len(rows):5.1f}%")
+    gain = 100 * (hits["anchored query"] - hits["policy's query"]) / len(rows)
+    print(f"anchored_minus_policy_recall_points: {gain:+.1f}")
+
+
+if __name__ == "__main__":
+    main()
