@@ -91,6 +91,13 @@ def test_observation_with_and_without_experience(name):
         assert f.observation_spans("Answer now.", final=True)[0].text.endswith("assistant\nThe answer is \\boxed{")
 
 
+def test_the_baselines_hash_ignores_the_agent_only_options():
+    plain = fmt(anchor_first_query=False)
+    assert fmt().template_hash("rag") == plain.template_hash("rag") == plain.template_hash()
+    assert fmt().template_hash("closed-book") == plain.template_hash("closed-book")
+    assert fmt().template_hash("agent") != fmt().template_hash("rag")
+
+
 def test_few_shot_switch_and_template_override(tmp_path):
     assert "Example:" in fmt(few_shot=True).prompt_spans("Q")[0].text
     assert "Example:" not in fmt(few_shot=False).prompt_spans("Q")[0].text
@@ -113,6 +120,12 @@ def test_template_hash_changes_with_templates():
 def test_the_option_rule_changes_the_hash_only_where_it_acts():
     assert fmt().template_hash() != fmt(answer_from_options=False).template_hash()
     assert fmt("math").template_hash() == fmt("math", answer_from_options=False).template_hash()
+
+
+def test_the_query_anchor_changes_the_hash_only_where_it_acts():
+    assert fmt().template_hash() != fmt(anchor_first_query=False).template_hash()
+    assert fmt("tool_call").template_hash() != fmt("tool_call", anchor_first_query=False).template_hash()
+    assert fmt("math").template_hash() == fmt("math", anchor_first_query=False).template_hash()
 
 
 def test_bad_config_is_refused():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hiexp.agent import AgentConfig, SearchAgent
-from hiexp.agent.loop import episode_seed, names_an_option, offered_options
+from hiexp.agent.loop import anchored_query, episode_seed, names_an_option, offered_options
 from hiexp.contracts.example import Example
 from hiexp.scoring.metrics import score_answer
 from tests.agent.conftest import KeywordRetriever, RecordingHook
@@ -53,7 +53,9 @@ def test_search_r1_episode_end_to_end(examples, retriever):
     assert t2.finish == "answer" and t2.num_searches == 0 and t2.rewards["em"] == 1.0
     # batched: first turn both episodes, then only the one still searching; retrieval one call per turn
     assert gen.calls == [2, 1, 1]
-    assert retriever.calls == [["Jaws director"], ["Steven Spielberg born"]]
+    # the first search also carries the question's words the query left out ("born"); later ones do not
+    assert retriever.calls == [["Jaws director born"], ["Steven Spielberg born"]]
+    assert t1.turns[2].meta == {"query": "Jaws director", "retrieval_query": "Jaws director born"}
     assert t1.seed == episode_seed(0, "q1", 0) and t1.hek_version is None
     # the observation is appended inside the same assistant message: no new chat turn
     assert "<|im_start|>" not in "".join(t.text for t in t1.turns[1:])
@@ -348,6 +350,23 @@ def test_the_first_search_can_be_the_question_itself():
     assert gen.prompts[0].endswith(f"<search>{question}</search>" + t.turns[2].text)
     ids, mask = t.completion_ids_and_mask()
     assert t.metadata["corrections"] == []  # the opening search counts: the answer is taken at once
+
+
+def test_anchored_query_adds_the_question_words_the_query_left_out():
+    question = 'Which Canadian rock band released a song called "Counterparts" and had a drummer in the Hall of Fame?'
+    assert (anchored_query("Canadian rock band drummer Hall of Fame", question)
+            == "Canadian rock band drummer Hall of Fame released song called Counterparts")
+    assert anchored_query("  Jaws director ", "Who directed Jaws?") == "Jaws director directed"
+    assert anchored_query(question, question) == question  # a verbatim query is left as it is
+    assert anchored_query("Jaws", "Is it Jaws?") == "Jaws"
+    assert anchored_query("St. John's", "Who founded St. John's College, Jaws' home?") == "St. John's founded College Jaws home"
+
+
+def test_the_anchor_can_be_turned_off(examples, retriever):
+    config = AgentConfig(max_turns=4, search_before_answer=False, anchor_first_query=False)
+    t1, _ = SearchAgent(ScriptedGenerator(r1_policy), retriever, config).run(examples)
+    assert retriever.calls == [["Jaws director"], ["Steven Spielberg born"]]
+    assert t1.turns[2].meta == {"query": "Jaws director"}
 
 
 def test_max_tokens_ends_the_episode():

@@ -64,6 +64,12 @@ class AgentConfig:
     opens with a search for the question itself, as if the policy had written it: the same passages that
     one retrieval would give, after which the policy reads, searches on or answers)."""
 
+    anchor_first_query: bool = True
+    """The first search retrieves for the policy's query plus the words of the question that the query left
+    out (question words and other function words aside). Small models rewrite the question into a query that
+    drops the names and titles BM25 needs; the query the policy wrote is still the one its context shows and
+    the one ``Trajectory.queries`` records (the tool turn's ``retrieval_query`` holds what was sent)."""
+
     force_answer: bool = True
     """When the searches or the tolerated malformed actions run out, give the policy one last turn that
     already opens the answer (``<answer>`` / ``\\boxed{``) instead of ending without one."""
@@ -88,9 +94,10 @@ class AgentConfig:
     """Which score becomes ``rewards["reward"]``: ``em``, ``cem`` or ``f1``."""
 
     templates: dict[str, str] = field(default_factory=dict)
-    """Template overrides by name (``system``, ``user``, ``example``, ``experience_system``,
-    ``experience_tool``, ``rag_system``, ``closed_book_system``): the template text itself, or a path to
-    a file holding it. Unnamed templates come from ``hiexp/agent/templates``."""
+    """Template overrides by name (``system``, ``user``, ``example``, ``turn_start``, ``observation``,
+    ``experience_system``, ``experience_tool``, ``rag_system``, ``closed_book_system``):
+    the template text itself, or a path to a file holding it. Unnamed templates come from
+    ``hiexp/agent/templates``."""
 
     def __post_init__(self) -> None:
         self.validate()

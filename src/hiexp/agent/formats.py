@@ -133,6 +133,8 @@ class AgentFormat:
     """Put the E1 entry that best matches the question into the system prompt (a task without searches)."""
     checks_options = True
     """Send back an answer that names neither choice a question offers (``AgentConfig.answer_from_options``)."""
+    searches = True
+    """The policy has a search tool (``AgentConfig.anchor_first_query`` can act)."""
 
     def __init__(self, config: AgentConfig, tokenizer: Any = None):
         self.config = config
@@ -141,12 +143,17 @@ class AgentFormat:
         self._chat_ok = bool(tokenizer is not None and getattr(tokenizer, "chat_template", None))
 
     # --- identity -------------------------------------------------------------------------------------
-    def template_hash(self) -> str:
-        """Hash of every template this format renders plus the options that change the text."""
+    def template_hash(self, method: str = "agent") -> str:
+        """Hash of every template this format renders plus the options that change the text. Options added
+        later join it only when on and only for the agent (``method``), so that older runs, and the
+        baselines' runs, which these options do not touch, keep their hash and can be resumed."""
+        agent = method == "agent" and self.searches
         identity = {"format": self.name, "templates": self.templates, "few_shot": self.config.few_shot,
                     "max_turns": self.config.max_turns}
-        if self.checks_options and self.config.answer_from_options:  # absent when off: older runs keep their hash
+        if self.checks_options and self.config.answer_from_options:
             identity["answer_from_options"] = CORRECTIONS["not_an_option"]
+        if agent and self.config.anchor_first_query:
+            identity["anchor_first_query"] = True
         return stable_hash(identity)
 
     # --- chat rendering -------------------------------------------------------------------------------
@@ -379,6 +386,7 @@ class MathFormat(AgentFormat):
     answer_instruction = "End with the final answer alone in \\boxed{}."
     experience_e1_at_start = True
     checks_options = False
+    searches = False
 
     def __init__(self, config: AgentConfig, tokenizer: Any = None):
         super().__init__(config, tokenizer)

@@ -241,14 +241,16 @@ class SearchAgent:
 
         if searches:
             queries = [q for _, q in searches]
-            results = self.retriever.search(queries, cfg.top_k) if self.retriever is not None else [[] for _ in queries]
+            sent = [anchored_query(q, e.example.question) if cfg.anchor_first_query and e.traj.num_searches == 0
+                    else q for e, q in searches]
+            results = self.retriever.search(sent, cfg.top_k) if self.retriever is not None else [[] for _ in queries]
             if self.hook is not None:
                 asked = [episode.example.question for episode, _ in searches]
                 injections = self.hook.for_queries(queries, questions=asked)
             else:
                 injections = [Injection()] * len(queries)
-            for (episode, query), passages, injection in zip(searches, results, injections):
-                self._observe(episode, query, list(passages), injection)
+            for (episode, query), retrieval_query, passages, injection in zip(searches, sent, results, injections):
+                self._observe(episode, query, list(passages), injection, retrieval_query)
         for episode, error, query in corrections:
             options = offered_options(episode.example.question) if error == "not_an_option" else None
             message = self.format.correction_message(error, query, options=options)
@@ -363,7 +365,8 @@ class SearchAgent:
         turn_end = getattr(self.format, "turn_end", None)
         return bool(turn_end) and episode.traj.turns[-1].text.rstrip().endswith(turn_end)
 
-    def _observe(self, episode: _Episode, query: str, passages: list[Passage], injection: Injection) -> None:
+    def _observe(self, episode: _Episode, query: str, passages: list[Passage], injection: Injection,
+                 retrieval_query: str | None = None) -> None:
         episode.traj.queries.append(query)
         episode.traj.passage_ids.append([p.id for p in passages])
         episode.traj.num_searches += 1
@@ -374,6 +377,8 @@ class SearchAgent:
         for span in spans:
             if span.role == "tool":
                 span.meta = {"query": query}
+                if retrieval_query not in (None, query):
+                    span.meta["retrieval_query"] = retrieval_query
         self._inject(episode, spans)
 
     def _inject(self, episode: _Episode, spans: list[Span]) -> None:
@@ -493,6 +498,25 @@ def offered_options(question: str) -> tuple[str, str] | None:
     if not first or not second or max(len(first.split()), len(second.split())) > _MAX_OPTION_WORDS:
         return None
     return first, second
+
+
+_WORD = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*")
+# words that carry no topic: the question's own wording, not what it is about
+_FUNCTION_WORDS = frozenset("""a an and are as at be been by did do does for from had has have he her his how
+in is it its of on or she that the their they this to was were what when where which who whom whose why
+with""".split())
+
+
+def anchored_query(query: str, question: str) -> str:
+    """``query`` followed by the question's words it left out (function words aside), in question order."""
+    have = {w.lower() for w in _WORD.findall(query)}
+    missing: list[str] = []
+    for word in _WORD.findall(question):
+        key = word.lower()
+        if key not in have and key not in _FUNCTION_WORDS:
+            have.add(key)
+            missing.append(word)
+    return " ".join([query.strip(), *missing]) if missing else query
 
 
 def names_an_option(answer: str | None, options: tuple[str, str]) -> bool:

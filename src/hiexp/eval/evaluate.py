@@ -200,7 +200,7 @@ def run_eval(datasets: list[str] | dict[str, list[Example]], generator: Any, ret
         "model": str(getattr(generator, "model_id", "unknown")),
         "engine": getattr(generator, "engine", None),
         "format": config.format,
-        "prompt_template_hash": fmt.template_hash(),
+        "prompt_template_hash": fmt.template_hash(method),
         "retrievers": {name: (getattr(r, "fingerprint", None) if r is not None else None) for name, r in retrievers.items()},
         "index": public_url(index),
         "top_k": config.top_k,
