@@ -13,7 +13,8 @@ re-run continues where it stopped.
         --hek demo-math --other-hek demo
 
 ``agent-no-options`` is the agent without the rule that sends back an answer naming neither of the two
-choices a question offers (``AgentConfig.answer_from_options``); ``--choice-questions`` keeps only the
+choices a question offers (``AgentConfig.answer_from_options``); ``agent-no-anchor`` is the agent whose first
+search retrieves for its own query alone (``AgentConfig.anchor_first_query``); ``--choice-questions`` keeps only the
 questions that offer two choices, where that rule can act.
 
 A math dataset is solved in the ``math`` format (no search tool, 768 tokens) and scored by one accuracy,
@@ -32,16 +33,17 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
-ARMS = ("closed-book", "rag", "agent-no-options", "agent", "hek", "hek-no-e1", "hek-no-e2e3", "other-hek")
+ARMS = ("closed-book", "rag", "agent-no-options", "agent-no-anchor", "agent", "hek", "hek-no-e1", "hek-no-e2e3", "other-hek")
 # arm -> (method, ablation or None)
 _ARM_METHOD = {"closed-book": ("closed-book", None), "rag": ("rag", None), "agent": ("agent", None),
-               "agent-no-options": ("agent", None),
+               "agent-no-options": ("agent", None), "agent-no-anchor": ("agent", None),
                "hek": ("agent", "full"), "hek-no-e1": ("agent", "no-e1"), "hek-no-e2e3": ("agent", "no-e2e3"),
                "other-hek": ("agent", "full")}
 # (baseline arm, arm) pairs whose difference is reported
 # arm -> agent options that differ from the default
-_ARM_OPTIONS = {"agent-no-options": {"answer_from_options": False}}
-_DELTAS = (("agent-no-options", "agent"), ("agent", "hek"), ("agent", "hek-no-e1"), ("agent", "hek-no-e2e3"), ("agent", "other-hek"),
+_ARM_OPTIONS = {"agent-no-options": {"answer_from_options": False},
+                "agent-no-anchor": {"anchor_first_query": False}}
+_DELTAS = (("agent-no-options", "agent"), ("agent-no-anchor", "agent"), ("agent", "hek"), ("agent", "hek-no-e1"), ("agent", "hek-no-e2e3"), ("agent", "other-hek"),
            ("rag", "agent"), ("rag", "hek"))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import warnings
@@ -88,3 +89,24 @@ def test_compare_on_a_math_set_scores_pass_at_1_and_takes_a_second_hek(tmp_path)
     manifests = {arm: json.loads((out / arm / "manifest.json").read_text()) for arm in ("agent", "hek", "other-hek")}
     assert {m["format"] for m in manifests.values()} == {"math"}
     assert manifests["hek"]["hek_version"] != manifests["other-hek"]["hek_version"]
+
+
+def test_compare_measures_the_query_anchor_as_a_paired_arm(tmp_path):
+    out = tmp_path / "anchor"
+    command = [sys.executable, str(EXAMPLES / "compare_on_test.py"), "--out", str(out), "--n", "2",
+               "--arms", "agent-no-anchor,agent", "--model", "tiny-random"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| agent - agent-no-anchor |" in (out / "table.md").read_text()
+    hashes = {arm: json.loads((out / arm / "manifest.json").read_text())["prompt_template_hash"]
+              for arm in ("agent-no-anchor", "agent")}
+    assert hashes["agent-no-anchor"] != hashes["agent"]  # the anchor is part of what the agent arm ran
+
+
+def test_first_query_recall_compares_the_three_queries_on_the_archived_trajectories():
+    done = subprocess.run([sys.executable, str(EXAMPLES / "first_query_recall.py")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert "first queries" in lines[0] and lines[-1].startswith("anchored_minus_policy_recall_points: ")
+    assert [line.split()[0] for line in lines[1:4]] == ["policy's", "question", "anchored"]
