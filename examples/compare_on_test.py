@@ -39,10 +39,10 @@ _ARM_METHOD = {"closed-book": ("closed-book", None), "rag": ("rag", None), "agen
                "agent-no-options": ("agent", None), "agent-no-anchor": ("agent", None),
                "hek": ("agent", "full"), "hek-no-e1": ("agent", "no-e1"), "hek-no-e2e3": ("agent", "no-e2e3"),
                "other-hek": ("agent", "full")}
-# (baseline arm, arm) pairs whose difference is reported
 # arm -> agent options that differ from the default
 _ARM_OPTIONS = {"agent-no-options": {"answer_from_options": False},
                 "agent-no-anchor": {"anchor_first_query": False}}
+# (baseline arm, arm) pairs whose difference is reported
 _DELTAS = (("agent-no-options", "agent"), ("agent-no-anchor", "agent"), ("agent", "hek"), ("agent", "hek-no-e1"), ("agent", "hek-no-e2e3"), ("agent", "other-hek"),
            ("rag", "agent"), ("rag", "hek"))
 

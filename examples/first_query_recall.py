@@ -4,9 +4,11 @@ question itself and for the policy's query anchored to the question (``AgentConf
 No model runs: the first queries come from archived 1.5B trajectories on the HotpotQA ``train`` split (the
 dev runs and the third HEK's rollouts in ``docs/results``), each distinct (question, query) pair once, and
 every variant is sent to the same BM25 index over the shipped closed-world corpus. A hit is a top-``k``
-passage whose normalised title and text contain a normalised gold answer.
+passage whose title and text hold a gold answer as whole words, after answer normalisation (the check
+distillation uses for "the answer was in a passage it read"); yes/no questions are left out, since any
+passage may say "no".
 
-    python examples/first_query_recall.py            # about 10 s
+    python examples/first_query_recall.py            # a few seconds
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ ARCHIVES = (ROOT / "docs/results/hotpotqa-dev-1.5b-native.tar.gz", ROOT / "docs/
 
 def first_queries(archives=ARCHIVES) -> list[tuple[str, str, list[str]]]:
     """(question, first query, gold answers) for each distinct pair in the archives' trajectories."""
+    from hiexp.scoring.metrics import normalize_answer
+
     seen: set[tuple[str, str]] = set()
     rows = []
     for archive in archives:
@@ -34,12 +38,14 @@ def first_queries(archives=ARCHIVES) -> list[tuple[str, str, list[str]]]:
                     continue
                 for line in tar.extractfile(member):
                     record = json.loads(line)
-                    if record.get("format") != "search_r1" or not record.get("queries"):
+                    golds = list(record["golden_answers"])
+                    if (record.get("format") != "search_r1" or not record.get("queries")
+                            or not any(normalize_answer(g) not in ("", "yes", "no") for g in golds)):
                         continue
                     key = (record["question"], record["queries"][0])
                     if key not in seen:
                         seen.add(key)
-                        rows.append((*key, list(record["golden_answers"])))
+                        rows.append((*key, golds))
     return rows
 
 
@@ -50,7 +56,7 @@ def main() -> None:
 
     from hiexp.agent.loop import anchored_query
     from hiexp.components import make_retriever
-    from hiexp.scoring.metrics import normalize_answer
+    from hiexp.experience.contrast import has_words
 
     rows = first_queries()
     retriever = make_retriever(dataset="hotpotqa")
@@ -59,13 +65,11 @@ def main() -> None:
         "question": [question for question, _, _ in rows],
         "anchored query": [anchored_query(query, question) for question, query, _ in rows],
     }
-    golds = [[normalize_answer(g) for g in answers] for _, _, answers in rows]
     hits = {}
     for name, queries in variants.items():
         results = retriever.search(queries, args.k)
-        hits[name] = sum(
-            any(g and g in normalize_answer(f"{p.title} {p.text}") for p in passages for g in gold)
-            for passages, gold in zip(results, golds))
+        hits[name] = sum(any(has_words(f"{p.title} {p.text}", g) for p in passages for g in answers)
+                         for passages, (_, _, answers) in zip(results, rows))
     verbatim = sum(query.strip() == question.strip() for question, query, _ in rows)
     print(f"{len(rows)} first queries ({verbatim} are the question verbatim); answer in the top {args.k}:")
     for name, count in hits.items():

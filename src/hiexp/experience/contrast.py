@@ -57,7 +57,8 @@ def expects_yes_no(question: str) -> bool:
     return bool(words) and words[0].lower().strip("\"'") in _YES_NO_OPENERS
 
 
-def _has_words(haystack: str, needle: str) -> bool:
+def has_words(haystack: str, needle: str) -> bool:
+    """Whether ``needle`` occurs in ``haystack`` as whole words, after answer normalisation."""
     needle = normalize_answer(needle)
     return bool(needle) and f" {needle} " in f" {normalize_answer(haystack)} "
 
@@ -80,7 +81,7 @@ def attempt_features(trajectory: Trajectory, question: str, golden_answers: Sequ
     return {
         "searches": len(steps),
         "follow_up": follow_up,
-        "answer_read": any(_has_words(read, g) for g in golden_answers if normalize_answer(g) not in ("yes", "no")),
+        "answer_read": any(has_words(read, g) for g in golden_answers if normalize_answer(g) not in ("yes", "no")),
         "answered": bool(answer.strip()),
         "yes_no_answer": normalize_answer(answer) in ("yes", "no"),
         "long_answer": len(normalize_answer(answer).split()) > 2 * gold_words + 3,
