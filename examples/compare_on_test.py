@@ -14,8 +14,9 @@ re-run continues where it stopped.
 
 ``agent-no-options`` is the agent without the rule that sends back an answer naming neither of the two
 choices a question offers (``AgentConfig.answer_from_options``); ``agent-no-anchor`` is the agent whose first
-search retrieves for its own query alone (``AgentConfig.anchor_first_query``); ``--choice-questions`` keeps only the
-questions that offer two choices, where that rule can act.
+search retrieves for its own query alone (``AgentConfig.anchor_first_query``); ``agent-no-echo`` is the agent that
+accepts an answer made only of the question's words (``AgentConfig.answer_beyond_question``);
+``--choice-questions`` keeps only the questions that offer two choices, where the option rule can act.
 
 A math dataset is solved in the ``math`` format (no search tool, 768 tokens) and scored by one accuracy,
 Pass@1. ``other-hek`` is an arm with a second HEK (``--other-hek``), e.g. one built on another task.
@@ -33,17 +34,21 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
-ARMS = ("closed-book", "rag", "agent-no-options", "agent-no-anchor", "agent", "hek", "hek-no-e1", "hek-no-e2e3", "other-hek")
+ARMS = ("closed-book", "rag", "agent-no-options", "agent-no-anchor", "agent-no-echo", "agent",
+        "hek", "hek-no-e1", "hek-no-e2e3", "other-hek")
 # arm -> (method, ablation or None)
 _ARM_METHOD = {"closed-book": ("closed-book", None), "rag": ("rag", None), "agent": ("agent", None),
                "agent-no-options": ("agent", None), "agent-no-anchor": ("agent", None),
+               "agent-no-echo": ("agent", None),
                "hek": ("agent", "full"), "hek-no-e1": ("agent", "no-e1"), "hek-no-e2e3": ("agent", "no-e2e3"),
                "other-hek": ("agent", "full")}
 # arm -> agent options that differ from the default
 _ARM_OPTIONS = {"agent-no-options": {"answer_from_options": False},
-                "agent-no-anchor": {"anchor_first_query": False}}
+                "agent-no-anchor": {"anchor_first_query": False},
+                "agent-no-echo": {"answer_beyond_question": False}}
 # (baseline arm, arm) pairs whose difference is reported
-_DELTAS = (("agent-no-options", "agent"), ("agent-no-anchor", "agent"), ("agent", "hek"), ("agent", "hek-no-e1"), ("agent", "hek-no-e2e3"), ("agent", "other-hek"),
+_DELTAS = (("agent-no-options", "agent"), ("agent-no-anchor", "agent"), ("agent-no-echo", "agent"),
+           ("agent", "hek"), ("agent", "hek-no-e1"), ("agent", "hek-no-e2e3"), ("agent", "other-hek"),
            ("rag", "agent"), ("rag", "hek"))
 
 

@@ -92,7 +92,7 @@ def test_observation_with_and_without_experience(name):
 
 
 def test_the_baselines_hash_ignores_the_agent_only_options():
-    plain = fmt(anchor_first_query=False)
+    plain = fmt(anchor_first_query=False, answer_beyond_question=False)
     assert fmt().template_hash("rag") == plain.template_hash("rag") == plain.template_hash()
     assert fmt().template_hash("closed-book") == plain.template_hash("closed-book")
     assert fmt().template_hash("agent") != fmt().template_hash("rag")
@@ -126,6 +126,12 @@ def test_the_query_anchor_changes_the_hash_only_where_it_acts():
     assert fmt().template_hash() != fmt(anchor_first_query=False).template_hash()
     assert fmt("tool_call").template_hash() != fmt("tool_call", anchor_first_query=False).template_hash()
     assert fmt("math").template_hash() == fmt("math", anchor_first_query=False).template_hash()
+
+
+def test_the_echo_rule_changes_only_the_agents_hash():
+    assert fmt().template_hash() != fmt(answer_beyond_question=False).template_hash()
+    assert fmt().template_hash("rag") == fmt(answer_beyond_question=False).template_hash("rag")
+    assert fmt("math").template_hash() == fmt("math", answer_beyond_question=False).template_hash()
 
 
 def test_bad_config_is_refused():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hiexp.agent import AgentConfig, SearchAgent
-from hiexp.agent.loop import anchored_query, episode_seed, names_an_option, offered_options
+from hiexp.agent.loop import anchored_query, episode_seed, names_an_option, offered_options, repeats_question
 from hiexp.contracts.example import Example
 from hiexp.scoring.metrics import score_answer
 from tests.agent.conftest import KeywordRetriever, RecordingHook
@@ -294,6 +294,55 @@ def test_the_option_rule_follows_the_search_rule():
                     "<answer>Jaws</answer>"], search_before_answer=True)
     assert [c["error"] for c in t.metadata["corrections"]] == ["answer_without_search", "not_an_option"]
     assert t.answer == "Jaws"
+
+
+ECHO = Example("e", "What is the first name of Jack Benny Binion's father?", ["Lester"])
+
+
+def run_echo(replies, fmt="search_r1", example=ECHO, **config):
+    config.setdefault("search_before_answer", False)
+    gen = ScriptedGenerator(list(replies))
+    return SearchAgent(gen, KeywordRetriever(), AgentConfig(format=fmt, **config)).run([example])[0]
+
+
+@pytest.mark.parametrize("answer, question, echoed", [
+    ("Jack", "What is the first name of Jack Benny Binion's father?", True),
+    ("Binion's father", "What is the first name of Jack Benny Binion's father?", True),
+    ("the Dog behaviorist.", "Daddy was integral to the work of what Mexican-American dog behaviorist?", True),
+    ("Lester", "What is the first name of Jack Benny Binion's father?", False),
+    ("Jack Lester", "What is the first name of Jack Benny Binion's father?", False),
+    ("Yes", "Is Jaws a film?", False),
+    ("Jaws", "Was Jaws or Duel made first?", False),  # a choice inside the question
+    ("the", "What is the name?", False),
+    (None, "What is the name?", False),
+])
+def test_repeats_question(answer, question, echoed):
+    assert repeats_question(answer, question) is echoed
+
+
+def test_an_answer_repeating_the_question_is_sent_back_once():
+    t = run_echo(["<search>Binion father</search>", "<answer>Jack</answer>", "<answer>Lester</answer>"])
+    assert t.answer == "Lester" and [c["error"] for c in t.metadata["corrections"]] == ["echoed_question"]
+    assert '"Jack" only repeats words of the question' in t.turns[-2].text
+    assert t.turns[-2].meta == {"correction": "echoed_question"}
+
+
+def test_a_second_answer_repeating_the_question_is_accepted():
+    t = run_echo(["<search>Binion father</search>", "<answer>Jack</answer>", "<answer>Jack Benny</answer>"])
+    assert t.answer == "Jack Benny" and [c["error"] for c in t.metadata["corrections"]] == ["echoed_question"]
+
+
+def test_the_echo_rule_can_be_turned_off_and_leaves_choices_to_the_option_rule():
+    t = run_echo(["<search>Binion father</search>", "<answer>Jack</answer>"], answer_beyond_question=False)
+    assert t.answer == "Jack" and t.metadata["corrections"] == []
+    t = run_choice(["<search>Jaws</search>", "<answer>Duel</answer>"])
+    assert t.answer == "Duel" and t.metadata["corrections"] == []
+
+
+def test_the_echo_rule_in_the_tool_call_format():
+    t = run_echo(['<tool_call>{"name": "search", "arguments": {"query": "Binion"}}</tool_call>',
+                  "\\boxed{Jack}", "\\boxed{Lester}"], fmt="tool_call")
+    assert t.answer == "Lester" and [c["error"] for c in t.metadata["corrections"]] == ["echoed_question"]
 
 
 def test_too_many_malformed_actions_end_invalid():

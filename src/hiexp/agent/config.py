@@ -84,6 +84,12 @@ class AgentConfig:
     once asking for one of them; a second such answer is accepted. Small models otherwise answer a
     comparison with the fact they compared (a director's name for "which film ..."). Search formats only."""
 
+    answer_beyond_question: bool = True
+    """When the question offers no choice (no "or" in it) and the answer is made only of the question's own
+    words (``Jack`` for "the first name of Jack Benny Binion's father"), send it back once asking for what the
+    question asks for; a second such answer is accepted, and yes / no is never sent back. Small models
+    otherwise answer with the question's subject. Search formats only."""
+
     few_shot: bool = True
     """Put a worked example of the format in the system prompt (small models need it to use the tool)."""
 

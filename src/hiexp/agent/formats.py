@@ -112,6 +112,8 @@ CORRECTIONS = {
     "answer_without_search": "Search before you answer: look the facts up first with {search}.",
     "not_an_option": "Your answer \"{given}\" is neither of the two choices the question offers. Reply with "
                      "{first_answer} or with {second_answer}, whichever the question asks for.",
+    "echoed_question": "Your answer \"{given}\" only repeats words of the question. Find in the passages what "
+                       "the question asks for and give that as {answer}.",
     "final_answer": "No more searches or retries are left. Write your final answer now, a few words, from what "
                     "you have read.",
     "search_budget": "You have used all {limit} searches. Give your final answer now as {answer}.",
@@ -134,7 +136,7 @@ class AgentFormat:
     checks_options = True
     """Send back an answer that names neither choice a question offers (``AgentConfig.answer_from_options``)."""
     searches = True
-    """The policy has a search tool (``AgentConfig.anchor_first_query`` can act)."""
+    """The policy has a search tool (``AgentConfig.anchor_first_query`` and ``answer_beyond_question`` can act)."""
 
     def __init__(self, config: AgentConfig, tokenizer: Any = None):
         self.config = config
@@ -154,6 +156,8 @@ class AgentFormat:
             identity["answer_from_options"] = CORRECTIONS["not_an_option"]
         if agent and self.config.anchor_first_query:
             identity["anchor_first_query"] = True
+        if agent and self.config.answer_beyond_question:
+            identity["answer_beyond_question"] = CORRECTIONS["echoed_question"]
         return stable_hash(identity)
 
     # --- chat rendering -------------------------------------------------------------------------------

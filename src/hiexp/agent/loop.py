@@ -55,6 +55,7 @@ class _Episode:
     over_budget: int = 0
     asked_to_search: bool = False
     asked_for_option: bool = False
+    asked_beyond_question: bool = False
     forcing: str | None = None  # the finish reason an episode would have had, while it gives its forced answer
     answer: str | None = None  # what the format parsed from the answering turn
     done: bool = False
@@ -310,6 +311,12 @@ class SearchAgent:
                 episode.asked_for_option = True
                 self._note(episode, "not_an_option", action.answer)
                 return Action("malformed", query=action.answer, error="not_an_option")
+            if (cfg.answer_beyond_question and self.format.searches and self.retriever is not None
+                    and not episode.asked_beyond_question and repeats_question(action.answer, episode.example.question)
+                    and episode.completion_tokens < cfg.max_tokens):
+                episode.asked_beyond_question = True
+                self._note(episode, "echoed_question", action.answer)
+                return Action("malformed", query=action.answer, error="echoed_question")
             episode.answer = action.answer
             self._end(episode, "answer")
             return None
@@ -517,6 +524,16 @@ def anchored_query(query: str, question: str) -> str:
             have.add(key)
             missing.append(word)
     return " ".join([query.strip(), *missing]) if missing else query
+
+
+def repeats_question(answer: str | None, question: str) -> bool:
+    """Whether an answer is made only of the question's own words (function words aside), for a question that
+    offers no choice: one with "or" in it may name its answer, and yes / no is always an answer of its own."""
+    said = normalize_answer(answer or "").split()
+    if not said or " ".join(said) in ("yes", "no") or re.search(r"\bor\b", question, re.IGNORECASE):
+        return False
+    content = {word for word in said if word not in _FUNCTION_WORDS}
+    return bool(content) and content <= set(normalize_answer(question).split())
 
 
 def names_an_option(answer: str | None, options: tuple[str, str]) -> bool:
