@@ -91,16 +91,17 @@ def test_compare_on_a_math_set_scores_pass_at_1_and_takes_a_second_hek(tmp_path)
     assert manifests["hek"]["hek_version"] != manifests["other-hek"]["hek_version"]
 
 
-def test_compare_measures_the_query_anchor_as_a_paired_arm(tmp_path):
+def test_compare_measures_the_query_anchor_and_the_echo_rule_as_paired_arms(tmp_path):
     out = tmp_path / "anchor"
+    arms = ("agent-no-anchor", "agent-no-echo", "agent")
     command = [sys.executable, str(EXAMPLES / "compare_on_test.py"), "--out", str(out), "--n", "2",
-               "--arms", "agent-no-anchor,agent", "--model", "tiny-random"]
+               "--arms", ",".join(arms), "--model", "tiny-random"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "| agent - agent-no-anchor |" in (out / "table.md").read_text()
-    hashes = {arm: json.loads((out / arm / "manifest.json").read_text())["prompt_template_hash"]
-              for arm in ("agent-no-anchor", "agent")}
-    assert hashes["agent-no-anchor"] != hashes["agent"]  # the anchor is part of what the agent arm ran
+    table = (out / "table.md").read_text()
+    assert "| agent - agent-no-anchor |" in table and "| agent - agent-no-echo |" in table
+    hashes = {arm: json.loads((out / arm / "manifest.json").read_text())["prompt_template_hash"] for arm in arms}
+    assert len(set(hashes.values())) == 3  # each option is part of what its arm ran
 
 
 def test_first_query_recall_compares_the_three_queries_on_the_archived_trajectories():
