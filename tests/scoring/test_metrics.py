@@ -226,3 +226,64 @@ def test_gsm8k_final_answers_are_read_from_their_solutions(shared_data):
 
 def test_a_pathological_expression_is_not_equal_and_returns():
     assert not math_equal("9^{9^{9^{9^{9}}}}", "1")
+
+
+# --- adversarial math answers: every step bounded ------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ADVERSARIAL = {
+    "unit letters": "1" + "m" * 5000 + "!",
+    "nested text": "\\text{" * 1700 + "1",
+    "unclosed boxes": "\\boxed{" * 1400,
+    "power tower": "2^" * 3000 + "2",
+    "nested fractions": "\\frac{" * 1600,
+    "short tower": "9^9^9^9^9",
+    "braced tower": "2^{3^{4^{5}}}",
+    "big factorial": "100000!",
+    "huge exponent": "10^{100000}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
+def test_adversarial_answers_are_graded_without_math_verify(name, monkeypatch):
+    from hiexp.scoring import metrics
+
+    def refuse(*_):
+        raise AssertionError("math-verify was asked to compare an adversarial answer")
+
+    monkeypatch.setattr(metrics, "_verify", refuse)
+    text = ADVERSARIAL[name]
+    assert metrics.math_equal(text, "42") is False
+    assert metrics.math_equal("42", text) is False
+    assert metrics.math_equal(text, text) is True  # the same string is still the same answer
+
+
+def test_units_are_still_stripped_after_the_linear_rewrite():
+    from hiexp.scoring.metrics import normalize_math_answer
+
+    for text, want in [("5 mph", "5"), ("12 cm^2", "12"), ("3 minutes.", "3"), ("7 km 2 m", "7km2"),
+                       ("1mmm!", "1mmm!"), ("4 feet", "4"), ("2 square feet", "2")]:
+        assert normalize_math_answer(text) == want, text
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet="m1!^{}\\boxedtxfrac 2s", max_size=300))
+def test_any_short_soup_of_latex_grades_to_a_bool(text):
+    from hiexp.scoring.metrics import math_equal
+
+    assert math_equal(text, "42") in (True, False)
+
+
+def test_a_grading_budget_skips_math_verify_once_spent(monkeypatch):
+    from hiexp.scoring import metrics
+
+    calls = []
+    monkeypatch.setattr("math_verify.parse", lambda *a, **k: calls.append(a) or [1])
+    monkeypatch.setattr("math_verify.verify", lambda *a, **k: True)
+    with metrics.grading_budget(0) as budget:
+        assert metrics.math_equal("\\sqrt{2}/2", "\\frac{\\sqrt{2}}{2}") is False
+        assert metrics.math_equal("3", "3.0") is True  # numbers need no math-verify
+    assert budget.skipped == 1 and not calls
+    assert metrics.math_equal("\\sqrt{2}/2", "\\frac{\\sqrt{2}}{2}") is True  # outside the block: no limit

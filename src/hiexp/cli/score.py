@@ -97,7 +97,7 @@ def score_predictions(
     ``missing`` lists data ids without a prediction, ``extra`` prediction ids not in the data.
     """
     from hiexp.data import load_dataset
-    from hiexp.scoring.metrics import mean_scores, score_answer
+    from hiexp.scoring.metrics import MATH_FILE_BUDGET_SECONDS, grading_budget, mean_scores, score_answer
 
     predictions = _read_predictions(Path(predictions_path), skip_bad, dataset=str(data))
     examples = load_dataset(data, split=split, skip_bad=skip_bad)
@@ -111,13 +111,16 @@ def score_predictions(
         )
     missing = [ex.id for ex in examples if ex.id not in predictions]
     scores, types = [], {}
-    for ex in examples:
-        if ex.id not in predictions and not missing_as_wrong:
-            continue
-        score = score_answer(predictions.get(ex.id), ex.golden_answers, task=ex.metadata.get("task", "qa"))
-        scores.append(score)
-        types.setdefault(str(ex.metadata.get("type", "")), []).append(score)
+    with grading_budget(MATH_FILE_BUDGET_SECONDS) as budget:
+        for ex in examples:
+            if ex.id not in predictions and not missing_as_wrong:
+                continue
+            score = score_answer(predictions.get(ex.id), ex.golden_answers, task=ex.metadata.get("task", "qa"))
+            scores.append(score)
+            types.setdefault(str(ex.metadata.get("type", "")), []).append(score)
     result: dict[str, Any] = mean_scores(scores)
+    if budget.skipped:
+        result["math_verify_skipped"] = budget.skipped
     result["missing"] = missing
     result["extra"] = extra
     result["by_type"] = {t: mean_scores(s) for t, s in types.items() if t} if len(types) > 1 else {}

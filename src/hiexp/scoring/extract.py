@@ -53,18 +53,38 @@ def braced_content(text: str, open_index: int) -> str | None:
     return None
 
 
+def _closing_braces(text: str) -> dict[int, int]:
+    """Where each brace group closes: ``{open index: close index}``, in one pass (escaped braces skipped)."""
+    pairs: dict[int, int] = {}
+    opened: list[int] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "{":
+            opened.append(i)
+        elif char == "}" and opened:
+            pairs[opened.pop()] = i
+        i += 1
+    return pairs
+
+
 def last_boxed(text: str) -> str | None:
     """The contents of the last complete ``\\boxed{...}`` / ``\\fbox{...}`` (or ``\\boxed 42``).
 
     A box cut off before its closing brace (generation stopped mid-answer) is passed over in favour of the
-    last complete one before it.
+    last complete one before it. Linear in the text: braces are matched once, not once per box.
     """
+    pairs: dict[int, int] | None = None
     for match in reversed(list(_BOX_COMMAND.finditer(text))):
         start = match.end()
         if start < len(text) and text[start] == "{":
-            content = braced_content(text, start)
-            if content is not None:
-                return content.strip()
+            if pairs is None:
+                pairs = _closing_braces(text)
+            if start in pairs:
+                return text[start + 1 : pairs[start]].strip()
         elif match.group(1):  # "\boxed 42": one bare token after a space
             token = _BARE_TOKEN.match(text, start)
             if token:

@@ -21,11 +21,14 @@ timeout): ``\\sqrt{2}/2`` = ``\\frac{\\sqrt{2}}{2}``, ``(-\\infty, 3]`` interval
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import string
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from hiexp.errors import HiexpError
 from hiexp.scoring.extract import braced_content, last_boxed
@@ -129,7 +132,9 @@ _UNIT_WORDS = (
     "inch(?:es)?|in|feet|foot|ft|yards?|miles?|mph|meters?|metres?|units?|dollars?|cents?|degrees?|"
     "percent|pounds?|lbs?|ounces?|oz|square|sq|cubic|students?|people|points?"
 )
-_TRAILING_UNITS = re.compile(rf"^(.*?\d)\s*(?:(?:{_UNIT_WORDS})(?:\^?\d)?\.?\s*)+$", re.IGNORECASE)
+# Each unit is a whole word (no letter after it) inside an atomic group, so a run of letters that no unit
+# covers fails at once instead of being split every possible way ("1mmmm...!" took exponential time).
+_TRAILING_UNITS = re.compile(rf"^(.*?\d)\s*(?>(?:{_UNIT_WORDS})(?![A-Za-z])(?:\^?\d)?\.?\s*)+$", re.IGNORECASE)
 _SPACED_WORDS = re.compile(r"^([-+]?[\d.,/]*\d)\s+[A-Za-z][A-Za-z ]*$")
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _PLAIN_NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
@@ -153,6 +158,11 @@ def _unwrap_commands(text: str) -> str:
         text = text[: match.start()] + inner + text[match.end() + len(inner) + 2 :]
 
 
+MAX_MATH_ANSWER_CHARS = 400
+"""Longest answer (after taking it out of its box) that is normalised and compared as mathematics; a longer
+one is compared as a string only. Real answers are short, and every step of the grading is then bounded."""
+
+
 def normalize_math_answer(s: str | None) -> str:
     """A canonical string for a math answer: no ``$``/``\\boxed``/spacing/units, ``\\dfrac`` -> ``\\frac``."""
     if s is None:
@@ -161,6 +171,8 @@ def normalize_math_answer(s: str | None) -> str:
     boxed = last_boxed(text)
     if boxed is not None:
         text = boxed
+    if len(text) > MAX_MATH_ANSWER_CHARS:
+        return "".join(text.split())
     text = text.replace("$", "").replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     text = text.replace("{,}", ",").replace("\\%", "").replace("%", "")
     text = _LATEX_SPACING.sub(" ", text)
@@ -198,6 +210,35 @@ MATH_TIMEOUT_SECONDS = 3
 """Longest parse or comparison of one answer by math-verify (a pathological expression counts as unequal)."""
 
 
+MATH_FILE_BUDGET_SECONDS = 45
+"""math-verify seconds that ``hiexp score`` spends on one prediction file at most (see ``grading_budget``)."""
+
+
+@dataclass
+class GradingBudget:
+    """Seconds that math-verify may still spend inside ``grading_budget``, and how many comparisons were
+    skipped once they ran out."""
+
+    left: float
+    skipped: int = 0
+
+
+_ACTIVE_BUDGET: list[GradingBudget] = []
+
+
+@contextlib.contextmanager
+def grading_budget(seconds: float) -> Iterator[GradingBudget]:
+    """Bound the math-verify time of everything graded inside the block (a file, a training step): once
+    ``seconds`` are spent, the remaining answers are compared as normalised strings and numbers only, and
+    ``budget.skipped`` counts them."""
+    budget = GradingBudget(float(seconds))
+    _ACTIVE_BUDGET.append(budget)
+    try:
+        yield budget
+    finally:
+        _ACTIVE_BUDGET.remove(budget)
+
+
 def _verify(prediction: str, gold: str) -> bool:
     """Mathematical equivalence by math-verify (LaTeX parsed by latex2sympy, compared by sympy): fractions,
     radicals, intervals, sets, tuples and symbolic forms. Its timeouts use SIGALRM, which only the main
@@ -207,6 +248,14 @@ def _verify(prediction: str, gold: str) -> bool:
     from math_verify import parse, verify
 
     timeout = MATH_TIMEOUT_SECONDS if threading.current_thread() is threading.main_thread() else None
+    budget = _ACTIVE_BUDGET[-1] if _ACTIVE_BUDGET else None
+    if budget is not None:
+        if budget.left <= 0:
+            budget.skipped += 1
+            return False
+        if timeout is not None:
+            timeout = max(1, min(timeout, math.ceil(budget.left)))
+    start = time.perf_counter()
     try:
         gold_parsed = parse(f"${gold}$", parsing_timeout=timeout)
         prediction_parsed = parse(f"${prediction}$", parsing_timeout=timeout)
@@ -215,6 +264,13 @@ def _verify(prediction: str, gold: str) -> bool:
         return bool(verify(gold_parsed, prediction_parsed, timeout_seconds=timeout))
     except Exception:  # noqa: BLE001 - math-verify raises many kinds on malformed LaTeX: not equal
         return False
+    finally:
+        if budget is not None:
+            budget.left -= time.perf_counter() - start
+
+
+# what sympy would evaluate for ever: towers of powers (2^3^4^5), factorials of large numbers, huge exponents
+_EXPLOSIVE = re.compile(r"\^\s*\{?\s*[-+]?\w+\s*\}?\s*\^|\^\s*\{\s*[-+]?\w+\s*\^|\d{3,}\s*!|\^\s*\{?\s*[-+]?\d{4,}")
 
 
 def _equal_normalised(a: str, b: str) -> bool:
@@ -222,12 +278,16 @@ def _equal_normalised(a: str, b: str) -> bool:
         return False
     if a == b or a.lower() == b.lower():
         return True
+    if max(len(a), len(b)) > MAX_MATH_ANSWER_CHARS:
+        return False
     na, nb = _number(a), _number(b)
     if na is not None and nb is not None:
         return math.isclose(na, nb, rel_tol=1e-6, abs_tol=1e-9)
     ca, cb = _CHOICE.match(a), _CHOICE.match(b)
     if ca or cb:
         return bool(ca and cb and ca.group(1).upper() == cb.group(1).upper())
+    if _EXPLOSIVE.search(a) or _EXPLOSIVE.search(b):
+        return False
     return _verify(a, b)
 
 
