@@ -297,6 +297,37 @@ def atomic_directory(target: str | Path, is_own: Callable[[Path], bool] | None =
         shutil.rmtree(old, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def exclusive_output(target: str | Path, command: str = "hiexp") -> Iterator[Path]:
+    """Hold an exclusive lock on an output (file or directory) while a command writes it, so that a second
+    command given the same ``--out`` stops at once with a clear message instead of interleaving its writes.
+
+    The lock is an ``flock`` on ``.<name>.lock`` beside the target: released by the kernel when the process
+    ends, however it ends (kill -9 included), so a stale lock never blocks a re-run. The lock file stays.
+    """
+    import fcntl
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = target.parent / f".{target.name}.lock"
+    handle = lock_path.open("a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise HiexpError(f"{target}: another hiexp command is writing it ({holder}); wait for it to finish "
+                             "or choose another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{command}, pid {os.getpid()}")
+        handle.flush()
+        yield target
+    finally:
+        handle.close()
+
+
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()

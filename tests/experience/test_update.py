@@ -215,7 +215,15 @@ def test_cli_update_and_usefulness(base, tmp_path, monkeypatch):
     assert "added 1 E1" in result.output and f"(parent {hek.version})" in result.output
     shown = runner.invoke(app, ["show", str(tmp_path / "v2"), "--json"])
     assert shown.exit_code == 0 and '"usefulness"' in shown.output  # the update's table is shown
+    # runs that never saw an entry of v2 say nothing about it: refused, nothing written
     table = runner.invoke(app, ["usefulness", str(tmp_path / "v2"), str(trajectories), "--out",
                                 str(tmp_path / "u.json")])
-    assert table.exit_code == 0 and "2 episodes of 1 questions" in table.output
+    assert "saw an entry" in str(table.exception) and not (tmp_path / "u.json").exists()
+    seen_id = HEK.load(tmp_path / "v2").entries[0].id
+    runs = write_trajectories(tmp_path / "runs.jsonl", [
+        make_trajectory("q7", 0, True, queries=["a"]), make_trajectory("q7", 1, False, queries=["b"])],
+        edit=lambda record: record["turns"].insert(0, {"role": "experience", "text": "x",
+                                                        "meta": {"entry_ids": [seen_id]}}) or record)
+    table = runner.invoke(app, ["usefulness", str(tmp_path / "v2"), str(runs), "--out", str(tmp_path / "u.json")])
+    assert table.exit_code == 0 and "2 episodes of 1 questions" in table.output, table.output
     assert json.loads((tmp_path / "u.json").read_text())["schema"] == 1

@@ -19,7 +19,7 @@ from hiexp.agent.loop import SearchAgent
 from hiexp.contracts.example import Example
 from hiexp.contracts.trajectory import Trajectory
 from hiexp.errors import HiexpError
-from hiexp.io import append_jsonl, check_own_jsonl, iter_jsonl, repair_torn_tail
+from hiexp.io import append_jsonl, check_own_jsonl, exclusive_output, iter_jsonl, repair_torn_tail
 
 
 @dataclass
@@ -68,8 +68,15 @@ def run_rollouts(examples: list[Example], agent: SearchAgent, k: int, out_path: 
                  on_trajectory: Callable[[Trajectory], None] | None = None) -> RolloutSummary:
     """Sample ``k`` trajectories per example into ``out_path``, skipping ids already there.
 
-    ``method`` ``agent`` runs the search loop; ``rag`` and ``closed-book`` run the one-shot baselines.
+    ``method`` ``agent`` runs the search loop; ``rag`` and ``closed-book`` run the one-shot baselines. While
+    it runs, ``out_path`` is locked: a second writer stops at once instead of sampling every episode twice.
     """
+    with exclusive_output(out_path, f"hiexp {'rollout' if method == 'agent' else method}"):
+        return _run_rollouts(examples, agent, k, out_path, seed, progress, method, on_trajectory)
+
+
+def _run_rollouts(examples: list[Example], agent: SearchAgent, k: int, out_path: str | Path, seed: int | None,
+                  progress: bool, method: str, on_trajectory: Callable[[Trajectory], None] | None) -> RolloutSummary:
     if k < 1:
         raise HiexpError(f"k must be >= 1, got {k}")
     ids = [ex.id for ex in examples]

@@ -196,18 +196,35 @@ def usefulness_command(
     from hiexp.errors import HiexpError
     from hiexp.experience.hek import HEK, is_shipped_name
     from hiexp.experience.show import usefulness_text
-    from hiexp.experience.usefulness import USEFULNESS_FILE, usefulness_from_files
+    from hiexp.experience.usefulness import (
+        REWARD_KEYS,
+        USEFULNESS_FILE,
+        check_usefulness_output,
+        unique_files,
+        usefulness_from_files,
+    )
+    from hiexp.io import exclusive_output
 
+    if reward_key not in REWARD_KEYS:
+        raise HiexpError(f"unknown --reward-key {reward_key!r}; choose one of {', '.join(REWARD_KEYS)}")
     hek = HEK.load(hek_dir)
     if out is None:
         if is_shipped_name(hek_dir):
             raise HiexpError(f"the shipped HEK {hek_dir!r} is read-only: give --out FILE")
         out = Path(hek_dir) / USEFULNESS_FILE
-    table = usefulness_from_files(trajectories, reward_key)
+    check_usefulness_output(out)
+    table = usefulness_from_files(unique_files(trajectories), reward_key)
+    if table.episodes == 0:
+        raise HiexpError(f"no episode in {', '.join(map(str, trajectories))} has a {reward_key!r} reward (are these "
+                         "trajectory files of hiexp eval, rollout or train?); nothing was written")
     table.hek_version = hek.version
     known = {e.id for e in hek.entries}
+    if not set(table.entries) & known:
+        raise HiexpError(f"none of the {table.episodes} episodes saw an entry of HEK {hek.version} (runs of another "
+                         "HEK, or without one?); nothing was written")
     unknown = sorted(set(table.entries) - known)
-    table.save(out)
+    with exclusive_output(out, "hiexp usefulness"):
+        table.save(out)
     typer.echo(f"{table.episodes} episodes of {table.questions} questions; {len(set(table.entries) & known)} of "
                f"{len(known)} entries were injected" + (f" ({len(unknown)} ids are not in this HEK)" if unknown else ""))
     ranked = sorted((table.entries[i].effect, i) for i in set(table.entries) & known)

@@ -26,6 +26,7 @@ from hiexp.io import (
     atomic_write_jsonl,
     atomic_write_text,
     check_output_dir,
+    exclusive_output,
     public_url,
     read_json,
     read_jsonl,
@@ -219,37 +220,39 @@ def run_eval(datasets: list[str] | dict[str, list[Example]], generator: Any, ret
         "package_version": hiexp.__version__,
         "agent_config": config.to_dict(),
     }
-    _check_manifest(out_dir, manifest)
-    atomic_write_json(out_dir / "manifest.json", manifest)
+    with exclusive_output(out_dir, "hiexp eval"):  # a second eval into the same --out stops at once
+        _check_manifest(out_dir, manifest)
+        atomic_write_json(out_dir / "manifest.json", manifest)
 
-    metrics: dict[str, dict[str, Any]] = {}
-    predictions: list[dict[str, Any]] = []
-    for name, examples in loaded.items():
-        agent = SearchAgent(generator, retrievers[name], config, hook if method == "agent" else None)
-        path = out_dir / "trajectories" / f"{dataset_slug(name)}.jsonl"
-        summary = run_rollouts(examples, agent, samples, path, seed=seed, progress=progress, method=method)
-        by_id = {(t.question_id, t.sample): t for t in read_trajectories(path) if t.sample < samples}
-        missing = [ex.id for ex in examples for s in range(samples) if (ex.id, s) not in by_id]
-        if missing:
-            why = (f"{summary.failed} episodes got no answer from the generator (reasons in {summary.failed_path})"
-                   if summary.failed else f"no trajectory for {len(missing)} episodes (e.g. {missing[0]})")
-            raise HiexpError(f"{path}: {why}; re-run to try them again")
-        trajs = [by_id[(ex.id, s)] for ex in examples for s in range(samples)]
-        metrics[name] = summarise(trajs)
-        task = next((str(ex.metadata.get("task")) for ex in examples if ex.metadata.get("task")), "qa")
-        metrics[name]["task"] = task
-        for t in trajs:
-            predictions.append({
-                "dataset": name, "task": task, "id": t.question_id, "sample": t.sample, "question": t.question,
-                "golden_answers": t.golden_answers,
-                "prediction": t.answer, "em": t.rewards.get("em", 0.0), "cem": t.rewards.get("cem", 0.0),
-                "f1": t.rewards.get("f1", 0.0), "searches": t.num_searches, "tokens": t.num_tokens,
-                "finish": t.finish, "trajectory_id": t.id, "queries": t.queries,
-            })
-    atomic_write_jsonl(out_dir / "predictions.jsonl", predictions)
-    atomic_write_json(out_dir / "metrics.json", metrics)
-    atomic_write_text(out_dir / "table.md", render_table(metrics, method, {k: m["task"] for k, m in metrics.items()}))
-    return metrics
+        metrics: dict[str, dict[str, Any]] = {}
+        predictions: list[dict[str, Any]] = []
+        for name, examples in loaded.items():
+            agent = SearchAgent(generator, retrievers[name], config, hook if method == "agent" else None)
+            path = out_dir / "trajectories" / f"{dataset_slug(name)}.jsonl"
+            summary = run_rollouts(examples, agent, samples, path, seed=seed, progress=progress, method=method)
+            done = read_trajectories(path) if path.exists() else []  # every episode may have failed
+            by_id = {(t.question_id, t.sample): t for t in done if t.sample < samples}
+            missing = [ex.id for ex in examples for s in range(samples) if (ex.id, s) not in by_id]
+            if missing:
+                why = (f"{summary.failed} episodes got no answer from the generator (reasons in {summary.failed_path})"
+                       if summary.failed else f"no trajectory for {len(missing)} episodes (e.g. {missing[0]})")
+                raise HiexpError(f"{path}: {why}; re-run to try them again")
+            trajs = [by_id[(ex.id, s)] for ex in examples for s in range(samples)]
+            metrics[name] = summarise(trajs)
+            task = next((str(ex.metadata.get("task")) for ex in examples if ex.metadata.get("task")), "qa")
+            metrics[name]["task"] = task
+            for t in trajs:
+                predictions.append({
+                    "dataset": name, "task": task, "id": t.question_id, "sample": t.sample, "question": t.question,
+                    "golden_answers": t.golden_answers,
+                    "prediction": t.answer, "em": t.rewards.get("em", 0.0), "cem": t.rewards.get("cem", 0.0),
+                    "f1": t.rewards.get("f1", 0.0), "searches": t.num_searches, "tokens": t.num_tokens,
+                    "finish": t.finish, "trajectory_id": t.id, "queries": t.queries,
+                })
+        atomic_write_jsonl(out_dir / "predictions.jsonl", predictions)
+        atomic_write_json(out_dir / "metrics.json", metrics)
+        atomic_write_text(out_dir / "table.md", render_table(metrics, method, {k: m["task"] for k, m in metrics.items()}))
+        return metrics
 
 
 def load_metrics(run_dir: str | Path) -> dict[str, dict[str, Any]]:

@@ -15,7 +15,9 @@ and by ``hiexp update`` to evict harmful entries.
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -61,6 +63,21 @@ class EntryUsefulness:
     harmful: int = 0
     effect: float = 0.0
 
+    def problem(self) -> str | None:
+        """What is wrong with a loaded row (a count that is not a whole number >= 0, a reward that is not a
+        finite number), or None."""
+        for name in ("episodes", "injections", "paired", "helpful", "harmful"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                return f"{name} must be a whole number >= 0, got {value!r}"
+        for name in ("reward_with", "reward_without", "effect"):
+            value = getattr(self, name)
+            if value is None and name == "reward_without":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                return f"{name} must be a finite number, got {value!r}"
+        return None
+
     def is_harmful(self, min_episodes: int = 3, margin: float = 0.0) -> bool:
         """Seen often enough, and the episodes that saw it did worse than their baselines on the whole."""
         return self.episodes >= min_episodes and self.effect < -margin and self.harmful > self.helpful
@@ -98,6 +115,10 @@ class Usefulness:
             entries = {str(i): EntryUsefulness(**u) for i, u in data["entries"].items()}
         except TypeError as exc:
             raise HiexpError(f"{where}: an entry's counts do not parse ({exc})") from None
+        for entry_id, entry in entries.items():
+            bad = entry.problem()
+            if bad:
+                raise HiexpError(f"{where}: entry {entry_id!r}: {bad} (rebuild it with hiexp usefulness)")
         return cls(entries=entries, reward_key=str(data.get("reward_key", "cem")),
                    episodes=int(data.get("episodes", 0)), questions=int(data.get("questions", 0)),
                    sources=list(data.get("sources") or []), hek_version=data.get("hek_version"))
@@ -179,6 +200,39 @@ def usefulness_from_files(paths: Sequence[str | Path], reward_key: str = "cem") 
     return usefulness
 
 
+REWARD_KEYS = ("em", "cem", "f1", "reward")
+
+
+def unique_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The paths with any file given twice (the same path, or the same content under another name) kept
+    once, so that its episodes are not counted twice; a warning names what was dropped."""
+    seen: dict[str, Path] = {}
+    kept = []
+    for path in map(Path, paths):
+        digest = sha256_file(path) if path.is_file() else str(path.resolve())
+        if digest in seen:
+            warnings.warn(f"{path}: the same episodes as {seen[digest]}; counted once", stacklevel=2)
+            continue
+        seen[digest] = path
+        kept.append(path)
+    return kept
+
+
+def check_usefulness_output(path: str | Path) -> Path:
+    """Refuse an output that is not a usefulness table: a directory, or an existing file of any other kind
+    (a user's notes, a HEK's ``entries.jsonl`` or ``manifest.json``), before anything is computed."""
+    path = Path(path)
+    if path.is_dir():
+        raise HiexpError(f"{path}: is a directory; --out takes the usefulness table (.json) to write")
+    if path.exists():
+        try:
+            Usefulness.from_dict(read_json(path), str(path))
+        except HiexpError:
+            raise HiexpError(f"{path}: exists and is not a usefulness table; choose a new file name, nothing "
+                             "was written") from None
+    return path
+
+
 def load_usefulness(where: str | Path) -> Usefulness | None:
     """The table at a path, or the ``usefulness.json`` inside a HEK directory; None when a HEK has none."""
     path = Path(where)
@@ -189,5 +243,5 @@ def load_usefulness(where: str | Path) -> Usefulness | None:
     return Usefulness.from_dict(read_json(path), str(path))
 
 
-__all__ = ["EntryUsefulness", "USEFULNESS_FILE", "Usefulness", "compute_usefulness", "injected_entry_ids",
-           "load_usefulness", "usefulness_from_files"]
+__all__ = ["EntryUsefulness", "REWARD_KEYS", "USEFULNESS_FILE", "Usefulness", "check_usefulness_output",
+           "compute_usefulness", "injected_entry_ids", "load_usefulness", "unique_files", "usefulness_from_files"]

@@ -1,0 +1,93 @@
+"""Two commands given one output (issue 33, "two writers at once"): the second stops at once with a clear
+message and writes nothing, and a writer killed with -9 leaves no lock behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hiexp.errors import HiexpError
+from hiexp.io import exclusive_output
+
+HOLD = """
+import sys, time
+from hiexp.io import exclusive_output
+with exclusive_output(sys.argv[1], "holder"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def hold_in_another_process(target: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(target)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_writer_is_refused_while_the_first_runs_and_welcome_after_kill_9(tmp_path):
+    target = tmp_path / "run"
+    proc = hold_in_another_process(target)
+    try:
+        with pytest.raises(HiexpError, match=r"another hiexp command is writing it \(holder, pid \d+\)"):
+            with exclusive_output(target, "second"):
+                pass
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with exclusive_output(target, "third"):  # the kernel dropped the dead writer's lock
+        pass
+
+
+def test_the_lock_is_released_after_an_error_inside(tmp_path):
+    with pytest.raises(RuntimeError), exclusive_output(tmp_path / "x", "first"):
+        raise RuntimeError("boom")
+    with exclusive_output(tmp_path / "x", "again"):
+        pass
+
+
+def test_two_evals_into_one_out_never_write_an_episode_twice(tmp_path):
+    from hiexp.data import load_dataset
+    from hiexp.eval.evaluate import run_eval
+    from tests.fakes import ScriptedGenerator
+
+    examples = {"hotpotqa": load_dataset("hotpotqa", split="test", n=3, seed=0)}
+    model = ScriptedGenerator(lambda prompt, params: "Paris</answer>", model_id="scripted")
+    out = tmp_path / "run"
+    proc = hold_in_another_process(out)
+    try:
+        with pytest.raises(HiexpError, match="another hiexp command is writing it"):
+            run_eval(examples, model, None, "closed-book", out, progress=False)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (out / "trajectories").exists()
+    run_eval(examples, model, None, "closed-book", out, progress=False)
+    lines = (out / "trajectories" / "hotpotqa.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and len({json.loads(line)["id"] for line in lines}) == 3
+
+
+def test_two_rollouts_into_one_file_are_refused(tmp_path):
+    from hiexp.agent import AgentConfig, SearchAgent
+    from hiexp.agent.rollout import run_rollouts
+    from hiexp.contracts.example import Example
+    from tests.fakes import ScriptedGenerator
+
+    out = tmp_path / "traj.jsonl"
+    agent = SearchAgent(ScriptedGenerator(lambda p, s: "<answer>x</answer>"), None, AgentConfig())
+    proc = hold_in_another_process(out)
+    try:
+        with pytest.raises(HiexpError, match="another hiexp command"):
+            run_rollouts([Example("q", "?", ["x"])], agent, 2, out, progress=False)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not out.exists()
+
+    run_rollouts([Example("q", "?", ["x"])], agent, 2, out, progress=False)
+    assert len(out.read_text().splitlines()) == 2
