@@ -25,3 +25,17 @@ def trajectory_file(tmp_path: Path) -> Path:
 def _private_cache(tmp_path_factory, monkeypatch):
     """Embedding and summary caches in a temporary directory, so tests do not share state."""
     monkeypatch.setenv("HIEXP_CACHE", str(tmp_path_factory.mktemp("hiexp-cache")))
+
+
+@pytest.fixture
+def base(tmp_path):
+    """The 10-entry HEK of test_build_hek (3 themes of 3 and a loner), clustered by its thresholds, and its
+    embedder."""
+    from hiexp.experience.build import BuildConfig, build_hek
+    from hiexp.search.embed import load_embedder
+    from tests.experience.test_build_hek import e1_entries, summarizer
+
+    embedder = load_embedder("hashing-256")
+    hek = build_hek(e1_entries(), tmp_path / "hek", embedder, summarizer(), BuildConfig(thresholds=(1.2, 1.5)),
+                    show_progress=False)
+    return hek, embedder

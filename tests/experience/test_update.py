@@ -15,23 +15,13 @@ import pytest
 from experience_fixtures import make_trajectory, write_trajectories
 from typer.testing import CliRunner
 
-from hiexp.experience.build import BuildConfig, build_hek
+from hiexp.errors import HiexpError
 from hiexp.experience.hek import HEK
 from hiexp.experience.schema import Entry
 from hiexp.experience.update import UpdateConfig, update_from_trajectories, update_hek
 from hiexp.experience.usefulness import EntryUsefulness, Usefulness, load_usefulness
 from hiexp.io import sha256_file
-from hiexp.search.embed import load_embedder
-from tests.experience.test_build_hek import e1_entries, summarizer
-
-
-@pytest.fixture
-def base(tmp_path):
-    """The 10-entry HEK of test_build_hek (3 themes of 3 and a loner), clustered by its thresholds."""
-    embedder = load_embedder("hashing-256")
-    hek = build_hek(e1_entries(), tmp_path / "hek", embedder, summarizer(), BuildConfig(thresholds=(1.2, 1.5)),
-                    show_progress=False)
-    return hek, embedder
+from tests.experience.test_build_hek import summarizer
 
 
 def new_entry(title: str, question: str = "q-new") -> Entry:
@@ -144,9 +134,14 @@ def test_update_from_trajectories_writes_a_new_version_and_leaves_the_parent(bas
     assert new.manifest["parent"]["hek_version"] == hek.version and len(report.added) == 1
     assert report.groups == {"contrastive": 1}
     assert load_usefulness(out) is not None and HEK.load(tmp_path / "hek").version == hek.version
-    # the same trajectories again: the groups are already in the HEK, nothing new is distilled
-    again, report2 = update_from_trajectories(out, [trajectories], reflector, embedder,
-                                              out_dir=tmp_path / "hek-v3", show_progress=False)
+    # the same trajectories again: the groups are already in the HEK, nothing new is distilled; the CLI's
+    # path refuses to write a copy, training's closed loop (require_change=False) gets one
+    with pytest.raises(HiexpError, match="nothing to add and nothing to evict"):
+        update_from_trajectories(out, [trajectories], reflector, embedder, out_dir=tmp_path / "hek-v3",
+                                 show_progress=False)
+    assert not (tmp_path / "hek-v3" / "manifest.json").exists()
+    again, report2 = update_from_trajectories(out, [trajectories], reflector, embedder, out_dir=tmp_path / "hek-v3",
+                                              show_progress=False, require_change=False)
     assert report2.added == [] and HEK.load(again).counts() == new.counts()
 
 

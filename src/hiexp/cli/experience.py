@@ -4,6 +4,7 @@ at it, what its entries did, and its next version."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -266,24 +267,34 @@ def update_command(
 ) -> None:
     """Add the experience of new trajectories to a HEK: distil new contrastive groups, merge duplicates, place
     new entries, re-summarise changed clusters, evict harmful entries; write a new version."""
+    from hiexp.errors import HiexpError
     from hiexp.experience.distill import DistillConfig, load_trajectories
     from hiexp.experience.hek import HEK
     from hiexp.experience.update import UpdateConfig, update_from_trajectories
     from hiexp.progress import console
     from hiexp.search.embed import load_embedder
 
-    hek = HEK.load(hek_dir)  # bad input fails before any model loads
-    load_trajectories(trajectories, reward_key)
+    # bad input and bad settings fail before any model loads
+    config = UpdateConfig(dedup_threshold=dedup_threshold, recluster_fraction=recluster_fraction,
+                          evict_harmful=evict, min_episodes=min_episodes)
+    if not math.isfinite(threshold):
+        raise HiexpError(f"--threshold must be a finite reward, got {threshold}")
+    distill_config = DistillConfig(reward_key=reward_key, threshold=threshold)
+    hek = HEK.load(hek_dir)
+    if not load_trajectories(trajectories, reward_key):
+        raise HiexpError(f"no trajectories in {', '.join(map(str, trajectories))}: nothing to update with")
     name = embedder or hek.embedder_name or "default"
     with console.status(f"loading embedder {name}"):
         embedding_model = load_embedder(name)
+    built_with = hek.embedder_name
+    if embedder and built_with and str(getattr(embedding_model, "model_id", embedder)) != built_with:
+        raise HiexpError(f"--embedder {embedder} is not the embedder this HEK was built with ({built_with}): their "
+                         "vectors cannot be compared; leave --embedder out")
     generator = _load_model(reflector, "reflector", backend)
     summary_model = _load_model(summarizer, "summariser", backend) if summarizer else None
-    config = UpdateConfig(dedup_threshold=dedup_threshold, recluster_fraction=recluster_fraction,
-                          evict_harmful=evict, min_episodes=min_episodes)
     path, report = update_from_trajectories(
-        hek_dir, trajectories, generator, embedding_model, summary_model, out, config,
-        DistillConfig(reward_key=reward_key, threshold=threshold), overwrite=overwrite)
+        hek_dir, trajectories, generator, embedding_model, summary_model, out, config, distill_config,
+        overwrite=overwrite)
     typer.echo(report.render())
     typer.echo(f"HEK {HEK.load(path).version} (parent {hek.version}) -> {path}")
 

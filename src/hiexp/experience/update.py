@@ -27,6 +27,7 @@ parent directory is never written.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,7 +38,7 @@ import numpy as np
 from hiexp.contracts.experience import Embedder
 from hiexp.contracts.generation import Generator
 from hiexp.errors import HiexpError
-from hiexp.io import atomic_write_jsonl, cache_dir, iter_jsonl, sha256_file, stable_hash
+from hiexp.io import atomic_write_jsonl, cache_dir, exclusive_output, iter_jsonl, sha256_file, stable_hash
 
 from .cluster import ClusterConfig, cluster_embeddings
 from .distill import DistillConfig
@@ -66,6 +67,16 @@ class UpdateConfig:
     """An entry is harmful when its effect is below ``-margin`` (and more episodes lost than gained)."""
     summarize: SummarizeConfig = field(default_factory=SummarizeConfig)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, low, high in (("dedup_threshold", -1.0, 1.0), ("recluster_fraction", 0.0, 1.0), ("margin", 0.0, None)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < low or \
+                    (high is not None and value > high):
+                span = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
+                raise HiexpError(f"--{name.replace('_', '-')} must be a number {span}, got {value!r}")
+        if int(self.min_episodes) < 1:
+            raise HiexpError(f"--min-episodes must be >= 1, got {self.min_episodes}")
 
 
 @dataclass
@@ -394,9 +405,35 @@ def seen_trajectory_files(hek: HEK) -> set[str]:
     return {str(f.get("sha256")) for f in files if isinstance(f, dict) and f.get("sha256")}
 
 
-def update_key(hek: HEK, paths: Sequence[Path], config: UpdateConfig, distill_config: DistillConfig) -> str:
-    """Names the work of one update: the same parent, inputs and options give the same key (resume)."""
-    return stable_hash([hek.version, [sha256_file(p) for p in paths], asdict(config), asdict(distill_config)], 12)
+def update_key(hek: HEK, paths: Sequence[Path], config: UpdateConfig, distill_config: DistillConfig,
+               models: Sequence[str] = ()) -> str:
+    """Names the work of one update: the same parent, inputs, options and models (reflector, summariser,
+    embedder) give the same key, so a re-run resumes it and a run with another reflector starts afresh."""
+    parts = [hek.version, [sha256_file(p) for p in paths], asdict(config), asdict(distill_config)]
+    if models:
+        parts.append(list(models))
+    return stable_hash(parts, 12)
+
+
+def check_update_output(hek_dir: str | Path, hek: HEK, out: Path) -> None:
+    """Refuse an ``--out`` that would replace or nest in the HEK being updated or one of its ancestors."""
+    out = out.resolve()
+    source = resolve_hek_dir(hek_dir).resolve()
+    if out == source or source.is_relative_to(out):
+        raise HiexpError(f"{out}: it holds the HEK being updated; the new version needs another --out")
+    if out.is_relative_to(source):
+        raise HiexpError(f"{out}: inside the HEK being updated; give a directory outside it")
+    ancestor = (hek.manifest.get("parent") or {}).get("path")
+    seen = set()
+    while isinstance(ancestor, str) and ancestor and ancestor not in seen:
+        seen.add(ancestor)
+        path = Path(ancestor).resolve()
+        if out == path or path.is_relative_to(out):
+            raise HiexpError(f"{out}: it holds an earlier version of this HEK; the new version needs another --out")
+        try:
+            ancestor = (HEK.load(path).manifest.get("parent") or {}).get("path")
+        except HiexpError:
+            break
 
 
 def default_out_dir(hek_dir: str | Path, key: str) -> Path:
@@ -418,16 +455,19 @@ def update_from_trajectories(
     usefulness: Usefulness | None = None,
     show_progress: bool = True,
     overwrite: bool = False,
+    require_change: bool = True,
 ) -> tuple[Path, UpdateReport]:
     """Distil the new trajectories' contrastive groups, update the HEK, save the new version.
+
+    With ``require_change`` (the CLI), an update that adds, merges and evicts nothing, or whose every
+    reflection failed, raises instead of saving a copy of the parent; training's closed loop passes False
+    and gets the unchanged version.
 
     Resumable: the distillation runs in a work directory keyed by the parent version and the inputs
     (``hiexp.io.cache_dir("updates", key)``), so a run killed at any point is completed by running it
     again; the parent directory is only read, and the new one appears whole or not at all.
     ``usefulness`` defaults to the one measured on ``trajectory_paths``.
     """
-    from .distill import distill
-
     config = config or UpdateConfig()
     distill_config = distill_config or DistillConfig()
     hek = HEK.load(hek_dir)
@@ -435,10 +475,22 @@ def update_from_trajectories(
     for path in paths:
         if not path.is_file():
             raise HiexpError(f"{path}: no such trajectory file")
-    key = update_key(hek, paths, config, distill_config)
+    models = [str(getattr(m, "model_id", "?")) for m in (reflector, summarizer or reflector)]
+    models.append(str(getattr(embedder, "model_id", "?")))
+    key = update_key(hek, paths, config, distill_config, models)
     out = Path(out_dir) if out_dir is not None else default_out_dir(hek_dir, key)
-    if out.resolve() == resolve_hek_dir(hek_dir).resolve():
-        raise HiexpError(f"{out}: the new version cannot replace its parent; give another --out")
+    check_update_output(hek_dir, hek, out)
+    with exclusive_output(out, "hiexp update"):
+        return _update_into(hek_dir, hek, paths, reflector, embedder, summarizer, out, key, config, distill_config,
+                            usefulness, show_progress, overwrite, require_change)
+
+
+def _update_into(hek_dir: str | Path, hek: HEK, paths: list[Path], reflector: Generator, embedder: Embedder,
+                 summarizer: Generator | None, out: Path, key: str, config: UpdateConfig,
+                 distill_config: DistillConfig, usefulness: Usefulness | None, show_progress: bool,
+                 overwrite: bool, require_change: bool) -> tuple[Path, UpdateReport]:
+    from .distill import distill
+
     if is_hek_dir(out):
         done = HEK.load(out)
         if (done.manifest.get("parent") or {}).get("hek_version") == hek.version and \
@@ -456,10 +508,18 @@ def update_from_trajectories(
     e1_path = work / "e1.jsonl"
     summary = distill([fresh], e1_path, reflector, distill_config, show_progress=show_progress) \
         if fresh.stat().st_size else None
+    if require_change and summary is not None and summary.groups_failed and not summary.groups_ok \
+            and not summary.groups_done_before:
+        raise HiexpError(f"every one of the {summary.groups_failed} reflections failed, nothing was written "
+                         f"(work kept in {work}); run the same command again to retry them")
     new_e1 = [Entry.from_dict({"level": "E1", **r}) for r in iter_jsonl(e1_path)] if e1_path.exists() else []
     if usefulness is None:
         usefulness = compute_usefulness(iter_jsonl(fresh), distill_config.reward_key)
     updated, report = update_hek(hek, new_e1, embedder, summarizer or reflector, config, usefulness)
+    if require_change and not (report.added or report.merged or report.evicted or report.dissolved):
+        episodes = sum(1 for _ in iter_jsonl(fresh))
+        raise HiexpError(f"nothing to add and nothing to evict from {episodes} new episodes (no contrastive group "
+                         "gave an entry, no entry measured harmful): no new version was written")
     if summary is not None:
         report.groups = dict(summary.groups_by_kind)
     updated.manifest["parent"] = {"hek_version": hek.version, "path": str(resolve_hek_dir(hek_dir))}

@@ -107,7 +107,7 @@ class HEKRefresh(TrainerCallback):
         with self.rollout.sampling_from(self.trainer):
             path, report = update_from_trajectories(self.state.path, [batch], reflector, old_hook.embedder,
                                                     out_dir=out, config=config, distill_config=distill_config,
-                                                    show_progress=False)
+                                                    show_progress=False, require_change=False)
         new_hek = self._swap_to(path)
         seconds = time.perf_counter() - started
         self.state.history.append({
