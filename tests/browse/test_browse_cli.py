@@ -25,3 +25,44 @@ def test_static_pages_and_bad_arguments(browse_fixture, tmp_path):
     (tmp_path / "other" / "notes.txt").write_text("mine")
     refused = runner.invoke(app, ["browse", str(browse_fixture["hek"]), "--static", str(tmp_path / "other")])
     assert isinstance(refused.exception, HiexpError) and (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_static_never_replaces_a_users_site_and_a_rewrite_leaves_no_old_page(browse_fixture, tmp_path):
+    runner = CliRunner()
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<h1>my homepage</h1>")
+    (site / "entry").mkdir()
+    refused = runner.invoke(app, ["browse", str(browse_fixture["hek"]), "--static", str(site)])
+    assert isinstance(refused.exception, HiexpError) and "--overwrite" in str(refused.exception)
+    assert (site / "index.html").read_text() == "<h1>my homepage</h1>"
+    pages = tmp_path / "pages"
+    assert runner.invoke(app, ["browse", str(browse_fixture["hek"]), "--static", str(pages)]).exit_code == 0
+    stale = pages / "entry" / "E1-stale.html"
+    stale.write_text("a page of another HEK")
+    assert runner.invoke(app, ["browse", str(browse_fixture["hek"]), "--static", str(pages)]).exit_code == 0
+    assert not stale.exists() and (pages / "index.html").exists()
+
+
+def test_page_names_are_one_per_id_and_the_saved_search_survives_any_title():
+    from hiexp.browse.pages import page_name, script_json
+
+    ids = ["E1-x/y", "E1-x_y", "E1-x_2fy", "E1-x y", "E1-é", "E1-x__y", "E1-x-y"]
+    assert len({page_name(i) for i in ids}) == len(ids)
+    assert all(set(page_name(i)) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") for i in ids)
+    safe = script_json('[["E1", "E1", "<!--<script></script>&"]]')
+    assert "<" not in safe and ">" not in safe and "&" not in safe
+    import json
+
+    assert json.loads(safe) == [["E1", "E1", "<!--<script></script>&"]]
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(st.text(max_size=12), st.text(max_size=12))
+def test_two_different_ids_never_share_a_page(a, b):
+    from hiexp.browse.pages import page_name
+
+    assert (page_name(a) == page_name(b)) == (a == b)

@@ -8,7 +8,6 @@ to a few per node with a count, and trajectories are read from their files only 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -340,10 +339,6 @@ class BrowseData:
             out.append(item)
             hek, directory = parent, Path(path) if path else None
         return out
-
-    def titles_json(self) -> str:
-        """Every entry's id, level and title, for the word search of the static pages."""
-        return json.dumps([[e.id, e.level, e.title] for e in self.hek.entries], ensure_ascii=False)
 
 
 __all__ = ["BrowseData", "Step", "TrajectoryIndex", "decisive_queries", "trajectory_steps"]

@@ -7,6 +7,7 @@ Every page is a Jinja template with autoescaping on: entries are LLM output and 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,16 @@ STATUSES = ("improved", "worsened", "same")
 
 
 def page_name(identifier: Any) -> str:
-    """A file name for an id: letters, digits, ``_`` and ``-`` kept, anything else ``_``."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", str(identifier))
+    """A file name for an id, one per id: letters, digits and ``-`` kept, ``_`` doubled, any other character
+    written as ``_`` and its UTF-8 bytes in hex (``E1-x/y`` -> ``E1-x_2fy``, ``E1-x_y`` -> ``E1-x__y``)."""
+    return re.sub(r"[^A-Za-z0-9-]", lambda m: "__" if m.group() == "_" else
+                  "_" + m.group().encode("utf-8").hex(), str(identifier))
+
+
+def script_json(text: str) -> str:
+    """JSON text made safe inside an HTML ``<script>``: no ``<``, ``>`` or ``&`` is left for the HTML parser
+    to read (a title holding ``<!--<script>`` would otherwise swallow the rest of the page)."""
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 class Pages:
@@ -59,7 +68,10 @@ class Pages:
 
     def search(self, query: str | None) -> str:
         view = None if self.static or not query else self.data.search(query)
-        titles = self.data.titles_json().replace("</", "<\\/") if self.static else "[]"
+        titles = "[]"
+        if self.static:  # every entry's page, level and title, for the word search of the saved pages
+            rows = [[page_name(e.id), e.level, e.title] for e in self.data.hek.entries]
+            titles = script_json(json.dumps(rows, ensure_ascii=False))
         return self._render("search.html.jinja", "", "search", "Search", data=view, titles=titles)
 
     def runs(self, status: str = "all") -> str:
@@ -80,12 +92,39 @@ class Pages:
         raise KeyError(name)
 
 
-def write_static(data: BrowseData, out_dir: str | Path, show_progress: bool = True) -> Path:
-    """Write every page as a file under ``out_dir`` (opened from disk, no server). Returns the index path."""
-    from hiexp.io import atomic_write_text
+STATIC_MARKER = ".hiexp-browse.json"
+"""The file that marks a directory as pages written by ``hiexp browse --static`` (which may replace it)."""
+
+
+def is_static_site(directory: str | Path) -> bool:
+    """Pages written by ``browse --static``: the marker, or (older copies) every page this command writes."""
+    directory = Path(directory)
+    if (directory / STATIC_MARKER).is_file():
+        return True
+    return all((directory / name).is_file() for name in ("index.html", "search.html", "versions.html", "runs.html")) \
+        and (directory / "entry").is_dir()
+
+
+def write_static(data: BrowseData, out_dir: str | Path, show_progress: bool = True, overwrite: bool = False) -> Path:
+    """Write every page as a file under ``out_dir`` (opened from disk, no server); returns the index path.
+
+    The pages are written into a new directory that replaces ``out_dir`` whole when done, so a re-write for
+    another HEK leaves none of the old pages, and a directory that is not a copy of these pages is never
+    replaced without ``overwrite``. A second writer of the same ``out_dir`` stops at once."""
+    from hiexp.io import atomic_directory, exclusive_output
+
+    target = Path(out_dir)
+    with exclusive_output(target, "hiexp browse --static"), \
+            atomic_directory(target, is_static_site, overwrite, what="copy of the browser pages") as tmp:
+        _write_pages(data, tmp, show_progress)
+    return target / "index.html"
+
+
+def _write_pages(data: BrowseData, out: Path, show_progress: bool) -> None:
+    from hiexp.io import atomic_write_json, atomic_write_text
     from hiexp.progress import progress_bar
 
-    out = Path(out_dir)
+    atomic_write_json(out / STATIC_MARKER, {"hek_version": data.hek.version})
     pages = Pages(data, static=True)
     atomic_write_text(out / "index.html", pages.index(1))
     for number in range(2, data.pages() + 1):
@@ -105,7 +144,6 @@ def write_static(data: BrowseData, out_dir: str | Path, show_progress: bool = Tr
             if entry.level == "E1" and entry.sources.get("trajectory_ids"):
                 atomic_write_text(out / "provenance" / f"{page_name(entry.id)}.html", pages.provenance(entry.id))
             progress.advance(task)
-    return out / "index.html"
 
 
 __all__ = ["Pages", "page_name", "write_static"]

@@ -38,12 +38,11 @@ def browse_command(
         raise HiexpError(f"give two run directories (without, with the HEK), not {len(run_dirs)}")
     data = BrowseData(hek_dir, run_dirs, trajectories=list(trajectories or []), threshold=threshold)
     if static is not None:
-        from hiexp.browse.pages import write_static
+        from hiexp.browse.pages import is_static_site, write_static
         from hiexp.io import check_output_dir
 
-        check_output_dir(static, lambda d: (Path(d) / "index.html").exists() and (Path(d) / "entry").is_dir(),
-                         overwrite, what="browser output directory")
-        index = write_static(data, static)
+        check_output_dir(static, is_static_site, overwrite, what="copy of the browser pages")  # before any work
+        index = write_static(data, static, overwrite=overwrite)
         typer.echo(f"wrote the pages of HEK {data.hek.version}: open {index}")
         return
     import uvicorn
