@@ -169,6 +169,43 @@ def test_demo_refuses_a_folder_that_is_not_a_demo_run(tmp_path, run_dir):
         run_demo(DemoConfig(out=str(a_file)), echo=lambda text: None)
 
 
+@pytest.mark.parametrize("content", ['{"name": "my web demo"}', '{"config": "x"}', "not json"])
+def test_demo_refuses_a_folder_whose_demo_json_is_someone_elses(tmp_path, content):
+    from hiexp.demo import DemoConfig, run_demo
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "demo.json").write_text(content)
+    (folder / "report.md").write_text("my report")
+    before = snapshot(folder)
+    with pytest.raises(HiexpError, match="not a hiexp demo directory"):
+        run_demo(DemoConfig(out=str(folder)), echo=lambda text: None)
+    assert snapshot(folder) == before
+
+
+def test_demo_restart_removes_only_what_a_demo_wrote(tmp_path):
+    from hiexp.demo import STATE_FILE, DemoConfig, _discard_run
+    from hiexp.eval.evaluate import run_eval
+    from tests.fakes import ScriptedGenerator
+
+    out = tmp_path / "demo"
+    (out / "eval").mkdir(parents=True)
+    (out / STATE_FILE).write_text(json.dumps({"config": DemoConfig().fingerprint()}))
+    (out / "eval" / "my-notes.txt").write_text("mine")
+    (out / "hek").mkdir()
+    (out / "hek" / "draft.txt").write_text("mine too")  # not a HEK: kept
+    (out / "mine.txt").write_text("kept")
+    from hiexp.data import load_dataset
+
+    examples = {"hotpotqa": load_dataset("hotpotqa", split="test", n=1, seed=0)}
+    run_eval(examples, ScriptedGenerator(lambda p, s: "x"), None, "closed-book", out / "eval" / "without",
+             progress=False)
+    _discard_run(out)
+    assert not (out / "eval" / "without").exists() and not (out / STATE_FILE).exists()
+    assert (out / "eval" / "my-notes.txt").read_text() == "mine"
+    assert (out / "hek" / "draft.txt").read_text() == "mine too" and (out / "mine.txt").read_text() == "kept"
+
+
 def test_plot_replaces_only_a_png(tmp_path):
     from hiexp.io import check_output_file
 

@@ -17,6 +17,7 @@ directory is refused (use another ``--out`` or ``--restart``) rather than mixing
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -28,7 +29,7 @@ from typing import Any
 
 from hiexp.agent.config import AgentConfig
 from hiexp.errors import HiexpError
-from hiexp.io import atomic_write_json, check_output_dir, iter_jsonl
+from hiexp.io import atomic_write_json, check_output_dir, exclusive_output, iter_jsonl
 from hiexp.llm import inference_backend
 
 STATE_FILE = "demo.json"
@@ -486,16 +487,44 @@ def run_demo(
     config.validate()
     out = Path(config.out)
     # new, empty or an earlier demo run (its demo.json): never somebody else's folder
-    check_output_dir(out, lambda d: (d / STATE_FILE).is_file(), what="hiexp demo directory", overwrite_option=None)
+    check_output_dir(out, _is_demo_dir, what="hiexp demo directory", overwrite_option=None)
+    with exclusive_output(out, "hiexp demo"):
+        return _run_demo_in(out, config, echo, restart, generator, embedder, reflector, retriever)
+
+
+def _is_demo_dir(directory: Path) -> bool:
+    """A directory a demo run wrote: its ``demo.json`` holds a demo configuration (not just any such file)."""
+    state = _read_state(directory)
+    return isinstance(state, dict) and isinstance(state.get("config"), dict) and "model" in state["config"]
+
+
+def _discard_run(out: Path) -> None:
+    """``--restart``: remove what a demo run writes and nothing else. Run directories under ``eval/`` go only
+    if ``hiexp eval`` wrote them, the HEK only if it is one; a file of the user's there is kept."""
+    from hiexp.eval.evaluate import is_run_dir
+    from hiexp.experience.hek import is_hek_dir
+
+    for name in _RUN_OUTPUTS:
+        path = out / name
+        if name == "eval" and path.is_dir():
+            for child in path.iterdir():
+                if child.is_dir() and is_run_dir(child):
+                    shutil.rmtree(child)
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only when nothing of the user's is left in it
+        elif name == "hek" and path.is_dir():
+            if is_hek_dir(path):
+                shutil.rmtree(path)
+        elif path.is_file():
+            path.unlink()
+
+
+def _run_demo_in(out: Path, config: DemoConfig, echo: Callable[[str], None], restart: bool, generator: Any,
+                 embedder: Any, reflector: Any, retriever: Any) -> DemoResult:
     started = time.perf_counter()
     state = _read_state(out)
     if restart and out.exists():
-        for name in _RUN_OUTPUTS:  # only what a demo run writes: anything else in the directory stays
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+        _discard_run(out)
         state = None
     if state and state.get("config") and state["config"] != config.fingerprint():
         changed = sorted(k for k in config.fingerprint() if state["config"].get(k) != config.fingerprint()[k])
