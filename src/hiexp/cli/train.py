@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
     ) -> None:
         """Experience-aligned RL: GRPO or GSPO whose multi-turn rollouts are conditioned on a HEK."""
-        from hiexp.train.config import dump_config, load_config
+        from hiexp.train.config import check_can_run, dump_config, load_config
 
         overrides = {
             "hek": hek, "algorithm": algorithm, "model": model, "steps": steps, "n": n, "seed": seed,
@@ -58,6 +58,7 @@ def register(app: typer.Typer) -> None:
         if print_config:
             typer.echo(dump_config(cfg), nl=False)
             return
+        check_can_run(cfg)  # before any model loads
         from hiexp.progress import console
         from hiexp.train.runner import run_training
 

@@ -9,6 +9,7 @@ naming the key rather than minutes into a run.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -35,7 +36,7 @@ def _agent(**values: Any) -> AgentConfig:
 class TrainConfig(BaseModel):
     """Options of experience-aligned RL (``hiexp train --config FILE``); ``docs/training.md`` has the table."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     # model and data
     model: str = Field("qwen2.5-coder-0.5b", description=(
@@ -115,7 +116,7 @@ class TrainConfig(BaseModel):
     hek_usefulness: Literal["off", "filter", "rank"] = Field("off", description=(
         "use the HEK's usefulness table in lookups: `filter` hides harmful entries, `rank` also prefers helpful ones"))
     # run
-    seed: int = Field(0, description="seeds data order, rollout sampling and the adapter's initialisation")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds data order, rollout sampling and the adapter's initialisation")
     output_dir: str = Field("runs/train", description="run directory: checkpoints, `metrics.jsonl`, `rollouts.jsonl`, `config.yaml`")
     save_steps: int = Field(50, ge=1, description="checkpoint every this many steps (and at the end, and on Ctrl-C)")
     save_total_limit: int | None = Field(None, ge=1, description="checkpoints kept (null = all)")
@@ -146,6 +147,21 @@ class TrainConfig(BaseModel):
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+    @field_validator("lora_targets")
+    @classmethod
+    def _module_names(cls, value: list[str]) -> list[str]:
+        bad = [name for name in value if not _MODULE_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"not a module name: {bad[0]!r} (names such as q_proj, v_proj, all-linear)")
+        return value
+
+    @field_validator("lr_scheduler")
+    @classmethod
+    def _scheduler_name(cls, value: str) -> str:
+        if value not in LR_SCHEDULERS:
+            raise ValueError(f"unknown schedule {value!r}; choose one of {', '.join(LR_SCHEDULERS)}")
+        return value
 
     @model_validator(mode="after")
     def _check_together(self) -> TrainConfig:
@@ -196,6 +212,29 @@ class TrainConfig(BaseModel):
             agent.pop(name)
         # keep the field order of the class, with the agent's section where it is declared
         return {name: (agent if name == "agent" else data[name]) for name in type(self).model_fields}
+
+
+# transformers' SchedulerType values, without importing transformers to check a config
+LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                 "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
+                 "warmup_stable_decay")
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+
+def check_can_run(config: TrainConfig) -> None:
+    """What a config needs of this machine, checked before any model loads: vLLM for ``vllm_mode``, the
+    logger of ``report_to``, a directory (not a file) at ``output_dir``."""
+    import importlib.util
+
+    if config.vllm_mode != "off" and importlib.util.find_spec("vllm") is None:
+        raise HiexpError(f"vllm_mode: {config.vllm_mode} needs vLLM, which is not installed "
+                         '(pip install -e ".[vllm]" on a GPU machine), or set vllm_mode: off')
+    if config.report_to != "none" and importlib.util.find_spec(config.report_to) is None:
+        raise HiexpError(f"report_to: {config.report_to} is not installed (pip install {config.report_to}), or "
+                         "set report_to: none")
+    output_dir = Path(config.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise HiexpError(f"output_dir: {output_dir} is a file; the run directory must be a directory")
 
 
 def _one_line(exc: ValidationError, source: str) -> HiexpError:
@@ -251,8 +290,14 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         source = str(path)
         if not path.exists():
             raise HiexpError(f"{path}: no such config file")
+        if not path.is_file():
+            raise HiexpError(f"{path}: is a directory; --config takes a YAML file")
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise HiexpError(f"{path}: not a text file; --config takes a YAML file") from None
+        try:
+            loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f":{mark.line + 1}" if mark is not None else ""

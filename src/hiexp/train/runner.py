@@ -331,7 +331,7 @@ def run_training(
     if isinstance(resume, str) and resume:
         checkpoint = Path(resume)
         if not checkpoint.is_dir():
-            raise HiexpError(f"--resume {resume}: no such checkpoint directory")
+            raise HiexpError(f"--from-checkpoint {resume}: no such checkpoint directory")
     elif resume:
         checkpoint = latest_checkpoint(output_dir)
     from hiexp.train.checkpoints import read_checkpoint_state
