@@ -58,9 +58,15 @@ class ServerLimits:
     max_batch_queries: int = 512
     """Queries of concurrent requests scored together in one search (1 turns batching off)."""
 
+    max_passages: int = 2048
+    """Passages one answer may hold (queries x topk): bounds the bytes a client can make the server send."""
+
+    max_queued_queries: int = 4096
+    """Queries waiting for a search slot, all requests together; a request beyond that gets 503 at once."""
+
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_queries", "max_query_chars", "max_topk", "max_in_flight",
-                     "max_batch_queries"):
+                     "max_batch_queries", "max_passages", "max_queued_queries"):
             if getattr(self, name) < 1:
                 raise HiexpError(f"server limit {name} must be >= 1, got {getattr(self, name)}")
 
@@ -73,6 +79,13 @@ class ServerLimits:
             return f"a query of {longest} characters; the limit is {self.max_query_chars}"
         if request.topk is not None and request.topk > self.max_topk:
             return f"topk {request.topk}; the limit is {self.max_topk}"
+        return None
+
+    def answer_problem(self, queries: int, k: int) -> str | None:
+        """Why the answer to ``queries`` queries of ``k`` passages would be too large, or None."""
+        if queries * k > self.max_passages:
+            return (f"{queries} queries x topk {k} = {queries * k} passages in one answer; the limit is "
+                    f"{self.max_passages} (send fewer queries per request)")
         return None
 
 
@@ -95,6 +108,11 @@ class QueryBatcher:
     retriever: Any
     max_in_flight: int
     max_batch_queries: int
+    max_queued_queries: int = 1 << 30
+    queued_queries: int = 0
+    """Queries waiting now (not yet taken by a worker)."""
+    dropped: int = 0
+    """Requests dropped before their search because their client had gone (a test and the benchmark read it)."""
     queue: asyncio.Queue | None = None
     loop: Any = None
     executor: ThreadPoolExecutor | None = None
@@ -111,14 +129,25 @@ class QueryBatcher:
             self.executor = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="hiexp-retrieve")
         self.workers = [self.loop.create_task(self._work(self.queue)) for _ in range(self.max_in_flight)]
 
-    async def search(self, queries: list[str], k: int, queue_seconds: float) -> list[list[Passage]] | None:
+    def full(self, queries: int) -> bool:
+        """Whether ``queries`` more would overfill the queue."""
+        return self.queued_queries + queries > self.max_queued_queries
+
+    async def search(self, queries: list[str], k: int, queue_seconds: float,
+                     gone: asyncio.Future | None = None) -> list[list[Passage]] | None:
+        """The rows of ``queries``, or None when no slot took them within ``queue_seconds`` or ``gone`` (the
+        client hung up) finished first; a request dropped before its search costs no search."""
         if self.loop is not asyncio.get_running_loop():
             self._start()
         pending = _Pending(list(queries), k, asyncio.get_running_loop().create_future())
+        self.queued_queries += len(pending.queries)
         self.queue.put_nowait(pending)
-        done, _ = await asyncio.wait({pending.future}, timeout=queue_seconds)
-        if not done and not pending.taken:
+        waits = {pending.future} if gone is None else {pending.future, gone}
+        done, _ = await asyncio.wait(waits, timeout=queue_seconds, return_when=asyncio.FIRST_COMPLETED)
+        if pending.future not in done and not pending.taken:
             pending.expired = True
+            self.queued_queries -= len(pending.queries)
+            self.dropped += gone is not None and gone in done
             return None
         return await pending.future
 
@@ -134,6 +163,7 @@ class QueryBatcher:
             batch = [item for item in batch if not item.expired]
             for item in batch:
                 item.taken = True
+                self.queued_queries -= len(item.queries)
             if batch:
                 await loop.run_in_executor(self.executor, self._search, batch)
 
@@ -169,6 +199,15 @@ class QueryBatcher:
                 item.future.set_result(rows)
 
         loop.call_soon_threadsafe(settle)
+
+
+async def _hang_up(request: Any) -> None:
+    """Return when the client of ``request`` (whose body was read) closes its connection: the next ASGI
+    message of a request is then ``http.disconnect``."""
+    while True:
+        message = await request.receive()
+        if message.get("type") == "http.disconnect":
+            return
 
 
 def _json_response():
@@ -222,7 +261,7 @@ def create_app(retriever: Retriever, default_topk: int = 3, limits: ServerLimits
         raise HiexpError(f"default topk {default_topk} is outside 0..{limits.max_topk} (the server's max_topk)")
     pages = {} if docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = fastapi.FastAPI(title="hiexp retriever", description="Search-R1 compatible /retrieve endpoint", **pages)
-    batcher = QueryBatcher(retriever, limits.max_in_flight, limits.max_batch_queries)
+    batcher = QueryBatcher(retriever, limits.max_in_flight, limits.max_batch_queries, limits.max_queued_queries)
     app.state.batcher = batcher
 
     def refuse(status: int, detail: Any, **headers: str) -> Any:
@@ -255,10 +294,18 @@ def create_app(retriever: Retriever, default_topk: int = 3, limits: ServerLimits
         if problem is not None:
             return refuse(422, problem)
         k = default_topk if parsed.topk is None else parsed.topk
+        problem = limits.answer_problem(len(parsed.queries), k)
+        if problem is not None:
+            return refuse(422, problem)
+        if batcher.full(len(parsed.queries)):
+            return refuse(503, "busy: the search queue is full", **{"Retry-After": "1"})
+        gone = asyncio.ensure_future(_hang_up(request))
         try:
-            hits = await batcher.search(parsed.queries, k, limits.queue_seconds)
+            hits = await batcher.search(parsed.queries, k, limits.queue_seconds, gone)
         except HiexpError as exc:
             return refuse(400, str(exc))
+        finally:
+            gone.cancel()
         if hits is None:
             return refuse(503, "busy: every search slot is taken", **{"Retry-After": "1"})
         if parsed.return_scores:
