@@ -62,3 +62,20 @@ def test_the_template_escapes_every_free_text_field():
     template = (Path(hiexp.__file__).parent / "templates" / "report.md.jinja").read_text()
     for field in ("title", "summary", "key", "value", "note", "hek.title", "hek.note"):
         assert f"{{{{ {field} | md }}}}" in template, field
+
+
+def test_a_bogus_usefulness_mode_is_named_as_such():
+    from hiexp.experience.retrieve import load_experience_hook
+
+    with pytest.raises(HiexpError, match="unknown usefulness mode 'bogus'"):
+        load_experience_hook("demo", usefulness_mode="bogus")
+
+
+def test_a_file_without_splits_says_to_take_them_all(tmp_path):
+    from hiexp.data import load_dataset
+
+    path = tmp_path / "mine.jsonl"
+    path.write_text('{"id": "a", "question": "q?", "golden_answers": ["x"]}\n')
+    with pytest.raises(HiexpError, match="no splits to choose from; use split 'all'"):
+        load_dataset(str(path), split="test")
+    assert len(load_dataset(str(path), split=None)) == 1

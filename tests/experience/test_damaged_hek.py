@@ -99,3 +99,36 @@ def test_an_embedder_that_did_not_make_the_vectors_is_refused(hek_dir):
     edit_manifest(hek_dir, embedder={"model_id": "hashing-32", "dim": 64})  # a name edited by hand
     with pytest.raises(HiexpError, match="dimension"):
         make_experience_hook(hek_dir)
+
+
+@pytest.mark.parametrize("key,value", [("parent", "v1"), ("sources", ["a"]), ("update", 3), ("lineage", "v0")])
+def test_a_manifest_field_of_the_wrong_kind_is_named(tmp_path, key, value):
+    import shutil
+
+    from hiexp.experience.hek import HEK, resolve_hek_dir
+
+    shutil.copytree(resolve_hek_dir("demo"), tmp_path / "hek")
+    path = tmp_path / "hek" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest[key] = value
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(HiexpError, match=f"'{key}' is"):
+        HEK.load(tmp_path / "hek")
+
+
+@pytest.mark.parametrize("sources,ok", [({"question_id": 5}, True), ({"trajectory_ids": [1, 2]}, True),
+                                        ({"trajectory_ids": 3}, False), ({"question_ids": [{"a": 1}]}, False),
+                                        ({"question_id": ["x"]}, False)])
+def test_entry_sources_are_read_as_ids_or_refused(sources, ok):
+    from pydantic import ValidationError
+
+    from hiexp.experience.schema import Entry
+
+    record = {"id": "E1-a", "level": "E1", "title": "t", "sources": sources}
+    if ok:
+        entry = Entry.from_dict(record)
+        assert all(isinstance(v, str) for v in entry.sources.get("trajectory_ids", []))
+        assert entry.sources.get("question_id") in (None, "5")
+    else:
+        with pytest.raises(ValidationError):
+            Entry.from_dict(record)

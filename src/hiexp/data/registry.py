@@ -291,8 +291,11 @@ def filter_split(name: str, spec: DatasetSpec | None, items: list, split: str | 
     if not kept:
         kept = [i for i in items if str(getattr(i, "example", i).metadata.get(field_name)).lower() == split.lower()]
     if not kept:
-        known = ", ".join(sorted(v for v in values if v != "None")) or "none"
-        raise HiexpError(f"dataset {name!r} has no split {split!r}; its splits: {known}")
+        known = sorted(v for v in values if v != "None")
+        if not known:
+            raise HiexpError(f"dataset {name!r} has no splits to choose from; use split 'all' (--split all) to "
+                             "take every record")
+        raise HiexpError(f"dataset {name!r} has no split {split!r}; its splits: {', '.join(known)}")
     return kept
 
 

@@ -225,7 +225,9 @@ class HEK:
                 f"{HEK_SCHEMA_VERSION} (rebuild the HEK)"
             )
         files = manifest.get("files") or {}
-        for key, kind in (("files", dict), ("counts", dict), ("embedder", (dict, str)), ("dim", int)):
+        for key, kind in (("files", dict), ("counts", dict), ("embedder", (dict, str)), ("dim", int),
+                          ("parent", dict), ("sources", dict), ("update", dict), ("thresholds", dict),
+                          ("lineage", list)):
             if manifest.get(key) is not None and not isinstance(manifest[key], kind):
                 raise HiexpError(f"{manifest_path}: {key!r} is {type(manifest[key]).__name__}, not what a HEK "
                                  "manifest holds: the file is corrupted or was edited; rebuild the HEK")

@@ -407,6 +407,8 @@ def load_experience_hook(
 
     if ablation not in ABLATIONS:
         raise HiexpError(f"unknown ablation {ablation!r}; choose from {', '.join(ABLATIONS)}")
+    if usefulness_mode not in USEFULNESS_MODES:
+        raise HiexpError(f"unknown usefulness mode {usefulness_mode!r}; choose from {', '.join(USEFULNESS_MODES)}")
     hek = HEK.load(hek_dir)
     table = None
     if usefulness_mode != "off":

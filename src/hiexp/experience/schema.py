@@ -44,6 +44,24 @@ class Entry(BaseModel):
     model: str | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("sources")
+    @classmethod
+    def _source_kinds(cls, sources: dict[str, Any]) -> dict[str, Any]:
+        """Ids read as text (a number is an id too); a list of ids must be a list."""
+        checked = dict(sources)
+        for key in ("question_id", "question"):
+            if checked.get(key) is not None:
+                if not isinstance(checked[key], (str, int)) or isinstance(checked[key], bool):
+                    raise ValueError(f"sources.{key} must be text, got {type(checked[key]).__name__}")
+                checked[key] = str(checked[key])
+        for key in ("question_ids", "trajectory_ids", "success_ids", "failure_ids", "merged_ids", "merged_questions"):
+            if checked.get(key) is not None:
+                value = checked[key]
+                if not isinstance(value, list) or any(isinstance(v, (dict, list, bool)) or v is None for v in value):
+                    raise ValueError(f"sources.{key} must be a list of ids, got {value!r:.60}")
+                checked[key] = [str(v) for v in value]
+        return checked
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
