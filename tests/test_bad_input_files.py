@@ -180,7 +180,7 @@ def test_a_trajectory_whose_rewards_are_not_numbers_is_named(tmp_path, rewards):
                               edit=lambda record: record.update(rewards=json.loads(rewards)))
     out = tmp_path / "out"
     line = check(["distill", str(path), "--out", str(out / "e1.jsonl")], out)
-    assert "no 'cem' reward" in line and "t.jsonl:1" in line
+    assert ("no 'cem' reward" in line or "rewards must map names to finite numbers" in line) and "t.jsonl:1" in line
 
 
 def test_a_key_with_a_line_break_stays_on_one_line_of_the_error(tmp_path):
@@ -193,3 +193,17 @@ def test_a_key_with_a_line_break_stays_on_one_line_of_the_error(tmp_path):
     with pytest.raises(InputError) as info:
         load_dataset(path)
     assert "\n" not in str(info.value) and "'\\n'" in str(info.value)
+
+
+@pytest.mark.parametrize("edit,why", [
+    ({"turns": "text"}, "turns must be a list"), ({"turns": [{"role": 1, "text": "x"}]}, "role and a text"),
+    ({"rewards": {"cem": "1"}}, "rewards must map"), ({"rewards": {"cem": float("nan")}}, "rewards must map"),
+    ({"sample": "0"}, "sample must be"), ({"queries": [1]}, "queries must be"), ({"num_searches": 1.5}, "num_searches"),
+])
+def test_trajectory_fields_of_the_wrong_kind_are_named(edit, why):
+    from hiexp.contracts.trajectory import Trajectory
+    from tests.experience.experience_fixtures import make_trajectory
+
+    record = {**make_trajectory("q1", 0, True).to_dict(), **edit}
+    with pytest.raises(HiexpError, match=why):
+        Trajectory.from_dict(record)

@@ -7,6 +7,7 @@ loss mask is derived from roles and never from re-tokenised text.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -104,7 +105,41 @@ class Trajectory:
         missing = [k for k in ("id", "question_id", "sample", "format", "model") if k not in record]
         if missing:
             raise HiexpError(f"trajectory record lacks {', '.join(missing)}: not a hiexp trajectory file?")
+        problem = _record_problem(record)
+        if problem:
+            raise HiexpError(f"trajectory {str(record.get('id'))[:80]!r}: {problem}; not a hiexp trajectory record")
         data = dict(record)
         data["turns"] = [Turn(**t) for t in record.get("turns", [])]
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _record_problem(record: dict[str, Any]) -> str | None:
+    """What makes a trajectory record unusable (a field of the wrong kind), or None."""
+    turns = record.get("turns", [])
+    if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
+        return "turns must be a list of turn objects"
+    turn_fields = set(Turn.__dataclass_fields__)
+    for turn in turns:
+        if not isinstance(turn.get("role"), str) or not isinstance(turn.get("text", ""), str):
+            return "every turn needs a role and a text"
+        if set(turn) - turn_fields:
+            return f"a turn has unknown fields {sorted(set(turn) - turn_fields)}"
+        if not isinstance(turn.get("meta") or {}, dict):
+            return "a turn's meta must be an object"
+    rewards = record.get("rewards") or {}
+    if not isinstance(rewards, dict) or not all(_is_number(v) for v in rewards.values()):
+        return "rewards must map names to finite numbers"
+    if isinstance(record.get("sample"), bool) or not isinstance(record.get("sample"), int):
+        return "sample must be a whole number"
+    for key in ("num_searches", "num_tokens"):
+        if key in record and (isinstance(record[key], bool) or not isinstance(record[key], int)):
+            return f"{key} must be a whole number"
+    queries = record.get("queries") or []
+    if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
+        return "queries must be a list of text"
+    return None
