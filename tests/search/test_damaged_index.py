@@ -84,3 +84,26 @@ def test_a_damaged_index_is_refused_on_load(index_dir, how):
 def test_an_intact_index_loads_and_searches(index_dir):
     retriever = BM25Retriever.load(index_dir)
     assert retriever.search(["queen"], k=1)[0]
+
+
+def shuffle_passage_lines(index_dir: Path) -> None:
+    """The passage lines in another order, the file's size unchanged (offsets now point mid-line)."""
+    path = index_dir / "passages.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[1:] + lines[:1]))
+
+
+def test_shuffled_passage_lines_are_named_when_searched_and_by_the_server(index_dir):
+    from fastapi.testclient import TestClient
+
+    from hiexp.search.corpus import IndexDamaged
+    from hiexp.search.server import create_app
+
+    shuffle_passage_lines(index_dir)
+    retriever = BM25Retriever.load(index_dir)
+    with pytest.raises(IndexDamaged, match="the index is damaged"):
+        [retriever.search([q], k=3) for q in ("queen", "river", "film", "band", "capital")]
+    with TestClient(create_app(retriever)) as client:
+        answers = [client.post("/retrieve", json={"queries": [q], "topk": 3}) for q in ("queen", "river", "film")]
+    damaged = [a for a in answers if a.status_code != 200]
+    assert damaged and all(a.status_code == 500 and "the index is damaged" in a.json()["detail"] for a in damaged)

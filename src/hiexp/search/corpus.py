@@ -43,11 +43,16 @@ def write_passage_store(directory: Path, passages: Iterable[Passage]) -> tuple[i
     return len(offsets) - 1, digest.hexdigest()
 
 
+class IndexDamaged(HiexpError):
+    """An index whose files no longer agree with each other (edited, shuffled or cut after it was built)."""
+
+
 class PassageStore:
     """Read-only, memory-mapped access to the passages of an index by position."""
 
     def __init__(self, directory: str | Path):
         directory = Path(directory)
+        self._directory = directory
         damaged = f"{directory}: the index is damaged (%s): rebuild it with `hiexp index CORPUS --out DIR`"
         try:
             self._offsets = np.load(directory / OFFSETS_FILE, mmap_mode="r")
@@ -71,8 +76,13 @@ class PassageStore:
 
     def get(self, position: int, score: float = 0.0) -> Passage:
         start, end = int(self._offsets[position]), int(self._offsets[position + 1])
-        record = json.loads(self._map[start:end])
-        return Passage(id=record["id"], title=record["title"], text=record["text"], score=score)
+        line = self._map[start:end]
+        try:
+            record = json.loads(line)
+            return Passage(id=str(record["id"]), title=str(record["title"]), text=str(record["text"]), score=score)
+        except (ValueError, KeyError, TypeError):
+            raise IndexDamaged(f"{self._directory}: the index is damaged (passage {position} does not start where "
+                               f"its offsets say): rebuild it with `hiexp index CORPUS --out DIR`") from None
 
     def __iter__(self):
         for position in range(len(self)):

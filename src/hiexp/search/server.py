@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from hiexp.contracts.passage import Passage, Retriever
 from hiexp.errors import HiexpError
+from hiexp.search.corpus import IndexDamaged
 
 
 class RetrieveRequest(BaseModel):
@@ -302,6 +303,8 @@ def create_app(retriever: Retriever, default_topk: int = 3, limits: ServerLimits
         gone = asyncio.ensure_future(_hang_up(request))
         try:
             hits = await batcher.search(parsed.queries, k, limits.queue_seconds, gone)
+        except IndexDamaged as exc:  # the server's fault, not the request's: said plainly, not as a traceback
+            return refuse(500, str(exc))
         except HiexpError as exc:
             return refuse(400, str(exc))
         finally:
