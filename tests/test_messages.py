@@ -79,3 +79,20 @@ def test_a_file_without_splits_says_to_take_them_all(tmp_path):
     with pytest.raises(HiexpError, match="no splits to choose from; use split 'all'"):
         load_dataset(str(path), split="test")
     assert len(load_dataset(str(path), split=None)) == 1
+
+
+def test_an_eval_whose_every_episode_failed_says_so(tmp_path):
+    from hiexp.contracts.generation import Generation
+    from hiexp.data import load_dataset
+    from hiexp.eval.evaluate import run_eval
+
+    class Down:
+        model_id = "down"
+        tokenizer = None
+
+        def generate(self, prompts, params):
+            return [Generation(text="", finish_reason="error", error="connection refused") for _ in prompts]
+
+    examples = {"hotpotqa": load_dataset("hotpotqa", split="test", n=3, seed=0)}
+    with pytest.raises(HiexpError, match=r"3 episodes got no answer from the generator \(reasons in .*failed"):
+        run_eval(examples, Down(), None, "agent", tmp_path / "run", progress=False)

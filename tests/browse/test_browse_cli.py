@@ -66,3 +66,27 @@ def test_two_different_ids_never_share_a_page(a, b):
     from hiexp.browse.pages import page_name
 
     assert (page_name(a) == page_name(b)) == (a == b)
+
+
+def test_a_trajectory_file_removed_or_garbled_while_serving_is_passed_over(browse_fixture, tmp_path):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from hiexp.browse.app import make_app
+    from hiexp.browse.data import BrowseData
+
+    runs = [tmp_path / "without", tmp_path / "with"]
+    for source, target in zip(browse_fixture["runs"], runs):
+        shutil.copytree(source, target)
+    trajectories = tmp_path / "t.jsonl"
+    shutil.copy(browse_fixture["trajectories"], trajectories)
+    data = BrowseData(browse_fixture["hek"], runs, trajectories=[trajectories], embedder=browse_fixture["embedder"])
+    trajectories.unlink()  # removed after the browser started
+    for path in runs[1].glob("trajectories/*.jsonl"):
+        path.write_text('{"id": "x#0", "question_id": "x", "sample": 0, "format": "search_r1", "model": "m", '
+                        '"rewards": {"cem": "high"}, "turns": "oops"}\n')
+    with TestClient(make_app(data)) as client:
+        for page in ("/index.html", "/runs.html", "/entry/E1-00.html", "/provenance/E1-00.html", "/versions.html"):
+            response = client.get(page)
+            assert response.status_code in (200, 404), (page, response.status_code)

@@ -13,8 +13,15 @@ def make_app(data: BrowseData) -> Any:
     from fastapi import FastAPI, HTTPException, Query
     from fastapi.responses import HTMLResponse, RedirectResponse
 
+    from hiexp.errors import HiexpError
+
     pages = Pages(data)
     app = FastAPI(title="hiexp browse", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(HiexpError)
+    def explained(request: Any, exc: HiexpError) -> HTMLResponse:
+        """A file that changed under the browser is said in one line on the page, not as a traceback."""
+        return HTMLResponse(pages.problem(str(exc)), status_code=500)
 
     def found(render, *args):
         try:

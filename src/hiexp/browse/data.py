@@ -9,6 +9,7 @@ to a few per node with a count, and trajectories are read from their files only 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from hiexp.contracts.trajectory import record_problem
 from hiexp.errors import HiexpError
 from hiexp.experience.hek import HEK, resolve_hek_dir
 from hiexp.experience.schema import Entry
@@ -98,7 +100,7 @@ class TrajectoryIndex:
     def _records(self) -> dict[str, dict[str, Any]]:
         records: dict[str, dict[str, Any]] = {}
         for path in self.paths:
-            for record in iter_jsonl(path, skip_bad=True):
+            for record in _usable_records(path):
                 records.setdefault(str(record.get("id")), record)
         return records
 
@@ -123,9 +125,20 @@ def _run_trajectories(run_dir: Path) -> dict[str, dict[str, Any]]:
     if not files and (run_dir / "rollouts.jsonl").is_file():
         files = [run_dir / "rollouts.jsonl"]
     for path in files:
-        for record in iter_jsonl(path, skip_bad=True):
+        for record in _usable_records(path):
             by_question.setdefault(str(record.get("question_id")), record)
     return by_question
+
+
+def _usable_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The trajectory records of a file that the pages can show: unreadable lines, records with fields of
+    the wrong kind, and a file removed since the browser started are passed over."""
+    try:
+        for record in iter_jsonl(path, skip_bad=True):
+            if isinstance(record, dict) and record_problem(record) is None:
+                yield record
+    except (OSError, HiexpError):
+        return
 
 
 class BrowseData:

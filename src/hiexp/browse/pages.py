@@ -81,6 +81,9 @@ class Pages:
         view = self.data.run_question(question_id)
         return self._render("run.html.jinja", "../", "runs", "Run", data=view)
 
+    def problem(self, message: str) -> str:
+        return self._render("problem.html.jinja", "", "", "Problem", message=message)
+
     def versions(self) -> str:
         return self._render("versions.html.jinja", "", "versions", "Versions", data=self.data.versions())
 

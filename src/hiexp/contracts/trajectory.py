@@ -105,7 +105,7 @@ class Trajectory:
         missing = [k for k in ("id", "question_id", "sample", "format", "model") if k not in record]
         if missing:
             raise HiexpError(f"trajectory record lacks {', '.join(missing)}: not a hiexp trajectory file?")
-        problem = _record_problem(record)
+        problem = record_problem(record)
         if problem:
             raise HiexpError(f"trajectory {str(record.get('id'))[:80]!r}: {problem}; not a hiexp trajectory record")
         data = dict(record)
@@ -118,8 +118,9 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _record_problem(record: dict[str, Any]) -> str | None:
-    """What makes a trajectory record unusable (a field of the wrong kind), or None."""
+def record_problem(record: dict[str, Any]) -> str | None:
+    """What makes a trajectory record unusable (a field of the wrong kind), or None; readers that skip bad
+    records (the browser) use it too."""
     turns = record.get("turns", [])
     if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
         return "turns must be a list of turn objects"
