@@ -91,3 +91,36 @@ def test_two_rollouts_into_one_file_are_refused(tmp_path):
 
     run_rollouts([Example("q", "?", ["x"])], agent, 2, out, progress=False)
     assert len(out.read_text().splitlines()) == 2
+
+
+KILLED_EVAL = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+from hiexp.data import load_dataset
+from hiexp.eval.evaluate import run_eval
+from tests.fakes import ScriptedGenerator
+calls = []
+def reply(prompt, params):
+    calls.append(1)
+    if os.environ.get("KILL_AFTER") and len(calls) > int(os.environ["KILL_AFTER"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "Paris"
+examples = {{"hotpotqa": load_dataset("hotpotqa", split="test", n=6, seed=0)}}
+run_eval(examples, ScriptedGenerator(reply), None, "closed-book", sys.argv[1], progress=False,
+         config=__import__("hiexp.agent", fromlist=["AgentConfig"]).AgentConfig(batch_size=1))
+"""
+
+
+def test_an_eval_killed_with_minus_9_resumes_to_one_record_per_episode(tmp_path):
+    root = str(Path(__file__).resolve().parents[1])
+    script = tmp_path / "killed_eval.py"
+    script.write_text(KILLED_EVAL.format(root=root))
+    out = tmp_path / "run"
+    killed = subprocess.run([sys.executable, str(script), str(out)], env={**os.environ, "KILL_AFTER": "3"},
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert 0 < len((out / "trajectories" / "hotpotqa.jsonl").read_text().splitlines()) < 6
+    done = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    ids = [json.loads(line)["id"] for line in (out / "trajectories" / "hotpotqa.jsonl").read_text().splitlines()]
+    assert len(ids) == 6 == len(set(ids))
