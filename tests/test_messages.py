@@ -96,3 +96,24 @@ def test_an_eval_whose_every_episode_failed_says_so(tmp_path):
     examples = {"hotpotqa": load_dataset("hotpotqa", split="test", n=3, seed=0)}
     with pytest.raises(HiexpError, match=r"3 episodes got no answer from the generator \(reasons in .*failed"):
         run_eval(examples, Down(), None, "agent", tmp_path / "run", progress=False)
+
+
+def test_nan_and_infinite_numbers_are_refused_where_they_are_read():
+    import math
+
+    from hiexp.agent import AgentConfig
+    from hiexp.components import http_settings
+    from hiexp.demo import DemoConfig
+
+    for value in (math.nan, math.inf):
+        with pytest.raises(HiexpError, match="temperature"):
+            AgentConfig(temperature=value)
+        with pytest.raises(HiexpError, match="time-out"):
+            with http_settings(timeout=value):
+                pass
+        with pytest.raises(HiexpError, match="--success-threshold"):
+            DemoConfig(success_threshold=value).validate()
+    from hiexp.components import make_experience_hook
+
+    with pytest.raises(HiexpError, match="threshold is a cosine"):
+        make_experience_hook("demo", threshold=math.nan, embedder="hashing-384")

@@ -52,7 +52,7 @@ HTTP = HttpSettings()
 @contextmanager
 def http_settings(timeout: float | None = None, retries: int | None = None) -> Iterator[HttpSettings]:
     """Use this deadline and retry budget for URL generators and retrievers made inside the block."""
-    if timeout is not None and timeout <= 0:
+    if timeout is not None and not 0 < timeout < float("inf"):
         raise HiexpError(f"the HTTP time-out must be > 0 seconds, got {timeout}")
     if retries is not None and retries < 0:
         raise HiexpError(f"HTTP retries must be >= 0, got {retries}")

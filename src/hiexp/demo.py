@@ -122,6 +122,11 @@ class DemoConfig:
             raise HiexpError(f"--n and --n-test must be >= 1 (got {self.n}, {self.n_test})")
         if self.k < 2:
             raise HiexpError(f"--k must be >= 2: distillation contrasts successes with failures (got {self.k})")
+        for name in ("success_threshold", "rollout_temperature", "rollout_top_p", "eval_temperature",
+                     "experience_threshold"):
+            value = getattr(self, name)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise HiexpError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
         if self.success not in ("em", "cem", "f1"):
             raise HiexpError(f"--success must be em, cem or f1 (got {self.success!r})")
         if self.train_questions not in ("contrastive", "random"):
