@@ -7,6 +7,7 @@ import pytest
 from hiexp.agent import AgentConfig, SearchAgent
 from hiexp.agent.loop import anchored_query, episode_seed, names_an_option, offered_options, repeats_question
 from hiexp.contracts.example import Example
+from hiexp.contracts.passage import Passage
 from hiexp.scoring.metrics import score_answer
 from tests.agent.conftest import KeywordRetriever, RecordingHook
 from tests.fakes import ScriptedGenerator
@@ -463,3 +464,55 @@ def test_passages_that_do_not_fit_leave_room_for_a_forced_answer():
     assert t.turns[2].meta == {"correction": "final_answer"} and "Doc 1" not in t.turns[2].text
     t, _ = run_one(["<search>Jaws director</search>"], max_tokens=40, max_new_tokens=40)
     assert t.finish == "max_tokens"  # not even room for the forced turn
+
+
+def test_a_passage_shown_before_comes_back_as_its_title_when_asked(examples, retriever):
+    config = AgentConfig(max_turns=4, search_before_answer=False, passages_seen="title")
+    t1, _ = SearchAgent(ScriptedGenerator(r1_policy), retriever, config).run(examples)
+    first, second = t1.turns[2].text, t1.turns[4].text
+    assert "(Title: Steven Spielberg) Spielberg was born" in first
+    assert "(Title: Steven Spielberg) (shown above)" in second  # the second search finds it again
+    assert "Spielberg was born" not in second
+    assert "p2" in t1.passage_ids[0] and "p2" in t1.passage_ids[1]  # the record keeps every id it retrieved
+
+
+def test_passages_are_shown_whole_again_by_default(examples, retriever):
+    t1, _ = SearchAgent(ScriptedGenerator(r1_policy), retriever,
+                        AgentConfig(max_turns=4, search_before_answer=False)).run(examples)
+    assert "(Title: Steven Spielberg) Spielberg was born" in t1.turns[4].text
+
+
+def test_long_passages_are_cut_to_the_word_budget_around_the_search_terms():
+    from tests.agent.conftest import KeywordRetriever
+
+    filler = " ".join(f"Sentence {i} is about nothing in particular at all." for i in range(20))
+    long = Passage("long", "Jaws (film)", "Jaws is a 1975 film. " + filler + " Its director was Steven Spielberg.")
+    retriever = KeywordRetriever([long])
+    script = ["<think>x</think><search>Jaws director</search>", "<answer>Steven Spielberg</answer>"]
+    exs = [Example("q", "Who was the director of Jaws?", ["Steven Spielberg"])]
+    config = AgentConfig(search_before_answer=False, passage_words=20, top_k=1)
+    (t,) = SearchAgent(ScriptedGenerator(script), retriever, config).run(exs)
+    shown = t.turns[2].text
+    assert "Jaws is a 1975 film. ... Its director was Steven Spielberg." in shown
+    assert "Sentence 3" not in shown and t.passage_ids == [["long"]]
+    # the rag baseline reads the same cut passages
+    (r,) = SearchAgent(ScriptedGenerator(["<answer>Steven Spielberg</answer>"]), retriever, config).run_baseline(exs, "rag")
+    assert "Jaws is a 1975 film. ... Its director was Steven Spielberg." in r.turns[0].text
+
+
+def test_the_passage_options_change_the_template_hash_only_when_on():
+    from hiexp.agent.formats import make_format
+
+    base = make_format(AgentConfig()).template_hash("agent")
+    assert make_format(AgentConfig(passage_words=0, passages_seen="full")).template_hash("agent") == base
+    assert make_format(AgentConfig(passage_words=60)).template_hash("agent") != base
+    assert make_format(AgentConfig(passages_seen="title")).template_hash("agent") != base
+    assert make_format(AgentConfig(passages_seen="title")).template_hash("rag") == make_format(AgentConfig()).template_hash("rag")
+
+
+@pytest.mark.parametrize("option", [{"passages_seen": "none"}, {"passage_words": -1}])
+def test_bad_passage_options_are_refused(option):
+    from hiexp.errors import HiexpError
+
+    with pytest.raises(HiexpError, match=next(iter(option))):
+        AgentConfig(**option)

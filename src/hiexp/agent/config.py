@@ -9,6 +9,7 @@ from hiexp.errors import HiexpError
 
 FORMATS = ("search_r1", "tool_call", "math")
 FIRST_SEARCH = ("policy", "question")
+PASSAGES_SEEN = ("full", "title")
 REWARD_METRICS = ("em", "cem", "f1")
 
 
@@ -90,6 +91,15 @@ class AgentConfig:
     question asks for; a second such answer is accepted, and yes / no is never sent back. Small models
     otherwise answer with the question's subject. Search formats only."""
 
+    passage_words: int = 0
+    """Words each passage may take in what the model reads; 0 shows passages whole. A longer passage keeps
+    its first sentence and the sentences that share most search terms with the query and the question
+    (``hiexp.search.abridge``). On a CPU the passages are most of the prompt tokens an episode costs."""
+
+    passages_seen: str = "full"
+    """How a passage already shown earlier in the episode is shown again: ``full`` (its text again, as
+    Search-R1 does) or ``title`` (its title and a note that it is above, which costs a few tokens)."""
+
     few_shot: bool = True
     """Put a worked example of the format in the system prompt (small models need it to use the tool)."""
 
@@ -122,8 +132,12 @@ class AgentConfig:
         for name in ("max_turns", "max_invalid"):
             if int(getattr(self, name)) < 0:
                 raise HiexpError(f"agent option {name} must be >= 0, got {getattr(self, name)}")
-        if self.temperature < 0:
-            raise HiexpError(f"temperature must be >= 0, got {self.temperature}")
+        if self.passages_seen not in PASSAGES_SEEN:
+            raise HiexpError(f"unknown passages_seen {self.passages_seen!r}; choose one of {', '.join(PASSAGES_SEEN)}")
+        if int(self.passage_words) < 0:
+            raise HiexpError(f"agent option passage_words must be >= 0 (0 = whole passages), got {self.passage_words}")
+        if not self.temperature >= 0 or self.temperature == float("inf"):
+            raise HiexpError(f"temperature must be a finite number >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise HiexpError(f"top_p must be in (0, 1], got {self.top_p}")
 

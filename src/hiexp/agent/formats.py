@@ -158,6 +158,10 @@ class AgentFormat:
             identity["anchor_first_query"] = True
         if agent and self.config.answer_beyond_question:
             identity["answer_beyond_question"] = CORRECTIONS["echoed_question"]
+        if self.config.passage_words and (agent or method == "rag"):
+            identity["passage_words"] = self.config.passage_words
+        if agent and self.config.passages_seen != "full":
+            identity["passages_seen"] = self.config.passages_seen
         return stable_hash(identity)
 
     # --- chat rendering -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hiexp.agent.config import AgentConfig
@@ -27,12 +27,14 @@ from hiexp.contracts.passage import Passage, Retriever, render_passages
 from hiexp.contracts.trajectory import Trajectory, Turn
 from hiexp.io import stable_hash
 from hiexp.scoring import extract_answer, normalize_answer, score_answer
+from hiexp.search.abridge import abridge, search_terms
 
 # (answer or None, gold answers, task) -> {"em", "cem", "f1", ...}: how an episode's answer is scored
 Scorer = Callable[..., dict[str, float]]
 
 CHARS_PER_TOKEN = 4  # estimate for text-only backends, which report no token ids
 ANSWER_RESERVE = 16  # tokens a forced last turn needs at least for a short answer
+SEEN_PASSAGE = "(shown above)"  # the text of a passage shown again, with AgentConfig.passages_seen = "title"
 
 
 def episode_seed(base_seed: int, question_id: str, sample: int) -> int:
@@ -374,12 +376,14 @@ class SearchAgent:
 
     def _observe(self, episode: _Episode, query: str, passages: list[Passage], injection: Injection,
                  retrieval_query: str | None = None) -> None:
+        shown = self._as_shown(passages, retrieval_query or query, episode.example.question,
+                               seen={pid for ids in episode.traj.passage_ids for pid in ids})
         episode.traj.queries.append(query)
         episode.traj.passage_ids.append([p.id for p in passages])
         episode.traj.num_searches += 1
         meta = dict(injection.meta)
         meta["query"] = query
-        spans = self.format.observation_spans(render_passages(passages), injection.text, meta,
+        spans = self.format.observation_spans(render_passages(shown), injection.text, meta,
                                               ended_turn=self._ended_turn(episode))
         for span in spans:
             if span.role == "tool":
@@ -387,6 +391,24 @@ class SearchAgent:
                 if retrieval_query not in (None, query):
                     span.meta["retrieval_query"] = retrieval_query
         self._inject(episode, spans)
+
+    def _as_shown(self, passages: list[Passage], query: str, question: str,
+                  seen: frozenset[str] | set[str] = frozenset()) -> list[Passage]:
+        """The passages as the model reads them: cut to ``passage_words`` around the search terms, and those
+        in ``seen`` (shown earlier in the episode) reduced to a pointer when ``passages_seen`` is ``title``."""
+        cfg = self.config
+        if not cfg.passage_words and not (seen and cfg.passages_seen == "title"):
+            return passages
+        terms = search_terms(query, question) if cfg.passage_words else frozenset()
+        shown = []
+        for p in passages:
+            if p.id in seen and cfg.passages_seen == "title":
+                shown.append(replace(p, text=SEEN_PASSAGE))
+            elif cfg.passage_words:
+                shown.append(replace(p, text=abridge(p.text, terms, cfg.passage_words)))
+            else:
+                shown.append(p)
+        return shown
 
     def _inject(self, episode: _Episode, spans: list[Span]) -> None:
         encoded, total = self._spans_tokens(spans)
@@ -437,8 +459,9 @@ class SearchAgent:
                 if self.retriever is None:
                     raise ValueError("the rag baseline needs a retriever")
                 passages = [list(p) for p in self.retriever.search([ex.question for ex in batch], cfg.top_k)]
-            texts = [self.format.baseline_prompt(ex.question, render_passages(p) if method == "rag" else None)
-                     for ex, p in zip(batch, passages)]
+            texts = [self.format.baseline_prompt(
+                ex.question, render_passages(self._as_shown(p, ex.question, ex.question)) if method == "rag" else None)
+                for ex, p in zip(batch, passages)]
             prompt_ids = [self._encode(t) for t in texts]
             params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                                     stop=self.format.baseline_stop())
