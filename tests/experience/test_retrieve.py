@@ -74,12 +74,16 @@ def embedder_for(**vectors):
 def test_for_questions_returns_top_k_of_e2_e3_only(hek):
     q = (0.9 * unit(2) + 0.4 * unit(4) + 0.1 * unit(3) + 0.95 * unit(0)).astype(np.float32)
     emb = TableEmbedder({"who directed X?": q})
-    retriever = ExperienceRetriever(hek, emb, top_k=2)
+    retriever = ExperienceRetriever(hek, emb, top_k=2, start_order="score")
     [inj] = retriever.for_questions(["who directed X?"])
     # E1 is closest (unit 0) but never offered at the start: only E2/E3, best first.
     assert inj.meta["entry_ids"] == ["e2-a", "e3-a"]
     assert inj.meta["levels"] == ["E2", "E3"]
     assert inj.meta["scores"][0] > inj.meta["scores"][1]
+    # the default fixed order shows the same entries, E3 first, so that equal choices share a prompt prefix
+    [fixed] = ExperienceRetriever(hek, emb, top_k=2).for_questions(["who directed X?"])
+    assert fixed.meta["entry_ids"] == ["e3-a", "e2-a"] and fixed.meta["scores"] == inj.meta["scores"][::-1]
+    assert fixed.text.index("Decompose the question") < fixed.text.index("Resolve the bridge entity")
     assert "Resolve the bridge entity in its own search." in inj.text
     assert "Decompose the question" in inj.text
     assert "Search the film" not in inj.text
@@ -220,7 +224,7 @@ def test_agent_injects_levels_at_the_right_place_and_masks_them(hek, agent_parts
     # E2/E3 in the system prompt, before the first policy turn; E1 in the tool response after the search.
     first_policy = next(i for i, t in enumerate(traj.turns) if t.role == "policy")
     assert traj.turns.index(system) < first_policy < traj.turns.index(tool)
-    assert system.meta["entry_ids"] == ["e2-a", "e3-a"] and set(system.meta["levels"]) <= {"E2", "E3"}
+    assert system.meta["entry_ids"] == ["e3-a", "e2-a"] and set(system.meta["levels"]) <= {"E2", "E3"}
     assert "Resolve the bridge entity" in system.text
     assert tool.meta["entry_ids"] == ["e1-a"] and tool.meta["scores"] == [1.0]
     assert "Search the film to get its director" in tool.text
@@ -354,13 +358,13 @@ def test_exclude_own_question_hides_entries_distilled_from_it():
     emb = TableEmbedder({question: start, "other question": start, "director of X": unit(0)})
     plain = ExperienceRetriever(hek, emb, top_k=3)
     [inj] = plain.for_questions([question])
-    assert inj.meta["entry_ids"] == ["e2-a", "e3-a", "e2-b"]
+    assert inj.meta["entry_ids"] == ["e3-a", "e2-a", "e2-b"]
 
     own = ExperienceRetriever(hek, emb, top_k=3, exclude_own_question=True)
     [inj] = own.for_questions([question])
     assert inj.meta["entry_ids"] == ["e2-b"]  # e2-a and e3-a descend from this question's E1 entry
     [other] = own.for_questions(["other question"])
-    assert other.meta["entry_ids"] == ["e2-a", "e3-a", "e2-b"]
+    assert other.meta["entry_ids"] == ["e3-a", "e2-a", "e2-b"]
 
     # E1: the matching entry is the question's own, so nothing is injected for that episode
     [hit] = plain.for_queries(["director of X"], questions=[question])

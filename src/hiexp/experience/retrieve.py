@@ -142,6 +142,11 @@ class ExperienceRetrieverConfig:
     usefulness_weight: float = 0.1
     usefulness_min_episodes: int = 3
     exact_max: int = EXACT_MAX
+    start_order: str = "fixed"
+    """Order of the chosen E2/E3 entries in the system prompt: ``fixed`` (E3 before E2, each in the HEK's
+    order) or ``score`` (most similar first). Which entries are chosen does not change; with ``fixed`` two
+    questions given the same entries get the same prompt prefix, which the model server's prompt cache
+    then computes once."""
 
 
 class ExperienceRetriever:
@@ -173,6 +178,7 @@ class ExperienceRetriever:
         usefulness_min_episodes: int = 3,
         exact_max: int = EXACT_MAX,
         previous: ExperienceRetriever | None = None,
+        start_order: str = "fixed",
     ):
         if levels is not None:
             unknown = [lv for lv in levels if lv not in LEVELS]
@@ -191,11 +197,13 @@ class ExperienceRetriever:
             raise HiexpError(f"usefulness mode {usefulness_mode!r}; choose from {', '.join(USEFULNESS_MODES)}")
         if usefulness_mode != "off" and usefulness is None:
             raise HiexpError(f"usefulness mode {usefulness_mode!r} needs a usefulness table (hiexp usefulness)")
+        if start_order not in ("fixed", "score"):
+            raise HiexpError(f"start_order must be fixed or score, got {start_order!r}")
         self.config = ExperienceRetrieverConfig(
             top_k=top_k, threshold=threshold, start_levels=tuple(start_levels), use_e1=use_e1, batch_size=batch_size,
             exclude_own_question=exclude_own_question, usefulness_mode=usefulness_mode,
             usefulness_weight=usefulness_weight, usefulness_min_episodes=usefulness_min_episodes,
-            exact_max=exact_max,
+            exact_max=exact_max, start_order=start_order,
         )
         self.hek = hek
         self.embedder = embedder
@@ -338,6 +346,8 @@ class ExperienceRetriever:
         out = []
         for row in range(len(questions)):
             picks = [(int(s), float(c)) for s, c in zip(slots[row], scores[row]) if s >= 0 and np.isfinite(c)]
+            if self.config.start_order == "fixed":
+                picks.sort(key=lambda pick: (_field(self.entries[index.ids[pick[0]]], "level") != "E3", pick[0]))
             chosen = [self.entries[index.ids[s]] for s, _ in picks]
             lines = "\n".join(
                 entry_template.format(title=_field(e, "title", ""), description=_field(e, "description", ""))
