@@ -90,3 +90,50 @@ def test_a_trajectory_file_removed_or_garbled_while_serving_is_passed_over(brows
         for page in ("/index.html", "/runs.html", "/entry/E1-00.html", "/provenance/E1-00.html", "/versions.html"):
             response = client.get(page)
             assert response.status_code in (200, 404), (page, response.status_code)
+
+
+KILLED_STATIC = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+from hiexp.browse import pages
+from hiexp.browse.data import BrowseData
+from hiexp.search.embed import load_embedder
+written = []
+real = pages.Pages.entry
+def entry(self, entry_id, page=1):
+    written.append(entry_id)
+    if os.environ.get("KILL_AT") and len(written) >= int(os.environ["KILL_AT"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(self, entry_id, page)
+pages.Pages.entry = entry
+data = BrowseData(sys.argv[1], embedder=load_embedder("hashing-256"))
+pages.write_static(data, sys.argv[2], show_progress=False)
+"""
+
+
+def test_static_pages_killed_with_minus_9_leave_the_earlier_copy_whole(browse_fixture, tmp_path):
+    import hashlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_STATIC.format(root=root))
+    site = tmp_path / "site"
+    args = [sys.executable, str(script), str(browse_fixture["hek"]), str(site)]
+    assert subprocess.run(args, capture_output=True, timeout=300).returncode == 0
+
+    def state():
+        return {str(p.relative_to(site)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(site.rglob("*")) if p.is_file()}
+
+    before = state()
+    killed = subprocess.run(args, env={**os.environ, "KILL_AT": "3"}, capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    assert state() == before  # the earlier copy, whole: the new pages were going into a temporary directory
+    assert list(tmp_path.glob(".site.*.tmp"))  # the killed run's unfinished copy
+    assert subprocess.run(args, capture_output=True, timeout=300).returncode == 0
+    assert state().keys() == before.keys() and not list(tmp_path.glob(".site.*.tmp"))

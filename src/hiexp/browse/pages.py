@@ -114,12 +114,17 @@ def write_static(data: BrowseData, out_dir: str | Path, show_progress: bool = Tr
     The pages are written into a new directory that replaces ``out_dir`` whole when done, so a re-write for
     another HEK leaves none of the old pages, and a directory that is not a copy of these pages is never
     replaced without ``overwrite``. A second writer of the same ``out_dir`` stops at once."""
+    import shutil
+
     from hiexp.io import atomic_directory, exclusive_output
 
     target = Path(out_dir)
-    with exclusive_output(target, "hiexp browse --static"), \
-            atomic_directory(target, is_static_site, overwrite, what="copy of the browser pages") as tmp:
-        _write_pages(data, tmp, show_progress)
+    with exclusive_output(target, "hiexp browse --static"):
+        # holding the lock, any temporary copy beside the target is a killed run's: remove it
+        for stale in target.parent.glob(f".{target.name}.*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        with atomic_directory(target, is_static_site, overwrite, what="copy of the browser pages") as tmp:
+            _write_pages(data, tmp, show_progress)
     return target / "index.html"
 
 
