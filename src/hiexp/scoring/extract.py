@@ -36,21 +36,8 @@ def braced_content(text: str, open_index: int) -> str | None:
 
     Escaped braces (``\\{``, ``\\}``) do not count, so ``\\boxed{\\{1, 2\\}}`` gives ``\\{1, 2\\}``.
     """
-    depth = 0
-    i = open_index
-    while i < len(text):
-        char = text[i]
-        if char == "\\":
-            i += 2
-            continue
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return text[open_index + 1 : i]
-        i += 1
-    return None
+    close = _closing_braces(text[open_index:]).get(0)
+    return None if close is None else text[open_index + 1 : open_index + close]
 
 
 def _closing_braces(text: str) -> dict[int, int]:
