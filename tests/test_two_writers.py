@@ -124,3 +124,34 @@ def test_an_eval_killed_with_minus_9_resumes_to_one_record_per_episode(tmp_path)
     assert done.returncode == 0, done.stderr
     ids = [json.loads(line)["id"] for line in (out / "trajectories" / "hotpotqa.jsonl").read_text().splitlines()]
     assert len(ids) == 6 == len(set(ids))
+
+
+def test_usefulness_and_static_pages_stop_at_once_while_another_writer_holds_their_output(tmp_path):
+    from typer.testing import CliRunner
+
+    from hiexp.cli import app
+    from hiexp.experience.hek import HEK
+    from tests.experience.experience_fixtures import make_trajectory, write_trajectories
+
+    entry_id = HEK.load("demo").entries[0].id
+
+    def saw(record):
+        if record["sample"] == 0:
+            record["turns"].insert(0, {"role": "experience", "text": "x", "meta": {"entry_ids": [entry_id]}})
+
+    runs = write_trajectories(tmp_path / "runs.jsonl", [make_trajectory("q1", 0, True),
+                                                        make_trajectory("q1", 1, False)], edit=saw)
+    runner = CliRunner()
+    cases = [(["usefulness", "demo", str(runs), "--out", str(tmp_path / "u.json")], tmp_path / "u.json"),
+             (["browse", "demo", "--static", str(tmp_path / "site")], tmp_path / "site")]
+    for args, target in cases:
+        proc = hold_in_another_process(target)
+        try:
+            result = runner.invoke(app, args)
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        assert isinstance(result.exception, HiexpError), (args, result.output)
+        assert "another hiexp command is writing it" in str(result.exception)
+        assert not target.exists()
+        assert runner.invoke(app, args).exit_code == 0  # and goes through once the other writer is gone

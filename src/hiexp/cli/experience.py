@@ -71,7 +71,10 @@ def distill_command(
 
         raise HiexpError(f"no trajectories in {', '.join(map(str, trajectories))}: nothing to distill")
     generator = _load_model(reflector, "reflector", backend)
-    summary = distill(trajectories, out, generator, config)
+    from hiexp.io import exclusive_output
+
+    with exclusive_output(out, "hiexp distill"):  # a second distill into the same file stops at once
+        summary = distill(trajectories, out, generator, config)
     typer.echo(summary.render())
     typer.echo(f"E1 entries: {out}")
     status_file = f"{out.name[:-6] if out.name.endswith('.jsonl') else out.name}.groups.jsonl"
@@ -142,7 +145,10 @@ def build_command(
     with console.status(f"loading embedder {embedder}"):
         embedding_model = load_embedder(embedder)
     generator = _load_model(summarizer, "summariser", backend)
-    hek = build_hek(e1, out, embedding_model, generator, config, overwrite=overwrite)
+    from hiexp.io import exclusive_output
+
+    with exclusive_output(out, "hiexp build"):
+        hek = build_hek(e1, out, embedding_model, generator, config, overwrite=overwrite)
     console.print(tree(hek, max_children=5))
     counts_now = hek.counts()
     typer.echo(f"HEK {hek.version}: {counts_now['E1']} E1, {counts_now['E2']} E2, {counts_now['E3']} E3 -> {out}")
