@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import shutil
 import time
 import warnings
@@ -125,7 +126,7 @@ class DemoConfig:
         for name in ("success_threshold", "rollout_temperature", "rollout_top_p", "eval_temperature",
                      "experience_threshold"):
             value = getattr(self, name)
-            if value != value or value in (float("inf"), float("-inf")):
+            if not math.isfinite(value):
                 raise HiexpError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
         if self.success not in ("em", "cem", "f1"):
             raise HiexpError(f"--success must be em, cem or f1 (got {self.success!r})")

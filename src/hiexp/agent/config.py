@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -136,7 +137,7 @@ class AgentConfig:
             raise HiexpError(f"unknown passages_seen {self.passages_seen!r}; choose one of {', '.join(PASSAGES_SEEN)}")
         if int(self.passage_words) < 0:
             raise HiexpError(f"agent option passage_words must be >= 0 (0 = whole passages), got {self.passage_words}")
-        if not self.temperature >= 0 or self.temperature == float("inf"):
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
             raise HiexpError(f"temperature must be a finite number >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise HiexpError(f"top_p must be in (0, 1], got {self.top_p}")

@@ -78,7 +78,7 @@ def distill_command(
     typer.echo(summary.render())
     typer.echo(f"E1 entries: {out}")
     status_file = f"{out.name[:-6] if out.name.endswith('.jsonl') else out.name}.groups.jsonl"
-    if summary.groups_failed and not summary.groups_ok and not summary.groups_done_before:
+    if summary.all_failed:
         from hiexp.errors import HiexpError
 
         raise HiexpError(f"every one of the {summary.groups_failed} groups failed, no E1 entry was written "

@@ -632,6 +632,11 @@ class DistillSummary:
     entries_rewritten: dict[str, int] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
 
+    @property
+    def all_failed(self) -> bool:
+        """Every group tried failed and none had been done before: the run wrote nothing."""
+        return bool(self.groups_failed) and not self.groups_ok and not self.groups_done_before
+
     def render(self) -> str:
         spread = ", ".join(f"{n} entries: {c} groups" for n, c in sorted(self.entries_per_group.items()))
         kinds = self.groups_by_kind

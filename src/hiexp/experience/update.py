@@ -38,11 +38,11 @@ import numpy as np
 from hiexp.contracts.experience import Embedder
 from hiexp.contracts.generation import Generator
 from hiexp.errors import HiexpError
-from hiexp.io import atomic_write_jsonl, cache_dir, exclusive_output, iter_jsonl, sha256_file, stable_hash
+from hiexp.io import atomic_write_jsonl, cache_dir, exclusive_output, iter_jsonl, read_json, sha256_file, stable_hash
 
 from .cluster import ClusterConfig, cluster_embeddings
 from .distill import DistillConfig
-from .hek import HEK, is_hek_dir, is_shipped_name, resolve_hek_dir
+from .hek import HEK, MANIFEST, is_hek_dir, is_shipped_name, resolve_hek_dir
 from .index import unit_rows
 from .schema import LEVELS, Entry
 from .summarize import SummarizeConfig, summarize_clusters
@@ -430,10 +430,12 @@ def check_update_output(hek_dir: str | Path, hek: HEK, out: Path) -> None:
         path = Path(ancestor).resolve()
         if out == path or path.is_relative_to(out):
             raise HiexpError(f"{out}: it holds an earlier version of this HEK; the new version needs another --out")
-        try:
-            ancestor = (HEK.load(path).manifest.get("parent") or {}).get("path")
+        try:  # only the manifest: loading the whole HEK would hash its files for one field
+            manifest = read_json(path / MANIFEST)
         except HiexpError:
             break
+        parent = manifest.get("parent") if isinstance(manifest, dict) else None
+        ancestor = parent.get("path") if isinstance(parent, dict) else None
 
 
 def default_out_dir(hek_dir: str | Path, key: str) -> Path:
@@ -508,8 +510,7 @@ def _update_into(hek_dir: str | Path, hek: HEK, paths: list[Path], reflector: Ge
     e1_path = work / "e1.jsonl"
     summary = distill([fresh], e1_path, reflector, distill_config, show_progress=show_progress) \
         if fresh.stat().st_size else None
-    if require_change and summary is not None and summary.groups_failed and not summary.groups_ok \
-            and not summary.groups_done_before:
+    if require_change and summary is not None and summary.all_failed:
         raise HiexpError(f"every one of the {summary.groups_failed} reflections failed, nothing was written "
                          f"(work kept in {work}); run the same command again to retry them")
     new_e1 = [Entry.from_dict({"level": "E1", **r}) for r in iter_jsonl(e1_path)] if e1_path.exists() else []
