@@ -113,12 +113,16 @@ def _dataset_retriever(dataset: str) -> Retriever:
     return load_retriever(str(path))
 
 
-def make_experience_hook(hek: str | Path | None, top_k: int = 5, threshold: float = 0.8, ablation: str = "full",
-                         embedder: Any = None, exclude_own_question: bool = False, usefulness_mode: str = "off",
-                         usefulness: str | Path | None = None) -> ExperienceHook | None:
+def make_experience_hook(hek: str | Path | None, top_k: int = 5, threshold: float | None = None,
+                         ablation: str = "full", embedder: Any = None, exclude_own_question: bool = False,
+                         usefulness_mode: str = "off", usefulness: str | Path | None = None, cases: int | None = None,
+                         case_placement: str | None = None) -> ExperienceHook | None:
     """The experience hook of a HEK (a directory or a shipped name such as ``demo``); None for no HEK.
 
     ``embedder`` is an embedder object or name; by default the one named in the HEK's manifest.
+    ``threshold`` (the E1 cosine) defaults to the one calibrated in the HEK's manifest, else 0.8. ``cases``
+    worked cases shown per episode and ``case_placement`` (``replace`` or ``beside`` the fixed example)
+    default to what the HEK's manifest recommends.
     ``usefulness_mode`` (``off``, ``filter``, ``rank``) reads ``usefulness`` (a table's path; by default the
     HEK's own ``usefulness.json``).
     """
@@ -132,7 +136,7 @@ def make_experience_hook(hek: str | Path | None, top_k: int = 5, threshold: floa
         embedder = load_embedder(embedder)
     return load_experience_hook(hek, embedder=embedder, top_k=top_k, threshold=threshold, ablation=ablation,
                                 exclude_own_question=exclude_own_question, usefulness_mode=usefulness_mode,
-                                usefulness=usefulness)
+                                usefulness=usefulness, cases=cases, case_placement=case_placement)
 
 
 __all__ = ["make_experience_hook", "make_generator", "make_retriever"]

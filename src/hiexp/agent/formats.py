@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from string import Template
+from collections.abc import Sequence
 from typing import Any
 
 from hiexp.agent.config import AgentConfig
@@ -29,6 +30,7 @@ from hiexp.scoring.extract import last_boxed
 # A marker that no template or model output contains; used to find where a slot sits in rendered text.
 _SLOT = "\x00hiexp-slot\x00"
 _ASSISTANT_SLOT = "\x00hiexp-assistant\x00"
+_CASES_SLOT = "\x00hiexp-cases\x00"
 
 # The plain rendering used when there is no tokenizer or the tokenizer has no chat template (ChatML, the
 # layout of the Qwen family).
@@ -122,6 +124,11 @@ CORRECTIONS = {
 }
 
 
+def _case_docs(step: dict) -> str:
+    return "\n".join(f"Doc {i}(Title: {doc['title']}) {doc.get('text', '')}".rstrip()
+                     for i, doc in enumerate(step.get("docs", []), start=1))
+
+
 class AgentFormat:
     """Shared machinery: templates, chat rendering, tokenizer-derived turn wrappers."""
 
@@ -193,22 +200,39 @@ class AgentFormat:
         return before, after, closed.split(_ASSISTANT_SLOT, 1)[1].strip() or _CHATML_TURN_END
 
     def prompt_spans(self, question: str, experience: str = "", experience_meta: dict | None = None,
-                     open_turn: bool = True) -> list[Span]:
-        """The initial prompt as spans: one ``prompt`` span, or prompt / experience / prompt when the hook
-        gave text. Without experience the text is exactly what the no-experience path renders. With
+                     open_turn: bool = True, cases: Sequence[dict] = (), cases_meta: dict | None = None,
+                     replace_example: bool = True) -> list[Span]:
+        """The initial prompt as spans: one ``prompt`` span, or prompt spans around the ``experience`` spans
+        (worked cases where the fixed example stands; lessons after it). Without experience the text is
+        exactly what the no-experience path renders. ``cases`` are rendered in this format's own tags
+        (``render_case``); with ``replace_example`` they stand in place of the fixed example. With
         ``open_turn`` the prompt ends with the ``turn_start`` text that opens every policy turn."""
-        example = self.templates["example"] if self.config.few_shot else ""
+        shown = "".join(self.render_case(case) for case in cases)
+        example = self.templates["example"] if self.config.few_shot and not (shown and replace_example) else ""
         block = _fill(self.templates["experience_system"], "experience_system", content=experience) if experience else ""
-        system = _fill(self.templates["system"], "system", max_searches=self.config.max_turns, example=example,
-                       experience=_SLOT if block else "")
+        system = _fill(self.templates["system"], "system", max_searches=self.config.max_turns,
+                       example=example + (_CASES_SLOT if shown else ""), experience=_SLOT if block else "")
         user = _fill(self.templates["user"], "user", question=question)
         rendered = self.render_chat(system, user) + (self.templates["turn_start"] if open_turn else "")
-        if not block:
+        inserts = []
+        if shown:
+            inserts.append((_CASES_SLOT, Span("experience", shown, {**(cases_meta or {}), "where": "example"})))
+        if block:
+            inserts.append((_SLOT, Span("experience", block, {**(experience_meta or {}), "where": "system"})))
+        if not inserts:
             return [Span("prompt", rendered)]
-        before, after = rendered.split(_SLOT, 1)
-        meta = dict(experience_meta or {})
-        meta["where"] = "system"
-        return [Span("prompt", before), Span("experience", block, meta), Span("prompt", after)]
+        spans: list[Span] = []
+        rest = rendered
+        for slot, span in sorted(inserts, key=lambda pair: rendered.index(pair[0])):
+            before, rest = rest.split(slot, 1)
+            spans += [Span("prompt", before), span]
+        spans.append(Span("prompt", rest))
+        return [span for span in spans if span.text]
+
+    def render_case(self, case: dict) -> str:
+        """A case (``experience.schema.Case`` fields) as a worked example in this format; empty for a format
+        without searches."""
+        return ""
 
     def baseline_prompt(self, question: str, passages_text: str | None) -> str:
         """Prompt of the ``rag`` (with passages) and ``closed-book`` (without) baselines."""
@@ -304,6 +328,16 @@ class SearchR1Format(AgentFormat):
     def opening_search(self, query: str) -> str:
         return f"<search>{query}</search>"
 
+    def render_case(self, case: dict) -> str:
+        lines = ["", "", "Example:", f"Question: {case['question']}"]
+        for step in case.get("steps", []):
+            lines.append(f"<think>{step.get('thought') or 'I will search for what I need.'}</think>")
+            lines.append(f"<search>{step['query']}</search>")
+            lines.append(f"<information>{_case_docs(step)}</information>")
+        lines.append(f"<think>{case.get('final_thought') or 'The passages give the answer.'}</think>")
+        lines.append(f"<answer>{case['answer']}</answer>")
+        return "\n".join(lines)
+
     def observation_spans(self, content: str, experience: str = "", experience_meta: dict | None = None,
                           ended_turn: bool = False, final: bool = False) -> list[Span]:
         block = _fill(self.templates["experience_tool"], "experience_tool", content=experience) if experience else ""
@@ -367,6 +401,16 @@ class ToolCallFormat(AgentFormat):
     def opening_search(self, query: str) -> str:
         call = json.dumps({"name": "search", "arguments": {"query": query}}, ensure_ascii=False)
         return f"<tool_call>\n{call}\n</tool_call>"
+
+    def render_case(self, case: dict) -> str:
+        lines = ["", "", "A worked example:", f"Question: {case['question']}"]
+        for step in case.get("steps", []):
+            lines.append(f"Assistant: {step.get('thought') or 'I will search for what I need.'}")
+            lines.append(f"<tool_call>\n{json.dumps({'name': 'search', 'arguments': {'query': step['query']}}, ensure_ascii=False)}\n</tool_call>")
+            lines.append(f"Tool: <tool_response>\n{_case_docs(step)}\n</tool_response>")
+        final = case.get("final_thought") or "The passages give the answer."
+        lines.append(f"Assistant: {final} The answer is \\boxed{{{case['answer']}}}")
+        return "\n".join(lines)
 
     def observation_spans(self, content: str, experience: str = "", experience_meta: dict | None = None,
                           ended_turn: bool = False, final: bool = False) -> list[Span]:

@@ -181,7 +181,9 @@ class SearchAgent:
                           "method": "agent", "corrections": []},
             )
             episode = _Episode(example=ex, sample=sample, seed=seed, traj=traj)
-            for span in self.format.prompt_spans(ex.question, injection.text, injection.meta, open_turn=not opening):
+            for span in self.format.prompt_spans(ex.question, injection.text, injection.meta, open_turn=not opening,
+                                                 cases=injection.cases, cases_meta=injection.cases_meta,
+                                                 replace_example=injection.replace_example):
                 self._append(episode, span, completion=False)
             episodes.append(episode)
         if opening:
@@ -501,12 +503,13 @@ class SearchAgent:
 def _with_e1(start: Injection, e1: Injection) -> Injection:
     """The start-of-episode experience with the E1 entry matched on the question itself (a task without
     searches, such as math, has no other moment for E1)."""
+    cases = {"cases": start.cases, "cases_meta": start.cases_meta, "replace_example": start.replace_example}
     if not e1.text:
-        return Injection(start.text, {**start.meta, "e1": e1.meta} if e1.meta else dict(start.meta))
+        return Injection(start.text, {**start.meta, "e1": e1.meta} if e1.meta else dict(start.meta), **cases)
     text = "\n".join(t for t in (start.text, e1.text) if t)
     meta = {**start.meta, "entry_ids": [*start.meta.get("entry_ids", []), *e1.meta.get("entry_ids", [])],
             "e1": e1.meta}
-    return Injection(text, meta)
+    return Injection(text, meta, **cases)
 
 
 def _query_key(query: str | None) -> str:

@@ -32,8 +32,10 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("test", "--split", help="Dataset split ('test' for the demo set); 'all' for every record."),
         hek: str | None = typer.Option(None, "--hek", help="HEK directory: experience-guided search (agent only)."),
         experience_top_k: int = typer.Option(5, "--experience-top-k", help="With --hek: E2/E3 entries put into the system prompt."),
-        threshold: float = typer.Option(0.8, "--threshold", help="With --hek: cosine an E1 title must reach for its description to join a search result."),
-        ablation: str = typer.Option("full", "--ablation", help="With --hek: full, no-e1, no-e2e3 or only-e3."),
+        threshold: float | None = typer.Option(None, "--threshold", help="With --hek: cosine an E1 title must reach for its description to join a search result (default: the HEK's calibrated threshold, else 0.8)."),
+        ablation: str = typer.Option("full", "--ablation", help="With --hek: full, no-e1, no-e2e3, only-e3 or cases-only."),
+        cases: int | None = typer.Option(None, "--cases", min=0, max=16, help="With --hek: worked cases (verified successes of the most similar training questions) shown per episode (default: what the HEK recommends, else 0)."),
+        case_placement: str | None = typer.Option(None, "--case-placement", help="With --cases: replace the fixed worked example, or beside it."),
         usefulness: str = typer.Option("off", "--usefulness", help="With --hek: off, filter (hide entries its "
                                        "usefulness table marks harmful) or rank (also prefer helpful ones)."),
         usefulness_file: str | None = typer.Option(None, "--usefulness-file", help="With --usefulness: the table "
@@ -78,7 +80,8 @@ def register(app: typer.Typer) -> None:
                              batch_size=batch_size)
         retriever = make_retriever(index) if (index and method != "closed-book" and fmt != "math") else None
         hook = make_experience_hook(hek, experience_top_k, threshold, ablation, usefulness_mode=usefulness,
-                                    usefulness=usefulness_file) if method == "agent" else None
+                                    usefulness=usefulness_file, cases=cases,
+                                    case_placement=case_placement) if method == "agent" else None
         generator = make_generator(model, backend)
         start = time.perf_counter()
         metrics = run_eval(datasets, generator, retriever, method, out, hook=hook, n=n, config=config,

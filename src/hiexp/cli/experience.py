@@ -89,7 +89,8 @@ def distill_command(
 
 
 def build_command(
-    e1: Annotated[list[Path], typer.Argument(metavar="E1...", help="E1 entries JSONL files (hiexp distill output).")],
+    e1: Annotated[list[Path], typer.Argument(metavar="E1...", help="E1 entries JSONL files (hiexp distill output); "
+                                                                    "with --cases-only, rollout trajectory files.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="HEK directory to write: new, empty or an earlier HEK "
                                                           "(replaced atomically); anything else is refused.")],
     summarizer: Annotated[str, typer.Option(help="Model that summarises clusters: a preset, a local dir or "
@@ -113,8 +114,17 @@ def build_command(
     = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out whole even if it is not a HEK.")]
     = False,
+    cases_only: Annotated[bool, typer.Option("--cases-only", help="Make a HEK of worked cases alone from rollouts "
+                                                                  "(the verified successes; no model call).")] = False,
+    cases_per_episode: Annotated[int, typer.Option(min=0, max=16, help="With --cases-only: cases the HEK "
+                                                                       "recommends showing per episode.")] = 2,
+    case_placement: Annotated[str, typer.Option(help="With --cases-only: replace the fixed worked example, or "
+                                                     "beside it.")] = "replace",
+    case_reward: Annotated[str, typer.Option(help="With --cases-only: the reward that verifies a success (em, "
+                                                  "cem, f1, or the rollouts' reward key); it must reach 1.")] = "em",
 ) -> None:
-    """Cluster E1 entries (Ward) and summarise clusters into E2 and E3: write the HEK directory."""
+    """Cluster E1 entries (Ward) and summarise clusters into E2 and E3: write the HEK directory. With
+    --cases-only, keep the verified successes of rollouts as worked cases instead."""
     from hiexp.errors import HiexpError
     from hiexp.experience.build import BuildConfig, build_hek, read_e1
     from hiexp.experience.hek import is_hek_dir
@@ -125,6 +135,9 @@ def build_command(
     from hiexp.search.embed import load_embedder
 
     check_output_dir(out, is_hek_dir, overwrite, what="HEK directory")  # before any work
+    if cases_only:
+        _build_cases(e1, out, embedder, cases_per_episode, case_placement, case_reward, description, overwrite)
+        return
     levels = _floats(thresholds, "thresholds")
     counts = None
     if clusters:
@@ -152,6 +165,26 @@ def build_command(
     console.print(tree(hek, max_children=5))
     counts_now = hek.counts()
     typer.echo(f"HEK {hek.version}: {counts_now['E1']} E1, {counts_now['E2']} E2, {counts_now['E3']} E3 -> {out}")
+
+
+def _build_cases(rollouts: list[Path], out: Path, embedder: str, per_episode: int, placement: str, reward_key: str,
+                 description: str, overwrite: bool) -> None:
+    from hiexp.errors import HiexpError
+    from hiexp.experience.build import build_case_hek
+    from hiexp.experience.cases import CaseConfig
+    from hiexp.experience.retrieve import CASE_PLACEMENTS
+    from hiexp.io import exclusive_output
+    from hiexp.progress import console
+    from hiexp.search.embed import load_embedder
+
+    if placement not in CASE_PLACEMENTS:
+        raise HiexpError(f"--case-placement {placement!r}; choose from {', '.join(CASE_PLACEMENTS)}")
+    with console.status(f"loading embedder {embedder}"):
+        embedding_model = load_embedder(embedder)
+    with exclusive_output(out, "hiexp build"):
+        hek = build_case_hek(rollouts, out, embedding_model, CaseConfig(reward_key=reward_key), per_episode,
+                             placement, description, overwrite=overwrite)
+    typer.echo(f"HEK {hek.version}: {len(hek.entries)} cases -> {out}")
 
 
 def show_command(

@@ -16,10 +16,18 @@ import numpy as np
 
 @dataclass
 class Injection:
-    """Text to inject (empty for none) and what produced it (entry ids, scores) for the record."""
+    """Text to inject (empty for none) and what produced it (entry ids, scores) for the record.
+
+    ``cases`` (start of an episode only) are worked examples as plain dicts of ``experience.schema.Case``
+    fields, which the agent's format renders in its own tags; ``cases_meta`` records them (their entry ids
+    and scores); ``replace_example`` drops the format's fixed worked example when cases are given.
+    """
 
     text: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    cases: list[dict[str, Any]] = field(default_factory=list)
+    cases_meta: dict[str, Any] = field(default_factory=dict)
+    replace_example: bool = True
 
 
 class ExperienceHook(Protocol):

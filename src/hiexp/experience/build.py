@@ -21,6 +21,9 @@ from hiexp.errors import HiexpError
 from hiexp.io import check_output_dir, iter_jsonl, sha256_file
 from hiexp.progress import console
 
+from hiexp.contracts.trajectory import Trajectory
+
+from .cases import CaseConfig, cases_from_trajectories
 from .cluster import ClusterConfig, cluster_embeddings, degenerate_warning
 from .distill import sidecar_paths
 from .hek import HEK, is_hek_dir
@@ -176,6 +179,65 @@ def build_hek(
         "warnings": warnings,
     }
     hek.manifest = manifest
+    if out_dir is not None:
+        hek.save(out_dir, overwrite=overwrite)
+    return hek
+
+
+def read_rollouts(paths: Sequence[str | Path]) -> list[Trajectory]:
+    """Trajectory records of rollout files, with file:line errors (ids may repeat across files: two runs
+    of the same questions are two sets of episodes)."""
+    records: list[Trajectory] = []
+    for path in paths:
+        for lineno, record in enumerate(iter_jsonl(path), start=1):
+            try:
+                records.append(Trajectory.from_dict(record))
+            except HiexpError as exc:
+                raise HiexpError(f"{path}:{lineno}: {exc}") from None
+            except (TypeError, ValueError) as exc:
+                raise HiexpError(f"{path}:{lineno}: not a trajectory record ({exc})") from None
+    return records
+
+
+def build_case_hek(
+    rollouts: Sequence[str | Path],
+    out_dir: str | Path | None,
+    embedder: Embedder,
+    case_config: CaseConfig | None = None,
+    per_episode: int = 2,
+    placement: str = "replace",
+    description: str = "",
+    overwrite: bool = False,
+) -> HEK:
+    """A HEK of worked cases alone, from rollouts, with no model call: one case per question that has a
+    verified success (``cases.py``), titled by its question and embedded as such. The manifest recommends
+    ``per_episode`` cases per episode and their ``placement``, which ``hiexp eval`` / ``rollout`` / training
+    use unless told otherwise."""
+    case_config = case_config or CaseConfig()
+    if out_dir is not None:
+        check_output_dir(out_dir, is_hek_dir, overwrite, what="HEK directory")
+    records = read_rollouts(rollouts)
+    entries, counts = cases_from_trajectories(records, case_config)
+    if not entries:
+        raise HiexpError(f"no verified success ({case_config.reward_key} >= {case_config.threshold:g}) that searched "
+                         f"and answered in {', '.join(map(str, rollouts))} ({counts['episodes']} episodes): no case to keep")
+    console.print(f"{counts['cases']} cases from {counts['questions']} questions ({counts['episodes']} episodes); "
+                  f"embedding their questions with {embedder.model_id}")
+    vectors = embedder.encode_passages([e.title for e in entries])
+    hek = HEK(entries, vectors)
+    hek.manifest = {
+        "description": description,
+        "embedder": {
+            "model_id": embedder.model_id, "dim": int(embedder.dim), "field": "title",
+            "query_prefix": getattr(embedder, "query_prefix", ""),
+            "passage_prefix": getattr(embedder, "passage_prefix", ""),
+        },
+        "reflector": None,
+        "summarizer": None,
+        "cases": {"per_episode": per_episode, "placement": placement, "config": asdict(case_config), **counts},
+        "sources": {"trajectory_files": [{"path": str(p), "sha256": sha256_file(p)} for p in rollouts]},
+        "warnings": [],
+    }
     if out_dir is not None:
         hek.save(out_dir, overwrite=overwrite)
     return hek

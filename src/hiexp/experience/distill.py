@@ -53,7 +53,8 @@ from hiexp.scoring.metrics import normalize_answer
 
 from .contrast import contrast_facts, search_steps
 from .leaks import LeakFilter, drop_narration, narrates
-from .schema import Entry, ReplyParseError, parse_entries
+from .cases import CaseConfig, best_case
+from .schema import Case, Entry, ReplyParseError, parse_entries
 
 
 @dataclass
@@ -584,8 +585,16 @@ class EntryParser:
         return item.model_copy(update={"description": description})
 
 
+def group_case(group: Group, config: DistillConfig) -> Case | None:
+    """The worked case the group's entries keep: its best exact-match success, else its best success by
+    the distillation's own rule."""
+    return (best_case(group.successes, CaseConfig())
+            or best_case(group.successes, CaseConfig(reward_key=config.reward_key, threshold=config.threshold)))
+
+
 def make_entries(group: Group, parsed, reflector: str, config: DistillConfig) -> list[Entry]:
     entries = []
+    case = group_case(group, config) if group.task != "math" else None
     seen: set[tuple[str, str]] = set()
     for index, item in enumerate(parsed):
         key = (" ".join(item.title.lower().split()), " ".join(item.description.lower().split()))
@@ -605,6 +614,7 @@ def make_entries(group: Group, parsed, reflector: str, config: DistillConfig) ->
                 "kind": group.kind,
                 "task": group.task,
             },
+            case=case,
         ))
     return entries
 

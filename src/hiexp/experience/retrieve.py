@@ -41,6 +41,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "no-e1": {"start_levels": ("E2", "E3"), "use_e1": False},
     "no-e2e3": {"start_levels": (), "use_e1": True},
     "only-e3": {"start_levels": ("E3",), "use_e1": False},
+    "cases-only": {"start_levels": (), "use_e1": False},
 }
 
 
@@ -108,6 +109,23 @@ def _ids_by_question(entries: Sequence[Any], provenance: dict[str, set[str]]) ->
 
 
 USEFULNESS_MODES = ("off", "filter", "rank")
+CASE_PLACEMENTS = ("replace", "beside")
+
+
+def _is_case_only(entry: Any) -> bool:
+    return (_field(entry, "meta", {}) or {}).get("kind") == "case"
+
+
+def _case_field(case: Any, name: str, default: Any = None) -> Any:
+    return case.get(name, default) if isinstance(case, dict) else getattr(case, name, default)
+
+
+def _case_dict(case: Any) -> dict[str, Any]:
+    return case if isinstance(case, dict) else case.model_dump(mode="json")
+
+
+def _case_searches(entry: Any) -> int:
+    return len(_case_field(_field(entry, "case"), "steps", []) or [])
 
 
 @dataclass
@@ -142,6 +160,15 @@ class ExperienceRetrieverConfig:
     usefulness_weight: float = 0.1
     usefulness_min_episodes: int = 3
     exact_max: int = EXACT_MAX
+    cases: int = 0
+    """How many worked cases (``cases.py``) go into the system prompt, the most similar questions' (0: none).
+    A case of the episode's own question is never offered, whatever ``exclude_own_question`` says: it holds
+    the answer."""
+    case_placement: str = "replace"
+    """``replace``: the cases stand where the format's fixed worked example stood; ``beside``: after it."""
+    prefer_multi_search: bool = True
+    """Among the ``3 * cases`` most similar cases, show those that searched two or three times first: the
+    policy under-searches, and a one-search case shows it nothing new."""
     start_order: str = "fixed"
     """Order of the chosen E2/E3 entries in the system prompt: ``fixed`` (E3 before E2, each in the HEK's
     order) or ``score`` (most similar first). Which entries are chosen does not change; with ``fixed`` two
@@ -179,6 +206,9 @@ class ExperienceRetriever:
         exact_max: int = EXACT_MAX,
         previous: ExperienceRetriever | None = None,
         start_order: str = "fixed",
+        cases: int = 0,
+        case_placement: str = "replace",
+        prefer_multi_search: bool = True,
     ):
         if levels is not None:
             unknown = [lv for lv in levels if lv not in LEVELS]
@@ -199,11 +229,16 @@ class ExperienceRetriever:
             raise HiexpError(f"usefulness mode {usefulness_mode!r} needs a usefulness table (hiexp usefulness)")
         if start_order not in ("fixed", "score"):
             raise HiexpError(f"start_order must be fixed or score, got {start_order!r}")
+        if cases < 0:
+            raise HiexpError(f"cases (worked cases per episode) must be >= 0, got {cases}")
+        if case_placement not in CASE_PLACEMENTS:
+            raise HiexpError(f"case placement {case_placement!r}; choose from {', '.join(CASE_PLACEMENTS)}")
         self.config = ExperienceRetrieverConfig(
             top_k=top_k, threshold=threshold, start_levels=tuple(start_levels), use_e1=use_e1, batch_size=batch_size,
             exclude_own_question=exclude_own_question, usefulness_mode=usefulness_mode,
             usefulness_weight=usefulness_weight, usefulness_min_episodes=usefulness_min_episodes,
-            exact_max=exact_max, start_order=start_order,
+            exact_max=exact_max, start_order=start_order, cases=cases, case_placement=case_placement,
+            prefer_multi_search=prefer_multi_search,
         )
         self.hek = hek
         self.embedder = embedder
@@ -234,7 +269,7 @@ class ExperienceRetriever:
             entry_id = _field(entry, "id") or f"row-{row}"
             self.entries[entry_id] = entry
             level = _field(entry, "level")
-            if level in rows_of:
+            if level in rows_of and not _is_case_only(entry):  # a bare case has no lesson to inject
                 rows_of[level].append(row)
         ids = [(_field(e, "id") or f"row-{r}") for r, e in enumerate(entries)]
         width = embeddings.shape[1] if embeddings.shape[1] else (dim or 1)
@@ -252,6 +287,7 @@ class ExperienceRetriever:
             self._e1 = index_of(e1_rows)
         # One index over every start level: the top-k is taken across E2 and E3 together.
         self._start = index_of([r for lv in self.config.start_levels for r in rows_of[lv]])
+        self._cases, self._case_own = self._case_index(entries, ids, embeddings, width, exact_max)
         # question key -> ids of entries distilled from that question
         self._own: dict[str, list[str]] = {}
         if exclude_own_question:
@@ -264,8 +300,28 @@ class ExperienceRetriever:
                 self._effect = {i: float(u.effect) for i, u in usefulness.entries.items()}
         # the slots of harmful entries in each index, once (a lookup only concatenates them)
         self._harmful_slots: dict[int, np.ndarray] = {
-            id(index): index.slots_of(sorted(self._harmful)) for index in (self._e1, self._start) if self._harmful}
+            id(index): index.slots_of(sorted(self._harmful))
+            for index in (self._e1, self._start, self._cases) if self._harmful}
 
+    def _case_index(self, entries: list[Any], ids: list[str], embeddings: np.ndarray, width: int,
+                    exact_max: int) -> tuple[EntryIndex, dict[str, list[str]]]:
+        """The index of the cases by their questions, and question key -> ids of its cases. A bare case's
+        title is its question, so its stored row is reused; other cases' questions are embedded here."""
+        rows = [r for r, e in enumerate(entries) if _field(e, "case") is not None]
+        if self.config.cases == 0 or not rows:
+            return EntryIndex([], np.zeros((0, width)), dim=width, exact_max=exact_max), {}
+        questions = [_case_field(_field(entries[r], "case"), "question") for r in rows]
+        vectors = np.zeros((len(rows), width), dtype=np.float32)
+        fresh = [i for i, r in enumerate(rows) if question_key(_field(entries[r], "title", "")) != question_key(questions[i])]
+        for i, r in enumerate(rows):
+            vectors[i] = embeddings[r]
+        if fresh:
+            vectors[fresh] = unit_rows(np.asarray(self.embedder.encode_passages([questions[i] for i in fresh]),
+                                                  dtype=np.float32))
+        own: dict[str, list[str]] = {}
+        for i, r in enumerate(rows):
+            own.setdefault(question_key(questions[i]), []).append(ids[r])
+        return EntryIndex([ids[r] for r in rows], vectors, dim=width, exact_max=exact_max), own
     @staticmethod
     def _check_embedder(hek: Any, embedder: Any) -> None:
         manifest = getattr(hek, "manifest", None) or {}
@@ -307,20 +363,23 @@ class ExperienceRetriever:
     def _excluded(self, index: EntryIndex, questions: Sequence[str] | None, n: int) -> list[np.ndarray | None]:
         """Per query, the slots it must not be offered: its own question's entries, harmful entries."""
         harmful = self._harmful_slots.get(id(index))
+        owners = self._case_own if index is self._cases else self._own
         out: list[np.ndarray | None] = []
         for row in range(n):
-            own = self._own.get(question_key(questions[row])) if questions is not None and self._own else None
+            own = owners.get(question_key(questions[row])) if questions is not None and owners else None
             slots = index.slots_of(own) if own else None
             if harmful is not None and len(harmful):
                 slots = harmful if slots is None else np.concatenate([slots, harmful])
             out.append(slots)
         return out
 
-    def _search(self, index: EntryIndex, texts: list[str], k: int,
-                questions: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k slots and cosines per text; in ``rank`` mode candidates are over-fetched and re-ordered."""
+    def _search(self, index: EntryIndex, texts: list[str], k: int, questions: Sequence[str] | None,
+                vectors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k slots and cosines per text (``vectors``: the texts already embedded); in ``rank`` mode
+        candidates are over-fetched and re-ordered."""
         fetch = k * 3 if self._effect else k
-        scores, slots = index.search(self._embed(texts), fetch, self._excluded(index, questions, len(texts)))
+        vectors = self._embed(texts) if vectors is None else vectors
+        scores, slots = index.search(vectors, fetch, self._excluded(index, questions, len(texts)))
         if self._effect:
             bonus = np.array([[self._effect.get(index.ids[s], 0.0) if s >= 0 else 0.0 for s in row] for row in slots],
                              dtype=np.float32)
@@ -335,13 +394,27 @@ class ExperienceRetriever:
 
     # --- the hook -----------------------------------------------------------------------------------
     def for_questions(self, questions: list[str]) -> list[Injection]:
-        """The top-k E2/E3 entries for each question, rendered for the system prompt."""
+        """The top-k E2/E3 entries for each question, rendered for the system prompt, and its worked cases."""
         if not questions:
             return []
-        index = self._start
-        if self.config.top_k == 0 or len(index) == 0:
+        lessons = self.config.top_k > 0 and len(self._start) > 0
+        cases = self.config.cases > 0 and len(self._cases) > 0
+        if not (lessons or cases):
             return [Injection() for _ in questions]
-        scores, slots = self._search(index, list(questions), self.config.top_k, questions)
+        vectors = self._embed(list(questions))
+        out = [Injection() for _ in questions]
+        if lessons:
+            out = self._lessons(list(questions), vectors)
+        if cases:
+            for injection, (chosen, meta) in zip(out, self._pick_cases(list(questions), vectors)):
+                injection.cases = [_case_dict(_field(e, "case")) for e in chosen]
+                injection.cases_meta = meta
+                injection.replace_example = self.config.case_placement == "replace"
+        return out
+
+    def _lessons(self, questions: list[str], vectors: np.ndarray) -> list[Injection]:
+        index = self._start
+        scores, slots = self._search(index, questions, self.config.top_k, questions, vectors)
         entry_template = _template("question_entry.txt")
         out = []
         for row in range(len(questions)):
@@ -364,6 +437,22 @@ class ExperienceRetriever:
                     },
                 )
             )
+        return out
+
+    def _pick_cases(self, questions: list[str], vectors: np.ndarray) -> list[tuple[list[Any], dict[str, Any]]]:
+        """Per question, the cases to show (most similar last, nearest the question) and their record."""
+        k = self.config.cases
+        fetch = 3 * k if self.config.prefer_multi_search else k
+        scores, slots = self._search(self._cases, questions, fetch, questions, vectors)
+        out = []
+        for row in range(len(questions)):
+            picks = [(int(s), float(c)) for s, c in zip(slots[row], scores[row]) if s >= 0 and np.isfinite(c)]
+            if self.config.prefer_multi_search:
+                picks.sort(key=lambda pick: not 2 <= _case_searches(self.entries[self._cases.ids[pick[0]]]) <= 3)
+            picks = sorted(picks[:k], key=lambda pick: pick[1])
+            chosen = [self.entries[self._cases.ids[s]] for s, _ in picks]
+            out.append((chosen, {"stage": "cases", "entry_ids": [_field(e, "id") for e in chosen],
+                                 "scores": [round(c, 4) for _, c in picks]}))
         return out
 
     def for_queries(self, queries: list[str], questions: list[str] | None = None) -> list[Injection]:
@@ -399,17 +488,22 @@ def load_experience_hook(
     hek_dir: str | Path,
     embedder: Any | None = None,
     top_k: int = 5,
-    threshold: float = 0.8,
+    threshold: float | None = None,
     ablation: str = "full",
     exclude_own_question: bool = False,
     usefulness_mode: str = "off",
     usefulness: str | Path | None = None,
+    cases: int | None = None,
+    case_placement: str | None = None,
 ) -> ExperienceRetriever:
     """Load a HEK directory and wrap it in an ``ExperienceRetriever`` (what ``hiexp eval --hek`` uses).
 
     ``embedder`` defaults to the embedder named in the HEK manifest, else the default embedder.
+    ``threshold`` defaults to the E1 threshold calibrated for the HEK's embedder and recorded in its
+    manifest (``calibrate.py``), else the paper's 0.8.
     ``usefulness`` is a usefulness table's path; by default the HEK's own ``usefulness.json`` when
-    ``usefulness_mode`` is not ``off``.
+    ``usefulness_mode`` is not ``off``. ``cases`` (worked cases per episode) and ``case_placement`` default
+    to what the HEK's manifest recommends (``cases.per_episode``, ``cases.placement``), else none.
     """
     from hiexp.experience.hek import HEK, resolve_hek_dir
     from hiexp.experience.usefulness import load_usefulness
@@ -428,7 +522,29 @@ def load_experience_hook(
                              "make one with hiexp usefulness HEK TRAJECTORIES...")
     if embedder is None:
         embedder = load_embedder(hek.embedder_name or "default")
+    if threshold is None:
+        threshold = manifest_threshold(hek.manifest)
+    recommended = (hek.manifest or {}).get("cases")
+    recommended = recommended if isinstance(recommended, dict) else {}
+    if cases is None:
+        cases = recommended.get("per_episode", 0)
+        cases = cases if isinstance(cases, int) and not isinstance(cases, bool) and 0 <= cases <= 16 else 0
+    if case_placement is None:
+        case_placement = recommended.get("placement") if recommended.get("placement") in CASE_PLACEMENTS else "replace"
     return ExperienceRetriever(
         hek, embedder, top_k=top_k, threshold=threshold, exclude_own_question=exclude_own_question,
-        usefulness=table, usefulness_mode=usefulness_mode, **ABLATIONS[ablation],
+        usefulness=table, usefulness_mode=usefulness_mode, cases=cases, case_placement=case_placement,
+        **ABLATIONS[ablation],
     )
+
+
+PAPER_THRESHOLD = 0.8
+
+
+def manifest_threshold(manifest: dict[str, Any] | None) -> float:
+    """The E1 threshold a HEK's manifest records for its embedder (``e1_threshold.value``), else 0.8."""
+    recorded = (manifest or {}).get("e1_threshold")
+    value = recorded.get("value") if isinstance(recorded, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and -1.0 <= float(value) <= 1.0:
+        return float(value)
+    return PAPER_THRESHOLD

@@ -21,6 +21,48 @@ MAX_TAGS = 8
 Level = Literal["E1", "E2", "E3"]
 
 
+class CaseDoc(BaseModel):
+    """A passage as a case shows it: its title and the sentences that bore on the search (abridged)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    title: str
+    text: str = ""
+
+
+class CaseStep(BaseModel):
+    """One search of a case: what the policy thought, what it searched, what it read."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    thought: str = ""
+    query: str
+    docs: list[CaseDoc] = Field(default_factory=list)
+
+
+class Case(BaseModel):
+    """A verified successful episode of a training question, abridged, shown as a worked example.
+
+    ``trajectory_id`` and ``reward`` say which episode it is and how it scored (``reward_key``); the text
+    fields are the policy's own, cut to a word budget (``cases.py``).
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    question_id: str
+    question: str
+    steps: list[CaseStep] = Field(default_factory=list)
+    final_thought: str = ""
+    answer: str
+    trajectory_id: str = ""
+    reward_key: str = "em"
+    reward: float = 1.0
+
+    @property
+    def searches(self) -> int:
+        return len(self.steps)
+
+
 class Entry(BaseModel):
     """One experience entry (a line of a HEK's ``entries.jsonl``).
 
@@ -43,6 +85,13 @@ class Entry(BaseModel):
     sources: dict[str, Any] = Field(default_factory=dict)
     model: str | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
+    case: Case | None = None
+    """The entry's best verified success on its question, shown as a worked example (``cases.py``). An entry
+    of a cases-only HEK is its case alone: ``meta.kind == "case"``, the question as title, no description."""
+
+    @property
+    def is_case_only(self) -> bool:
+        return self.meta.get("kind") == "case"
 
     @field_validator("sources")
     @classmethod
@@ -63,7 +112,7 @@ class Entry(BaseModel):
         return checked
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        return _without_empty_case(self.model_dump(mode="json"))
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Entry:
@@ -79,6 +128,13 @@ class Entry(BaseModel):
         if self.thinking:
             lines.append(f"Thinking: {self.thinking}")
         return "\n".join(lines)
+
+
+def _without_empty_case(record: dict[str, Any]) -> dict[str, Any]:
+    """Entries without a case serialise as before (the HEK's content hash of older HEKs stays the same)."""
+    if record.get("case") is None:
+        record.pop("case", None)
+    return record
 
 
 def drop_repeated_sentences(text: str) -> str:

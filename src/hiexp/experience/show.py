@@ -27,6 +27,8 @@ def _label(entry: Entry, hek: HEK, usefulness: Any = None) -> str:
         n = len(entry.children)
         size = f" [dim]({n} {'child' if n == 1 else 'children'}, {leaves} E1)[/]"
     flags = ""
+    if entry.case is not None:
+        flags = f" [magenta]case: {entry.case.searches} searches -> {escape(entry.case.answer)}[/]"
     if entry.meta.get("promoted"):
         flags = " [dim]promoted[/]"
     elif entry.meta.get("fallback"):
@@ -35,7 +37,22 @@ def _label(entry: Entry, hek: HEK, usefulness: Any = None) -> str:
     if stats is not None:
         colour = "green" if stats.effect > 0 else "red" if stats.effect < 0 else "dim"
         flags += f" [{colour}]{usefulness_text(stats)}[/]"
-    return f"[bold]{entry.level}[/] [cyan]{escape(entry.id)}[/] {escape(entry.title)}{size}{flags}"
+    level = "case" if entry.is_case_only else entry.level
+    return f"[bold]{level}[/] [cyan]{escape(entry.id)}[/] {escape(entry.title)}{size}{flags}"
+
+
+def case_text(case: dict[str, Any]) -> str:
+    """A case as plain lines (question, each thought / search / titles read, answer), for people."""
+    lines = [f"  Question: {case['question']}"]
+    for n, step in enumerate(case.get("steps", []), start=1):
+        if step.get("thought"):
+            lines.append(f"  {n}. thought: {step['thought']}")
+        lines.append(f"  {n}. search: {step['query']}")
+        lines.append("     read: " + "; ".join(doc["title"] for doc in step.get("docs", [])))
+    if case.get("final_thought"):
+        lines.append(f"  thought: {case['final_thought']}")
+    lines.append(f"  answer: {case['answer']}")
+    return "\n".join(lines)
 
 
 def count_leaves(entry: Entry, hek: HEK) -> int:
@@ -55,8 +72,9 @@ def tree(hek: HEK, max_children: int | None = None, usefulness: Any = None) -> T
     """A rich Tree of the HEK (``max_children`` limits children shown per node); with a usefulness table
     (``usefulness.py``) each entry also says how often it was injected and whether it helped."""
     counts = hek.counts()
+    n_cases = sum(1 for e in hek.entries if e.case is not None)
     top = Tree(
-        f"HEK [bold]{hek.version}[/]: {counts['E3']} E3, {counts['E2']} E2, {counts['E1']} E1 "
+        f"HEK [bold]{hek.version}[/]: {counts['E3']} E3, {counts['E2']} E2, {counts['E1']} E1, {n_cases} cases "
         f"[dim](embedder {escape(str((hek.manifest.get('embedder') or {}).get('model_id')))})[/]"
     )
 
@@ -87,6 +105,9 @@ def tree_json(hek: HEK, usefulness: Any = None) -> dict[str, Any]:
     def node(entry: Entry) -> dict[str, Any]:
         out = {"id": entry.id, "level": entry.level, "title": entry.title,
                "children": [node(c) for c in hek.children_of(entry)]}
+        if entry.case is not None:
+            out["case"] = {"searches": entry.case.searches, "answer": entry.case.answer,
+                           "trajectory_id": entry.case.trajectory_id}
         if usefulness is not None:
             out["usefulness"] = _stats(usefulness, entry.id)
         return out
@@ -133,6 +154,10 @@ def print_entry(hek: HEK, entry_id: str, console: Console, usefulness: Any = Non
         console.print(f"questions ({len(sources['question_ids'])}): " + escape(", ".join(sources["question_ids"][:20])))
     if data["meta"]:
         console.print(f"meta: {escape(str(data['meta']))}")
+    if data.get("case"):
+        console.print(f"case ({escape(data['case']['trajectory_id'])}, {data['case']['reward_key']} "
+                      f"{data['case']['reward']:g}), shown as a worked example:")
+        console.print(escape(case_text(data["case"])))
     stats = usefulness.get(entry_id) if usefulness is not None else None
     if stats is not None:
         console.print(f"usefulness: {usefulness_text(stats)}; reward with {stats.reward_with:.2f}, without "

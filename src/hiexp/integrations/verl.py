@@ -122,7 +122,7 @@ class HiexpVerlLoop:
                 if fmt != "math" and (self.options.get("index") or self.options.get("dataset")):
                     retriever = make_retriever(self.options.get("index"), dataset=self.options.get("dataset"))
                 hook = make_experience_hook(self.options["hek"], top_k=int(self.options.get("hek_top_k", 5)),
-                                            threshold=float(self.options.get("hek_threshold", 0.8)),
+                                            threshold=_optional_float(self.options.get("hek_threshold")),
                                             exclude_own_question=True) if self.options.get("hek") else None
                 self._components[key] = (retriever, hook)
             return self._components[key]
@@ -198,3 +198,8 @@ try:  # verl installed: the registered agent loop
 
 except ImportError:  # no verl here: HiexpVerlLoop is the testable core
     pass
+
+
+def _optional_float(value: object) -> float | None:
+    """An option that may be absent (None: the HEK's own default)."""
+    return None if value is None else float(value)  # type: ignore[arg-type]

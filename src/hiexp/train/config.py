@@ -95,7 +95,9 @@ class TrainConfig(BaseModel):
         "HEK directory conditioning every rollout (E2/E3 in the system prompt, E1 in tool responses), or `none` "
         "for the vanilla baseline with nothing else changed"))
     hek_top_k: int = Field(5, ge=0, description="E2/E3 entries in the system prompt")
-    hek_threshold: float = Field(0.8, ge=-1, le=1, description="least query-title cosine for an E1 entry to join the passages")
+    hek_threshold: float | None = Field(None, ge=-1, le=1, description=(
+        "least query-title cosine for an E1 entry to join the passages (default: the threshold calibrated in "
+        "the HEK's manifest, else 0.8)"))
     hek_exclude_own_question: bool = Field(True, description=(
         "hide from a rollout the entries distilled from its own question (E1 by source, E2/E3 through their "
         "children): the reflector saw its gold answer, so they can quote it; `false` = the paper's plain lookup"))
