@@ -114,6 +114,10 @@ def build_command(
     = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out whole even if it is not a HEK.")]
     = False,
+    e1_fire_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of the training searches that "
+                                                "should receive an E1 entry: the E1 threshold is calibrated to it "
+                                                "on the rollouts the E1 came from and recorded in the manifest "
+                                                "(0: no calibration; retrieval then uses 0.8).")] = 0.25,
     cases_only: Annotated[bool, typer.Option("--cases-only", help="Make a HEK of worked cases alone from rollouts "
                                                                   "(the verified successes; no model call).")] = False,
     cases_per_episode: Annotated[int, typer.Option(min=0, max=16, help="With --cases-only: cases the HEK "
@@ -150,7 +154,7 @@ def build_command(
         counts = tuple(v or None for v in parsed)
     config = BuildConfig(thresholds=tuple(levels), n_clusters=counts, exact_max=exact_max,
                          summarize=SummarizeConfig(strict=strict, batch_size=batch_size), skip_bad=skip_bad,
-                         description=description)
+                         description=description, e1_fire_rate=e1_fire_rate or None)
     entries = read_e1(e1, skip_bad)
     if not entries:
         raise HiexpError(f"no E1 entries in {', '.join(map(str, e1))}: nothing to build (see the .groups.jsonl "

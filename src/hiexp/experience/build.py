@@ -23,6 +23,7 @@ from hiexp.progress import console
 
 from hiexp.contracts.trajectory import Trajectory
 
+from .calibrate import DEFAULT_FIRE_RATE, calibrate_e1_threshold, training_searches
 from .cases import CaseConfig, cases_from_trajectories
 from .cluster import ClusterConfig, cluster_embeddings, degenerate_warning
 from .distill import sidecar_paths
@@ -49,6 +50,10 @@ class BuildConfig:
     seed: int = 0
     description: str = ""
     """A sentence for the manifest saying what the HEK was built from (shown by reports)."""
+    e1_fire_rate: float | None = DEFAULT_FIRE_RATE
+    """Share of the training searches that should receive an E1 entry: the E1 threshold is calibrated to it
+    on the queries of the trajectories the E1 entries came from (``calibrate.py``), when those files are at
+    hand, and recorded in the manifest. None: no calibration (retrieval then uses 0.8)."""
 
 
 def read_e1(paths: Sequence[str | Path], skip_bad: bool = False) -> list[Entry]:
@@ -179,9 +184,28 @@ def build_hek(
         "warnings": warnings,
     }
     hek.manifest = manifest
+    calibration = _calibrate(hek, embedder, sources.get("trajectory_files", []), config.e1_fire_rate)
+    if calibration is not None:
+        manifest["e1_threshold"] = calibration
+        console.print(f"E1 threshold {calibration['value']} (a {calibration['fire_rate']:g} share of "
+                      f"{calibration['queries']} training searches reach it)")
     if out_dir is not None:
         hek.save(out_dir, overwrite=overwrite)
     return hek
+
+
+def _calibrate(hek: HEK, embedder: Embedder, files: list[dict], fire_rate: float | None) -> dict | None:
+    """Calibrate the E1 threshold on the training searches of the trajectory files still at hand."""
+    paths = [Path(f["path"]) for f in files if isinstance(f, dict) and isinstance(f.get("path"), str)]
+    paths = [p for p in paths if p.is_file()]
+    if fire_rate is None or not paths:
+        return None
+    try:
+        queries, questions = training_searches(read_rollouts(paths))
+    except HiexpError as exc:
+        console.print(f"[yellow]warning[/]: no E1 threshold calibration ({exc})")
+        return None
+    return calibrate_e1_threshold(hek, embedder, queries, questions, fire_rate)
 
 
 def read_rollouts(paths: Sequence[str | Path]) -> list[Trajectory]:
