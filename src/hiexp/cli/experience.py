@@ -59,13 +59,21 @@ def distill_command(
     backend: Annotated[str, typer.Option(help="Generator backend: auto (llama.cpp for GGUF models when installed, "
                                               "openai for URLs, else transformers), transformers, openai or llamacpp.")]
     = "auto",
+    form: Annotated[str, typer.Option(help="What the reflector writes: free (advice in its own words, the paper's "
+                                           "form, for a strong reflector) or checked (a form of fields the "
+                                           "trajectories verify; the entry is composed from them, for a small "
+                                           "one).")] = "free",
 ) -> None:
     """Contrastive distillation: E1 experience from successful vs failed attempts at the same question."""
     from hiexp.experience.distill import DistillConfig, distill, load_trajectories
 
     config = DistillConfig(reward_key=reward_key, threshold=threshold, include_uniform=include_uniform,
                            max_entries=max_entries, max_new_tokens=max_new_tokens, max_retries=max_retries,
-                           batch_size=batch_size, seed=seed)
+                           batch_size=batch_size, seed=seed, form=form)
+    if form not in ("free", "checked"):
+        from hiexp.errors import HiexpError
+
+        raise HiexpError(f"--form {form!r}; choose free or checked")
     if not load_trajectories(trajectories, reward_key):  # fail on bad input before loading a model
         from hiexp.errors import HiexpError
 

@@ -25,6 +25,7 @@ from hiexp.contracts.trajectory import Trajectory
 
 from .calibrate import DEFAULT_FIRE_RATE, calibrate_e1_threshold, training_searches
 from .cases import CaseConfig, cases_from_trajectories
+from .lessons import FORM, type_plans
 from .cluster import ClusterConfig, cluster_embeddings, degenerate_warning
 from .distill import sidecar_paths
 from .hek import HEK, is_hek_dir
@@ -161,10 +162,16 @@ def build_hek(
     console.print(f"embedding {len(entries_e1)} E1 titles with {embedder.model_id}")
     vectors_e1 = embedder.encode_passages([e.title for e in entries_e1])
     warnings: list[str] = []
-    entries_e2, vectors_e2, info_e2 = _level("E2", entries_e1, vectors_e1, thresholds[0], n_clusters[0], config,
-                                             summarizer, embedder, warnings, show_progress)
-    entries_e3, vectors_e3, info_e3 = _level("E3", entries_e2, vectors_e2, thresholds[1], n_clusters[1], config,
-                                             summarizer, embedder, warnings, show_progress)
+    if all(e.meta.get("form") == FORM for e in entries_e1):
+        # checked lessons are grouped by their question type, and each type's plan composed by rule
+        entries_e2, entries_e3 = type_plans(entries_e1)
+        vectors_e2, vectors_e3 = (embedder.encode_passages([e.title for e in level]) for level in (entries_e2, entries_e3))
+        info_e2 = info_e3 = {"method": "by question type (checked lessons)"}
+    else:
+        entries_e2, vectors_e2, info_e2 = _level("E2", entries_e1, vectors_e1, thresholds[0], n_clusters[0], config,
+                                                 summarizer, embedder, warnings, show_progress)
+        entries_e3, vectors_e3, info_e3 = _level("E3", entries_e2, vectors_e2, thresholds[1], n_clusters[1], config,
+                                                 summarizer, embedder, warnings, show_progress)
     hek = HEK(entries_e1 + entries_e2 + entries_e3, np.concatenate([vectors_e1, vectors_e2, vectors_e3]))
     sources = _sources(paths) if paths else {}
     reflectors = sorted({e.model for e in entries_e1 if e.model} | set(sources.pop("reflectors", [])))

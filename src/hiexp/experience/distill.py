@@ -53,6 +53,7 @@ from hiexp.scoring.metrics import normalize_answer
 
 from .contrast import contrast_facts, search_steps
 from .leaks import LeakFilter, drop_narration, narrates
+from .lessons import FORM, CheckedFields, FieldsParser, compose, pick_pair
 from .cases import CaseConfig, best_case
 from .schema import Case, Entry, ReplyParseError, parse_entries
 
@@ -111,6 +112,10 @@ class DistillConfig:
     """Write what the shown successful and failed attempts did differently (``contrast.py``: searches, a
     follow-up search, a reading or a search error, the answer's kind) into the prompt of a contrastive QA group,
     so the reflector phrases a counted difference instead of retelling the attempts."""
+    form: str = "free"
+    """What the reflector writes: ``free`` (title, description, thinking: the paper's form, for a strong
+    reflector) or ``checked`` (a form of fields the trajectories verify, from which the entry is composed by
+    rule: ``lessons.py``; for a small one). ``checked`` reflects on contrastive QA groups only."""
     use_cache: bool = True
     """Keep the reflector's replies (``ReplyCache``), so that distilling the same groups again with other
     filters re-reads them instead of asking the model again."""
@@ -619,6 +624,34 @@ def make_entries(group: Group, parsed, reflector: str, config: DistillConfig) ->
     return entries
 
 
+def lesson_prompt(group: Group, config: DistillConfig) -> str:
+    """The form the reflector fills about one success and one failure of a group (``lessons.py``)."""
+    success, failure = pick_pair(group)
+    return load_template("lesson_fields.txt").substitute(
+        question=_shorten(group.question or group.question_id, 400),
+        golden=" / ".join(group.golden_answers[:3]) or "(unknown)",
+        success=format_attempt(success, "Successful attempt", True, config),
+        failure=format_attempt(failure, "Failed attempt", False, config))
+
+
+def checked_entries(group: Group, fields: CheckedFields, reflector: str, config: DistillConfig) -> list[Entry]:
+    """The E1 entry composed from a group's checked form (none when it cannot be anonymised)."""
+    success, failure = pick_pair(group)
+    composed = compose(fields, group, success)
+    if composed is None:
+        return []
+    title, description = composed
+    return [Entry(
+        id="E1-" + stable_hash([group.question_id, group.fingerprint, FORM, title], 12), level="E1", title=title,
+        tags=[fields.type, fields.trap], description=description, model=reflector,
+        sources={"question_id": group.question_id, "question": group.question,
+                 "trajectory_ids": group.trajectory_ids, "success_ids": [success.id], "failure_ids": [failure.id],
+                 "kind": group.kind, "task": group.task},
+        meta={"form": FORM, "fields": asdict(fields)},
+        case=group_case(group, config),
+    )]
+
+
 # --------------------------------------------------------------------------------------------------------
 # The job
 # --------------------------------------------------------------------------------------------------------
@@ -716,7 +749,11 @@ def distill(
     trajectories = load_trajectories(paths, config.reward_key)
     if not trajectories:
         raise HiexpError(f"no trajectories in {', '.join(map(str, paths))}")
+    if config.form not in ("free", FORM):
+        raise HiexpError(f"distillation form {config.form!r}; choose free or {FORM}")
     groups = group_trajectories(trajectories, config)
+    if config.form == FORM:  # a form about one success and one failure of a search episode
+        groups = [g for g in groups if g.kind == "contrastive" and g.task == "qa"]
     summary = DistillSummary(groups_total=len(groups), groups_by_kind=dict(Counter(g.kind for g in groups)))
     eligible = [g for g in groups if g.kind == "contrastive" or config.include_uniform]
     summary.groups_eligible = len(eligible)
@@ -762,8 +799,9 @@ def distill(
         task = progress.add_task("distilling", total=len(todo), visible=show_progress and bool(todo))
         for start in range(0, len(todo), max(1, config.batch_size)):
             batch = todo[start : start + config.batch_size]
-            prompts = [build_prompt(g, config) for g in batch]
-            parsers = [EntryParser(g, config) for g in batch]
+            checked = config.form == FORM
+            prompts = [lesson_prompt(g, config) if checked else build_prompt(g, config) for g in batch]
+            parsers = [FieldsParser(g) if checked else EntryParser(g, config) for g in batch]
             results = structured_generate(generator, prompts, parsers, params, config.max_retries,
                                           config.retry_temperature, cache)
             for group, result, parser in zip(batch, results, parsers):
@@ -777,7 +815,8 @@ def distill(
                 }
                 if result.ok:
                     parsed, problems = result.value
-                    entries = make_entries(group, parsed, reflector, config)
+                    entries = (checked_entries(group, parsed, reflector, config) if checked
+                               else make_entries(group, parsed, reflector, config))
                     append_jsonl(out_path, [e.to_dict() for e in entries])
                     append_jsonl(status_path, {**status, "status": "ok", "entries": len(entries),
                                                "problems": problems})

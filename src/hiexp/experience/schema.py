@@ -338,6 +338,17 @@ def _normalise_keys(obj: Any) -> Any:
     return obj
 
 
+def parse_object(text: str) -> dict[str, Any]:
+    """The one JSON object a model was asked for (the first of a list is taken), keys lower-cased; raise
+    ``ReplyParseError`` otherwise."""
+    value = _normalise_keys(_loads_tolerant(text))
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        value = _normalise_keys(value[0])
+    if not isinstance(value, dict):
+        raise ReplyParseError("reply with one JSON object")
+    return value
+
+
 def parse_entries(text: str, max_entries: int | None = None) -> tuple[list[ReflectedEntry], list[str]]:
     """Read the entries a model wrote. Returns ``(entries, problems)``.
 
