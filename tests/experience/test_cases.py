@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from tests.fakes import ScriptedGenerator
 from hiexp.agent.config import AgentConfig
 from hiexp.agent.formats import FORMAT_CLASSES
 from hiexp.agent.loop import SearchAgent
@@ -19,8 +18,8 @@ from hiexp.experience.hek import HEK
 from hiexp.experience.retrieve import ExperienceRetriever, load_experience_hook
 from hiexp.experience.usefulness import injected_entry_ids
 from hiexp.search.embed import load_embedder
-
 from tests.agent.conftest import KeywordRetriever
+from tests.fakes import ScriptedGenerator
 
 
 def policy(prompt, params):

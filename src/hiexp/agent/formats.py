@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from string import Template
-from collections.abc import Sequence
 from typing import Any
 
 from hiexp.agent.config import AgentConfig

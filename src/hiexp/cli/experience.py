@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from hiexp.cli.agent import make_config
+
 
 def _load_model(spec: str, what: str, backend: str = "auto"):
     """A generator for the reflector or summariser: a preset, a local dir/.gguf, a hub id, or a URL."""
@@ -350,8 +352,74 @@ def update_command(
     typer.echo(f"HEK {HEK.load(path).version} (parent {hek.version}) -> {path}")
 
 
+def curate_command(
+    hek_dir: Annotated[Path, typer.Argument(metavar="HEK", help="HEK directory (or a shipped name) to curate.")],
+    rollouts: Annotated[list[Path], typer.Argument(metavar="ROLLOUTS...", help="Training rollouts: the questions "
+                                                                             "with both right and wrong answers are replayed.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Curated HEK directory to write (new, empty or an "
+                                                          "earlier HEK); its curation.jsonl log makes a re-run resume.")],
+    questions_per_candidate: Annotated[int, typer.Option(min=1, help="Contested questions each candidate is "
+                                                                    "replayed on (its most similar ones).")] = 4,
+    max_candidates: Annotated[int | None, typer.Option(min=1, help="Screen at most this many candidates; the "
+                                                                   "rest are kept unscreened.")] = None,
+    keep: Annotated[str, typer.Option(help="helps (keep a candidate that raised the reward) or not-hurts (also "
+                                           "keep one that changed nothing); one that lowered it is evicted.")] = "helps",
+    reward_key: Annotated[str, typer.Option(help="Reward compared: em, cem or f1.")] = "cem",
+    model: Annotated[str, typer.Option(help="Policy model that replays (a preset, a local dir or .gguf, or an "
+                                            "http(s)://host:port/v1 URL).")] = "default",
+    backend: Annotated[str, typer.Option(help="Generator backend: auto, transformers, openai or llamacpp.")] = "auto",
+    index: Annotated[str | None, typer.Option(help="Retriever (default: each question's dataset corpus).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Episodes generated together.")] = 8,
+) -> None:
+    """Keep only what measurably helps: replay each case or entry on contested training questions, with and
+    without it; evict what lowers the reward, record the counts in usefulness.json."""
+    from hiexp.agent.loop import SearchAgent
+    from hiexp.components import make_generator, make_retriever
+    from hiexp.errors import HiexpError
+    from hiexp.experience.build import read_rollouts
+    from hiexp.experience.curate import KEEP_RULES, CurationConfig, contested_questions, curate, without
+    from hiexp.experience.hek import HEK, is_hek_dir
+    from hiexp.experience.usefulness import USEFULNESS_FILE
+    from hiexp.io import check_output_dir, exclusive_output
+    from hiexp.progress import console
+    from hiexp.search.embed import load_embedder
+
+    if keep not in KEEP_RULES:
+        raise HiexpError(f"--keep {keep!r}; choose from {', '.join(KEEP_RULES)}")
+    check_output_dir(out, is_hek_dir, what="HEK directory")
+    hek = HEK.load(hek_dir)
+    contested = contested_questions(read_rollouts(rollouts), reward_key)
+    if not contested:
+        raise HiexpError(f"no question in {', '.join(map(str, rollouts))} has both a right and a wrong rollout "
+                         f"({reward_key}): nothing to replay on (sample several rollouts per question)")
+    embedder = load_embedder(hek.embedder_name or "default")
+    generator = make_generator(model, backend)
+    datasets = {e.metadata.get("dataset") for e in contested}
+    if index is None and len(datasets) != 1:
+        raise HiexpError(f"the rollouts come from {len(datasets)} datasets; give one retriever with --index")
+    retriever = make_retriever(index, dataset=next(iter(datasets)))
+
+    def make_agent(hook):
+        return SearchAgent(generator, retriever, make_config(temperature=0.0, batch_size=batch_size), hook)
+
+    config = CurationConfig(questions_per_candidate=questions_per_candidate, max_candidates=max_candidates,
+                            reward_key=reward_key, keep=keep)
+    with exclusive_output(out, "hiexp curate"):
+        work = out.parent / f".{out.name}.curation"
+        table, kept, evicted = curate(hek, embedder, make_agent, contested, work, config,
+                                      progress=lambda line: console.print(line))
+        curated = without(hek, evicted, description=f"{(hek.manifest or {}).get('description', '')} "
+                                                    f"(curated: {len(evicted)} evicted)".strip())
+        table.hek_version = curated.version
+        curated.save(out, overwrite=is_hek_dir(out),
+                     extra_files={USEFULNESS_FILE: (json.dumps(table.to_dict(), indent=2) + "\n").encode()})
+    typer.echo(f"screened {len(table.entries)} candidates on {len(contested)} contested questions: kept "
+               f"{len(kept)}, evicted {len(evicted)} -> {out} (HEK {curated.version}; the replays: {work})")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``distill``, ``build``, ``show``, ``usefulness`` and ``update`` to the ``hiexp`` app."""
+    """Add ``distill``, ``build``, ``show``, ``usefulness``, ``update`` and ``curate`` to the ``hiexp`` app."""
+    app.command("curate")(curate_command)
     app.command("distill")(distill_command)
     app.command("build")(build_command)
     app.command("show")(show_command)

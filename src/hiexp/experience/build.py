@@ -17,18 +17,17 @@ from pydantic import ValidationError
 
 from hiexp.contracts.experience import Embedder
 from hiexp.contracts.generation import Generator
+from hiexp.contracts.trajectory import Trajectory
 from hiexp.errors import HiexpError
 from hiexp.io import check_output_dir, iter_jsonl, sha256_file
 from hiexp.progress import console
 
-from hiexp.contracts.trajectory import Trajectory
-
 from .calibrate import DEFAULT_FIRE_RATE, calibrate_e1_threshold, training_searches
 from .cases import CaseConfig, cases_from_trajectories
-from .lessons import FORM, type_plans
 from .cluster import ClusterConfig, cluster_embeddings, degenerate_warning
 from .distill import sidecar_paths
 from .hek import HEK, is_hek_dir
+from .lessons import FORM, type_plans
 from .schema import Entry
 from .summarize import SummarizeConfig, summarize_clusters
 

@@ -51,10 +51,10 @@ from hiexp.llm import batched_greedy
 from hiexp.progress import progress_bar
 from hiexp.scoring.metrics import normalize_answer
 
+from .cases import CaseConfig, best_case
 from .contrast import contrast_facts, search_steps
 from .leaks import LeakFilter, drop_narration, narrates
 from .lessons import FORM, CheckedFields, FieldsParser, compose, pick_pair
-from .cases import CaseConfig, best_case
 from .schema import Case, Entry, ReplyParseError, parse_entries
 
 

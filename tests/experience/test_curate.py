@@ -1,0 +1,95 @@
+"""Curation: each candidate replayed on contested training questions with and without it; what helps is
+kept, what hurts is evicted, the counts land in usefulness.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hiexp.agent.config import AgentConfig
+from hiexp.agent.loop import SearchAgent
+from hiexp.contracts.example import Example
+from hiexp.contracts.passage import Passage
+from hiexp.errors import HiexpError
+from hiexp.experience.build import build_case_hek
+from hiexp.experience.curate import CurationConfig, contested_questions, curate, plan_screen, without
+from hiexp.search.embed import load_embedder
+from tests.agent.conftest import PASSAGES, KeywordRetriever
+from tests.experience.test_cases import FRANCE, JAWS, policy
+from tests.fakes import ScriptedGenerator
+
+SPAIN = Example("s", "What is the capital of Spain?", ["Madrid"], {"dataset": "toy"})
+ITALY = Example("i", "What is the capital of Italy?", ["Rome"], {"dataset": "toy"})
+RETRIEVER = KeywordRetriever(PASSAGES + [Passage("p5", "Spain", "Madrid is the capital of Spain."),
+                                         Passage("p6", "Italy", "Rome is the capital of Italy.")])
+RIGHT = {"Spain": "Madrid", "Italy": "Rome"}
+
+
+def replayer(prompt, params):
+    """Right on Spain, wrong on Italy without experience; the France case makes it right on both, the
+    Jaws case wrong on both."""
+    system, part = prompt.split("<|im_start|>user", 1)
+    question = part.split("<|im_end|>", 1)[0]
+    country = "Spain" if "Spain" in question else "Italy"
+    if "<information>" not in part:
+        return f"<think>Search.</think><search>{country} capital</search>"
+    if "France capital" in system:
+        return f"<answer>{RIGHT[country]}</answer>"
+    if "Steven Spielberg born" in system:
+        return "<answer>Lisbon</answer>"
+    return f"<answer>{RIGHT[country] if country == 'Spain' else 'Milan'}</answer>"
+
+
+@pytest.fixture
+def hek(tmp_path):
+    trajectories = SearchAgent(ScriptedGenerator(policy), KeywordRetriever(), AgentConfig()).run([JAWS, FRANCE])
+    path = tmp_path / "rollouts.jsonl"
+    path.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in trajectories))
+    return build_case_hek([path], None, load_embedder("hashing-64"))
+
+
+def make_agent(hook):
+    return SearchAgent(ScriptedGenerator(replayer), RETRIEVER, AgentConfig(), hook)
+
+
+def test_a_case_that_helps_is_kept_and_one_that_hurts_is_evicted(hek, tmp_path):
+    embedder = load_embedder("hashing-64")
+    table, kept, evicted = curate(hek, embedder, make_agent, [SPAIN, ITALY], tmp_path / "work",
+                                  CurationConfig(questions_per_candidate=2))
+    france, jaws = (next(e.id for e in hek.entries if e.case.question == q.question) for q in (FRANCE, JAWS))
+    assert kept == [france] and evicted == [jaws]
+    assert table.entries[france].effect == 0.5 and table.entries[france].helpful == 1
+    assert table.entries[jaws].effect == -0.5 and table.entries[jaws].harmful == 1
+    assert table.entries[jaws].reward_without == 0.5 and table.questions == 2
+    curated = without(hek, evicted)
+    assert [e.id for e in curated.entries] == [france] and curated.manifest["curated_from"]["evicted"] == [jaws]
+
+
+def test_a_rerun_replays_nothing_it_already_logged(hek, tmp_path):
+    embedder = load_embedder("hashing-64")
+    curate(hek, embedder, make_agent, [SPAIN, ITALY], tmp_path / "work", CurationConfig(questions_per_candidate=2))
+    calls = []
+
+    def counting(hook):
+        calls.append(hook)
+        return make_agent(hook)
+
+    table, kept, evicted = curate(hek, embedder, counting, [SPAIN, ITALY], tmp_path / "work",
+                                  CurationConfig(questions_per_candidate=2))
+    assert calls == [] and len(kept) == 1 and len(evicted) == 1
+
+
+def test_a_candidate_is_never_replayed_on_its_own_question(hek):
+    plan = plan_screen(hek, load_embedder("hashing-64"), [FRANCE, SPAIN, JAWS], CurationConfig(questions_per_candidate=3))
+    for candidate, questions in plan:
+        assert candidate.case.question not in [q.question for q in questions] and len(questions) == 2
+
+
+def test_contested_questions_are_those_with_both_outcomes():
+    records = [{"question_id": "a", "question": "A?", "golden_answers": ["x"], "rewards": {"cem": 1.0}},
+               {"question_id": "a", "question": "A?", "golden_answers": ["x"], "rewards": {"cem": 0.0}},
+               {"question_id": "b", "question": "B?", "golden_answers": ["y"], "rewards": {"cem": 1.0}}]
+    assert [e.id for e in contested_questions(records)] == ["a"]
+    with pytest.raises(HiexpError, match="no contested"):
+        curate(None, None, make_agent, [], "unused")
