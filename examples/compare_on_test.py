@@ -35,13 +35,16 @@ from dataclasses import replace
 from pathlib import Path
 
 ARMS = ("closed-book", "rag", "agent-no-options", "agent-no-anchor", "agent-no-echo", "agent",
-        "hek", "hek-no-e1", "hek-no-e2e3", "other-hek")
+        "hek", "hek-no-e1", "hek-no-e2e3", "other-hek", "cases", "lessons", "curated", "playbook")
+# the arms of the experience forms (issue "Experience a 1.5B policy can use"): arm -> option naming its HEK
+_FORM_ARMS = {"cases": "cases_hek", "lessons": "lessons_hek", "curated": "curated_hek", "playbook": "playbook_hek"}
 # arm -> (method, ablation or None)
 _ARM_METHOD = {"closed-book": ("closed-book", None), "rag": ("rag", None), "agent": ("agent", None),
                "agent-no-options": ("agent", None), "agent-no-anchor": ("agent", None),
                "agent-no-echo": ("agent", None),
                "hek": ("agent", "full"), "hek-no-e1": ("agent", "no-e1"), "hek-no-e2e3": ("agent", "no-e2e3"),
-               "other-hek": ("agent", "full")}
+               "other-hek": ("agent", "full"), "cases": ("agent", "full"), "lessons": ("agent", "full"),
+               "curated": ("agent", "full"), "playbook": ("agent", "full")}
 # arm -> agent options that differ from the default
 _ARM_OPTIONS = {"agent-no-options": {"answer_from_options": False},
                 "agent-no-anchor": {"anchor_first_query": False},
@@ -49,7 +52,9 @@ _ARM_OPTIONS = {"agent-no-options": {"answer_from_options": False},
 # (baseline arm, arm) pairs whose difference is reported
 _DELTAS = (("agent-no-options", "agent"), ("agent-no-anchor", "agent"), ("agent-no-echo", "agent"),
            ("agent", "hek"), ("agent", "hek-no-e1"), ("agent", "hek-no-e2e3"), ("agent", "other-hek"),
-           ("rag", "agent"), ("rag", "hek"))
+           ("agent", "cases"), ("agent", "lessons"), ("agent", "curated"), ("agent", "playbook"),
+           ("rag", "agent"), ("rag", "hek"), ("rag", "cases"), ("rag", "lessons"), ("rag", "curated"),
+           ("rag", "playbook"))
 
 
 def main() -> None:
@@ -62,8 +67,13 @@ def main() -> None:
     parser.add_argument("--arms", default="closed-book,rag,agent,hek", help=f"comma-separated, of {', '.join(ARMS)}")
     parser.add_argument("--hek", default="demo", help="HEK of the hek arms: a directory or a shipped name")
     parser.add_argument("--other-hek", default=None, help="HEK of the other-hek arm (e.g. one built on another task)")
-    parser.add_argument("--e1-threshold", type=float, default=0.8,
-                        help="least cosine of a search query to an E1 title for the entry to join the passages")
+    for arm, option in _FORM_ARMS.items():
+        parser.add_argument(f"--{option.replace('_', '-')}", default=None, help=f"HEK of the {arm} arm")
+    parser.add_argument("--cases", type=int, default=None,
+                        help="worked cases per episode in the experience arms (default: what each HEK recommends)")
+    parser.add_argument("--e1-threshold", type=float, default=None,
+                        help="least cosine of a search query to an E1 title for the entry to join the passages "
+                             "(default: the threshold calibrated in the HEK manifest, else 0.8)")
     parser.add_argument("--top-k", type=int, default=5, help="E2/E3 entries in the system prompt")
     parser.add_argument("--model", default="default", help="policy: preset, directory, .gguf file or URL")
     parser.add_argument("--exclude-sources-of", action="append", default=[], metavar="HEK",
@@ -101,6 +111,9 @@ def main() -> None:
         examples = examples[: args.n]
     if "other-hek" in arms and not args.other_hek:
         parser.error("the other-hek arm needs --other-hek HEK")
+    for arm, option in _FORM_ARMS.items():
+        if arm in arms and not getattr(args, option):
+            parser.error(f"the {arm} arm needs --{option.replace('_', '-')} HEK")
     from hiexp.cli.agent import task_format, turn_budget
 
     fmt = task_format(None, examples)
@@ -112,8 +125,10 @@ def main() -> None:
         ablation = _ARM_METHOD[arm][1]
         if ablation is not None:  # the embedder is loaded once and shared by the ablations
             shared = next(iter(hooks.values())).embedder if hooks else None
-            hooks[arm] = make_experience_hook(args.other_hek if arm == "other-hek" else args.hek, top_k=args.top_k,
-                                              threshold=args.e1_threshold, embedder=shared, ablation=ablation)
+            hek = getattr(args, _FORM_ARMS[arm]) if arm in _FORM_ARMS else (
+                args.other_hek if arm == "other-hek" else args.hek)
+            hooks[arm] = make_experience_hook(hek, top_k=args.top_k, threshold=args.e1_threshold, embedder=shared,
+                                              ablation=ablation, cases=args.cases)
     timing_path = out / "seconds.json"
     seconds: dict[str, float] = json.loads(timing_path.read_text()) if timing_path.exists() else {}
 

@@ -111,3 +111,37 @@ def test_first_query_recall_compares_the_three_queries_on_the_archived_trajector
     lines = done.stdout.strip().splitlines()
     assert "first queries" in lines[0] and lines[-1].startswith("anchored_minus_policy_recall_points: ")
     assert [line.split()[0] for line in lines[1:4]] == ["policy's", "question", "anchored"]
+
+
+def test_the_playbook_builds_an_e2_e3_hek_labelled_hand_written(tmp_path):
+    out = tmp_path / "playbook"
+    done = subprocess.run([sys.executable, str(EXAMPLES / "playbook" / "build_playbook_hek.py"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    hek = HEK.load(out)
+    assert hek.counts()["E1"] == 0 and hek.counts()["E3"] >= 1
+    assert "hand-written" in hek.manifest["description"] and hek.manifest["reflector"] == "hand-written"
+    [start] = load_experience_hook(out).for_questions(["Who is older, Ann Smith or Bob Jones?"])
+    assert "search each of them on its own" in start.text
+
+
+def test_pooling_keeps_train_agent_episodes_with_unique_ids(tmp_path):
+    from hiexp.data import load_dataset
+
+    train = load_dataset("hotpotqa", split="train")[:2]
+    test = load_dataset("hotpotqa", split="test")[:1]
+    rows = [{"id": f"{e.id}#0", "question_id": e.id, "metadata": {"method": m}}
+            for e, m in ((train[0], "agent"), (train[1], "rag"), (test[0], "agent"))]
+    files = []
+    for name in ("a.jsonl", "b.jsonl"):
+        files.append(tmp_path / name)
+        files[-1].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "pool.jsonl"
+    done = subprocess.run([sys.executable, str(EXAMPLES / "pool_rollouts.py"), "--out", str(out), *map(str, files)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    pooled = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in pooled] == [f"r0/{train[0].id}#0", f"r1/{train[0].id}#0"]
+    again = subprocess.run([sys.executable, str(EXAMPLES / "pool_rollouts.py"), "--out", str(out), str(files[0])],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "exists" in again.stderr
