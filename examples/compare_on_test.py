@@ -127,8 +127,9 @@ def main() -> None:
             shared = next(iter(hooks.values())).embedder if hooks else None
             hek = getattr(args, _FORM_ARMS[arm]) if arm in _FORM_ARMS else (
                 args.other_hek if arm == "other-hek" else args.hek)
+            # an entry never meets its own question (on a dev part of train, HEKs come from the same split)
             hooks[arm] = make_experience_hook(hek, top_k=args.top_k, threshold=args.e1_threshold, embedder=shared,
-                                              ablation=ablation, cases=args.cases)
+                                              ablation=ablation, cases=args.cases, exclude_own_question=True)
     timing_path = out / "seconds.json"
     seconds: dict[str, float] = json.loads(timing_path.read_text()) if timing_path.exists() else {}
 
