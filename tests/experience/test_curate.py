@@ -93,3 +93,44 @@ def test_contested_questions_are_those_with_both_outcomes():
     assert [e.id for e in contested_questions(records)] == ["a"]
     with pytest.raises(HiexpError, match="no contested"):
         curate(None, None, make_agent, [], "unused")
+
+
+def test_the_curate_command_writes_a_curated_hek_with_its_counts_and_resumes(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import hiexp.llm
+    from hiexp.cli import app
+    from hiexp.experience.hek import HEK
+    from hiexp.experience.usefulness import load_usefulness
+
+    trajectories = SearchAgent(ScriptedGenerator(policy), KeywordRetriever(), AgentConfig()).run([JAWS, FRANCE])
+    rollouts = tmp_path / "rollouts.jsonl"
+    rollouts.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in trajectories))
+    runner = CliRunner()
+    built = runner.invoke(app, ["build", str(rollouts), "--cases-only", "--out", str(tmp_path / "cases"),
+                                "--embedder", "hashing-64"])
+    assert built.exit_code == 0, built.output
+    shown = runner.invoke(app, ["show", str(tmp_path / "cases")])
+    assert shown.exit_code == 0 and "2 cases" in shown.output and "case: 2 searches -> Cincinnati" in shown.output
+    contested = tmp_path / "contested.jsonl"
+    rows = [{"id": f"{e.id}#{k}", "question_id": e.id, "sample": k, "format": "search_r1", "model": "m",
+             "question": e.question, "golden_answers": e.golden_answers, "rewards": {"cem": float(k)},
+             "metadata": {"dataset": "toy"}} for e in (SPAIN, ITALY) for k in (0, 1)]
+    contested.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": p.id, "title": p.title, "contents": p.text}) + "\n"
+                              for p in RETRIEVER.passages))
+    monkeypatch.setattr(hiexp.llm, "load_generator", lambda *a, **k: ScriptedGenerator(replayer))
+    command = ["curate", str(tmp_path / "cases"), str(contested), "--out", str(tmp_path / "curated"),
+               "--index", str(corpus), "--questions-per-candidate", "2"]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert "kept 1, evicted 1" in result.output
+    curated = HEK.load(tmp_path / "curated")
+    (kept,) = curated.entries
+    assert kept.case.question == FRANCE.question
+    table = load_usefulness(tmp_path / "curated")
+    assert {u.effect for u in table.entries.values()} == {0.5, -0.5}
+    monkeypatch.setattr(hiexp.llm, "load_generator", lambda *a, **k: ScriptedGenerator([]))  # nothing to replay
+    again = runner.invoke(app, command)
+    assert again.exit_code == 0 and "kept 1, evicted 1" in again.output
