@@ -111,7 +111,7 @@ def test_the_curate_command_writes_a_curated_hek_with_its_counts_and_resumes(tmp
                                 "--embedder", "hashing-64"])
     assert built.exit_code == 0, built.output
     shown = runner.invoke(app, ["show", str(tmp_path / "cases")])
-    assert shown.exit_code == 0 and "2 cases" in shown.output and "case: 2 searches -> Cincinnati" in shown.output
+    assert shown.exit_code == 0 and "2 cases" in shown.output and "case: 1 searches -> Paris" in shown.output
     contested = tmp_path / "contested.jsonl"
     rows = [{"id": f"{e.id}#{k}", "question_id": e.id, "sample": k, "format": "search_r1", "model": "m",
              "question": e.question, "golden_answers": e.golden_answers, "rewards": {"cem": float(k)},
