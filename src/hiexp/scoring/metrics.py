@@ -25,10 +25,12 @@ import contextlib
 import math
 import re
 import string
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from hiexp.errors import HiexpError
 from hiexp.scoring.extract import braced_content, last_boxed
@@ -213,6 +215,9 @@ MATH_TIMEOUT_SECONDS = 3
 MATH_FILE_BUDGET_SECONDS = 45
 """math-verify seconds that ``hiexp score`` spends on one prediction file at most (see ``grading_budget``)."""
 
+MATH_STEP_BUDGET_SECONDS = 60
+"""math-verify seconds that one training step's rewards may spend at most (the RL reward never stalls a step)."""
+
 
 @dataclass
 class GradingBudget:
@@ -242,20 +247,32 @@ def grading_budget(seconds: float) -> Iterator[GradingBudget]:
 def _verify(prediction: str, gold: str) -> bool:
     """Mathematical equivalence by math-verify (LaTeX parsed by latex2sympy, compared by sympy): fractions,
     radicals, intervals, sets, tuples and symbolic forms. Its timeouts use SIGALRM, which only the main
-    thread may set; elsewhere the comparison runs without one."""
-    import threading
+    thread may set; any other thread compares in a worker process that is killed when it overruns."""
 
-    from math_verify import parse, verify
-
-    timeout = MATH_TIMEOUT_SECONDS if threading.current_thread() is threading.main_thread() else None
+    on_main = threading.current_thread() is threading.main_thread()
+    timeout = MATH_TIMEOUT_SECONDS
     budget = _ACTIVE_BUDGET[-1] if _ACTIVE_BUDGET else None
     if budget is not None:
         if budget.left <= 0:
             budget.skipped += 1
             return False
-        if timeout is not None:
-            timeout = max(1, min(timeout, math.ceil(budget.left)))
+        timeout = max(1, min(timeout, math.ceil(budget.left)))
     start = time.perf_counter()
+    try:
+        if not on_main:  # no SIGALRM here: a worker process that is killed when it overruns
+            return _WORKER.verify(prediction, gold, timeout)
+        return verify_latex(prediction, gold, timeout)
+    finally:
+        if budget is not None:
+            budget.left -= time.perf_counter() - start
+
+
+def verify_latex(prediction: str, gold: str, timeout: float | None) -> bool:
+    """math-verify's equivalence of two answers (its own SIGALRM timeouts when ``timeout`` is given)."""
+    from math_verify import parse, verify
+
+    if timeout is not None:
+        timeout = max(1, math.ceil(timeout))  # SIGALRM counts whole seconds; a float is refused
     try:
         gold_parsed = parse(f"${gold}$", parsing_timeout=timeout)
         prediction_parsed = parse(f"${prediction}$", parsing_timeout=timeout)
@@ -264,9 +281,57 @@ def _verify(prediction: str, gold: str) -> bool:
         return bool(verify(gold_parsed, prediction_parsed, timeout_seconds=timeout))
     except Exception:  # noqa: BLE001 - math-verify raises many kinds on malformed LaTeX: not equal
         return False
-    finally:
-        if budget is not None:
-            budget.left -= time.perf_counter() - start
+
+
+class _VerifyWorker:
+    """One process (``verify_worker.py``) that runs math-verify for the threads that cannot time it out
+    themselves (a trainer's rollout thread, a server's handler). A comparison that overruns its timeout
+    (plus a second for the round trip) is answered "not equal", and the process is killed and started again
+    on the next call, so that no answer can stall the caller."""
+
+    def __init__(self, command: list[str] | None = None) -> None:
+        import sys
+
+        self.command = command or [sys.executable, "-m", "hiexp.scoring.verify_worker"]
+        self._lock = threading.Lock()
+        self._process: Any = None
+
+    def _start(self) -> None:
+        import subprocess
+
+        self._process = subprocess.Popen(self.command,
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                          text=True, bufsize=1)
+
+    def _stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=5)
+        self._process = None
+
+    def verify(self, prediction: str, gold: str, timeout: float, startup: float = 30.0) -> bool:
+        import json
+        import select
+
+        with self._lock:
+            fresh = self._process is None or self._process.poll() is not None
+            if fresh:
+                self._stop()
+                self._start()
+            try:
+                self._process.stdin.write(json.dumps([prediction, gold, timeout]) + "\n")
+                self._process.stdin.flush()
+                # a fresh process imports math-verify and sympy first
+                ready, _, _ = select.select([self._process.stdout], [], [], timeout + 1.0 + (startup if fresh else 0))
+                if ready:
+                    return self._process.stdout.readline().strip() == "true"
+            except (OSError, ValueError):
+                pass
+            self._stop()
+            return False
+
+
+_WORKER = _VerifyWorker()
 
 
 # what sympy would evaluate for ever: towers of powers (2^3^4^5), factorials of large numbers, huge exponents

@@ -150,6 +150,12 @@ class AgentRollout:
             self.agent.generator = VLLMGenerator.from_trainer(trainer)
 
     def __call__(self, prompts: list[Any], trainer: Any = None) -> dict[str, Any]:
+        from hiexp.scoring.metrics import MATH_STEP_BUDGET_SECONDS, grading_budget
+
+        with grading_budget(MATH_STEP_BUDGET_SECONDS):  # a pathological answer cannot stall the step
+            return self._rollout(prompts, trainer)
+
+    def _rollout(self, prompts: list[Any], trainer: Any = None) -> dict[str, Any]:
         step = int(trainer.state.global_step) if trainer is not None else 0
         distinct, slots = group_prompts(prompts)
         try:
