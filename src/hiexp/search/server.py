@@ -8,9 +8,9 @@ at most ``max_in_flight`` searches run at once; a request that waits longer than
 slot gets 503 with ``Retry-After``. The interactive ``/docs`` pages are off unless asked for.
 
 Concurrent requests are scored together (``QueryBatcher``): while a search runs, the requests that arrive
-queue up, and the next free search slot takes all of them (up to ``max_batch_queries`` queries) as one
-``retriever.search`` call, which BM25 and dense retrievers score as one matrix product. Nothing waits on
-purpose: a lone request is searched at once. Responses are serialised with orjson when it is installed.
+queue up, and the next free search slot takes them (up to ``max_batch_queries`` queries, the smallest
+requests first, a large one ``chunk_queries`` at a time) as one ``retriever.search`` call, which BM25 and
+dense retrievers score as one matrix product. Nothing waits on purpose: a lone request is searched at once. Responses are serialised with orjson when it is installed.
 """
 
 import asyncio
@@ -65,9 +65,13 @@ class ServerLimits:
     max_queued_queries: int = 4096
     """Queries waiting for a search slot, all requests together; a request beyond that gets 503 at once."""
 
+    chunk_queries: int = 16
+    """A request of more queries is searched this many at a time, smallest requests first: one large request
+    then delays a small one by one piece at most, and stops at the next piece when its client hangs up."""
+
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_queries", "max_query_chars", "max_topk", "max_in_flight",
-                     "max_batch_queries", "max_passages", "max_queued_queries"):
+                     "max_batch_queries", "max_passages", "max_queued_queries", "chunk_queries"):
             if getattr(self, name) < 1:
                 raise HiexpError(f"server limit {name} must be >= 1, got {getattr(self, name)}")
 
@@ -90,34 +94,47 @@ class ServerLimits:
         return None
 
 
-@dataclass
+@dataclass(eq=False)
 class _Pending:
+    """One request's queries, handed to searches in pieces (``next``: the first not yet handed out)."""
+
     queries: list[str]
     k: int
     future: asyncio.Future
     taken: bool = False
     expired: bool = False
+    next: int = 0
+    found: int = 0
+    rows: list = field(default_factory=list)
+
+    @property
+    def left(self) -> int:
+        return 0 if self.expired else len(self.queries) - self.next
 
 
 @dataclass
 class QueryBatcher:
-    """Searches the queries of concurrent requests together: ``max_in_flight`` workers each take every
-    request waiting (up to ``max_batch_queries`` queries), search them in one call of the retriever on a
-    thread, and hand each request its own rows (cut to its own ``k``). A request not taken within
-    ``queue_seconds`` is answered None (the caller's 503) and skipped."""
+    """Searches the queries of concurrent requests together: ``max_in_flight`` workers each take what is
+    waiting (up to ``max_batch_queries`` queries), search it in one call of the retriever on a thread, and
+    hand each request its own rows (cut to its own ``k``). The smallest requests go first, and a request of
+    more than ``chunk_queries`` queries is searched that many at a time, so that a large request delays an
+    agent's one-query request by one piece at most, and a large request whose client hung up stops at the
+    next piece. A request not taken within ``queue_seconds`` is answered None (the caller's 503)."""
 
     retriever: Any
     max_in_flight: int
     max_batch_queries: int
     max_queued_queries: int = 1 << 30
+    chunk_queries: int = 16
     queued_queries: int = 0
-    """Queries waiting now (not yet taken by a worker)."""
+    """Queries waiting now (not yet handed to a search)."""
     dropped: int = 0
     """Requests dropped before their search because their client had gone (a test and the benchmark read it)."""
     queue: asyncio.Queue | None = None
     loop: Any = None
     executor: ThreadPoolExecutor | None = None
     workers: list = field(default_factory=list)
+    waiting: list = field(default_factory=list)
     batches: int = 0
     """Searches run so far (a test and the benchmark read it)."""
 
@@ -126,6 +143,7 @@ class QueryBatcher:
         client that is not used as a context manager does per request)."""
         self.loop = asyncio.get_running_loop()
         self.queue = asyncio.Queue()
+        self.waiting = []
         if self.executor is None:
             self.executor = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="hiexp-retrieve")
         self.workers = [self.loop.create_task(self._work(self.queue)) for _ in range(self.max_in_flight)]
@@ -137,69 +155,90 @@ class QueryBatcher:
     async def search(self, queries: list[str], k: int, queue_seconds: float,
                      gone: asyncio.Future | None = None) -> list[list[Passage]] | None:
         """The rows of ``queries``, or None when no slot took them within ``queue_seconds`` or ``gone`` (the
-        client hung up) finished first; a request dropped before its search costs no search."""
+        client hung up) finished first; what was not searched yet when the client left costs no search."""
+        if not queries:
+            return []
         if self.loop is not asyncio.get_running_loop():
             self._start()
         pending = _Pending(list(queries), k, asyncio.get_running_loop().create_future())
+        pending.rows = [None] * len(pending.queries)
         self.queued_queries += len(pending.queries)
         self.queue.put_nowait(pending)
         waits = {pending.future} if gone is None else {pending.future, gone}
-        done, _ = await asyncio.wait(waits, timeout=queue_seconds, return_when=asyncio.FIRST_COMPLETED)
-        if pending.future not in done and not pending.taken:
-            pending.expired = True
-            self.queued_queries -= len(pending.queries)
-            self.dropped += gone is not None and gone in done
-            return None
-        return await pending.future
+        while True:
+            done, _ = await asyncio.wait(waits, timeout=queue_seconds, return_when=asyncio.FIRST_COMPLETED)
+            if pending.future in done:
+                return pending.future.result()
+            hung_up = gone is not None and gone in done
+            if hung_up or not pending.taken:
+                self.queued_queries -= pending.left
+                pending.expired = True
+                self.dropped += hung_up and not pending.taken
+                return None
 
     async def _work(self, queue: asyncio.Queue) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await queue.get()]
-            size = len(batch[0].queries)
-            while size < self.max_batch_queries and not queue.empty():
-                item = queue.get_nowait()
-                batch.append(item)
-                size += len(item.queries)
-            batch = [item for item in batch if not item.expired]
-            for item in batch:
-                item.taken = True
-                self.queued_queries -= len(item.queries)
-            if batch:
-                await loop.run_in_executor(self.executor, self._search, batch)
+            arrived = await queue.get()  # (not ``self.waiting.append(await ...)``: that binds the list first)
+            self.waiting.append(arrived)
+            while not queue.empty():
+                self.waiting.append(queue.get_nowait())
+            while True:
+                pieces = self._take()
+                if not pieces:
+                    break
+                self._settle(await loop.run_in_executor(self.executor, self._search, pieces))
+                while not queue.empty():
+                    self.waiting.append(queue.get_nowait())
 
-    def _search(self, batch: list[_Pending]) -> None:
-        """One search for the whole batch (on a worker thread); a batch the retriever refuses is searched
-        request by request, so that one bad request fails alone."""
+    def _take(self) -> list[tuple[_Pending, int, int]]:
+        """The next search: (request, first query, end) pieces, smallest requests first (runs on the loop,
+        so workers never take the same piece)."""
+        self.waiting[:] = [p for p in self.waiting if p.left > 0]
+        pieces, size = [], 0
+        for pending in sorted(self.waiting, key=lambda p: p.left):
+            n = min(pending.left, self.chunk_queries, self.max_batch_queries - size)
+            if n <= 0:
+                break
+            pieces.append((pending, pending.next, pending.next + n))
+            pending.next += n
+            pending.taken = True
+            size += n
+            self.queued_queries -= n
+        return pieces
+
+    def _search(self, pieces: list[tuple[_Pending, int, int]]) -> list[tuple[_Pending, int, int, Any]]:
+        """One search for all pieces (on a worker thread): each piece with its rows, or with the exception
+        the retriever raised for it. Pieces the retriever refuses together are searched one by one, so that
+        one bad request fails alone."""
         self.batches += 1
         try:
-            rows = self.retriever.search([q for item in batch for q in item.queries], k=max(i.k for i in batch))
+            rows = self.retriever.search([q for p, a, b in pieces for q in p.queries[a:b]],
+                                         k=max(p.k for p, _, _ in pieces))
         except Exception as exc:  # noqa: BLE001 - handed to the requests, which answer it
-            if len(batch) > 1:
-                for item in batch:
-                    self._search([item])
-                return
-            self._resolve(batch[0], exc=exc)
-            return
-        start = 0
-        for item in batch:
-            mine = [list(row)[: item.k] for row in rows[start:start + len(item.queries)]]
-            start += len(item.queries)
-            self._resolve(item, mine)
+            if len(pieces) > 1:
+                return [found for piece in pieces for found in self._search([piece])]
+            return [(*pieces[0], exc)]
+        out, start = [], 0
+        for pending, a, b in pieces:
+            out.append((pending, a, b, [list(row)[: pending.k] for row in rows[start:start + b - a]]))
+            start += b - a
+        return out
 
     @staticmethod
-    def _resolve(item: _Pending, rows: Any = None, exc: BaseException | None = None) -> None:
-        loop = item.future.get_loop()
-
-        def settle() -> None:
-            if item.future.done():
-                return
-            if exc is not None:
-                item.future.set_exception(exc)
-            else:
-                item.future.set_result(rows)
-
-        loop.call_soon_threadsafe(settle)
+    def _settle(found: list[tuple[_Pending, int, int, Any]]) -> None:
+        """Put each piece's rows in place (on the loop: pieces of one request can finish on two threads)
+        and answer every request whose queries are all searched, or that failed."""
+        for pending, a, b, rows in found:
+            if pending.future.done():
+                continue
+            if isinstance(rows, BaseException):
+                pending.future.set_exception(rows)
+                continue
+            pending.rows[a:b] = rows
+            pending.found += b - a
+            if pending.found == len(pending.queries):
+                pending.future.set_result(pending.rows)
 
 
 async def _hang_up(request: Any) -> None:
@@ -262,7 +301,8 @@ def create_app(retriever: Retriever, default_topk: int = 3, limits: ServerLimits
         raise HiexpError(f"default topk {default_topk} is outside 0..{limits.max_topk} (the server's max_topk)")
     pages = {} if docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = fastapi.FastAPI(title="hiexp retriever", description="Search-R1 compatible /retrieve endpoint", **pages)
-    batcher = QueryBatcher(retriever, limits.max_in_flight, limits.max_batch_queries, limits.max_queued_queries)
+    batcher = QueryBatcher(retriever, limits.max_in_flight, limits.max_batch_queries, limits.max_queued_queries,
+                           limits.chunk_queries)
     app.state.batcher = batcher
 
     def refuse(status: int, detail: Any, **headers: str) -> Any:
