@@ -267,17 +267,17 @@ def usefulness_command(
             raise HiexpError(f"the shipped HEK {hek_dir!r} is read-only: give --out FILE")
         out = Path(hek_dir) / USEFULNESS_FILE
     check_usefulness_output(out)
-    table = usefulness_from_files(unique_files(trajectories), reward_key)
-    if table.episodes == 0:
-        raise HiexpError(f"no episode in {', '.join(map(str, trajectories))} has a {reward_key!r} reward (are these "
-                         "trajectory files of hiexp eval, rollout or train?); nothing was written")
-    table.hek_version = hek.version
-    known = {e.id for e in hek.entries}
-    if not set(table.entries) & known:
-        raise HiexpError(f"none of the {table.episodes} episodes saw an entry of HEK {hek.version} (runs of another "
-                         "HEK, or without one?); nothing was written")
-    unknown = sorted(set(table.entries) - known)
-    with exclusive_output(out, "hiexp usefulness"):
+    with exclusive_output(out, "hiexp usefulness"):  # the whole computation: a second writer waits or stops
+        table = usefulness_from_files(unique_files(trajectories), reward_key)
+        if table.episodes == 0:
+            raise HiexpError(f"no episode in {', '.join(map(str, trajectories))} has a {reward_key!r} reward (are "
+                             "these trajectory files of hiexp eval, rollout or train?); nothing was written")
+        table.hek_version = hek.version
+        known = {e.id for e in hek.entries}
+        if not set(table.entries) & known:
+            raise HiexpError(f"none of the {table.episodes} episodes saw an entry of HEK {hek.version} (runs of "
+                             "another HEK, or without one?); nothing was written")
+        unknown = sorted(set(table.entries) - known)
         table.save(out)
     typer.echo(f"{table.episodes} episodes of {table.questions} questions; {len(set(table.entries) & known)} of "
                f"{len(known)} entries were injected" + (f" ({len(unknown)} ids are not in this HEK)" if unknown else ""))
