@@ -268,3 +268,19 @@ def test_math_demo_runs_without_a_retriever_and_reports_pass_at_1(tmp_path, demo
     assert not any("<search>" in p or "<information>" in p for p in policy.prompts)  # no search tool
     trajectories = [json.loads(line) for line in (tmp_path / "demo" / "trajectories.jsonl").read_text().splitlines()]
     assert {t["format"] for t in trajectories} == {"math"}
+
+
+def test_the_cases_form_keeps_the_live_successes_as_cases_without_a_reflector(tmp_path, demo_parts):
+    result, lines = run(tmp_path, demo_parts, form="cases")
+    out = tmp_path / "demo"
+    assert [s.name for s in result.stages] == ["rollouts", "cases", "eval-without", "eval-with", "report"]
+    assert not (out / "e1.jsonl").exists()  # no distillation
+    from hiexp.experience.hek import HEK
+
+    live = HEK.load(out / "hek")
+    assert live.entries and all(e.is_case_only for e in live.entries)
+    with_arm = [json.loads(line) for line in (out / "eval" / "with" / "trajectories" / "hotpotqa.jsonl").read_text().splitlines()]
+    shown = [t for traj in with_arm for t in traj["turns"] if t["role"] == "experience"]
+    assert shown and all(t["meta"]["where"] == "example" for t in shown)
+    report = (out / "report.md").read_text()
+    assert "worked cases" in report and "no reflector" in report

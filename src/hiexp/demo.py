@@ -58,6 +58,9 @@ class DemoConfig:
     n_test: test questions for the with/without evaluation (ignored with ``full``).
     hek: the experience of the "with" arm: ``demo`` (the HEK shipped with hiexp), ``live`` (the one this run
       builds) or a HEK directory.
+    form: what this run builds from its rollouts: ``cases`` (its verified successes, kept as worked examples;
+      no reflector, seconds) or ``paper`` (contrastive distillation into E1, then E2/E3 by clustering and
+      summaries). docs/experience.md says which form suits which policy.
     full: evaluate on every test question, and the ablations too.
     k: rollouts per training question (contrast needs both successes and failures: K >= 2).
     model: the policy (a preset, a local directory, a .gguf file or an OpenAI-compatible URL).
@@ -86,6 +89,7 @@ class DemoConfig:
     train_questions: str = "contrastive"
     n_test: int = 6
     hek: str = "demo"
+    form: str = "paper"
     full: bool = False
     k: int = 4
     model: str = "default"
@@ -130,6 +134,8 @@ class DemoConfig:
                 raise HiexpError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
         if self.success not in ("em", "cem", "f1"):
             raise HiexpError(f"--success must be em, cem or f1 (got {self.success!r})")
+        if self.form not in ("cases", "paper"):
+            raise HiexpError(f"--form must be cases or paper (got {self.form!r})")
         if self.train_questions not in ("contrastive", "random"):
             raise HiexpError(f"--train-questions must be contrastive or random (got {self.train_questions!r})")
 
@@ -138,6 +144,8 @@ class DemoConfig:
         data = asdict(self)
         for key in ("out", "resamples", "ablations", "full"):
             data.pop(key)
+        if data["form"] == "paper":  # runs from before the option keep their fingerprint
+            data.pop("form")
         data["n_test"] = self.test_size
         return data
 
@@ -285,9 +293,12 @@ class DemoPipeline:
         c = self.config
         self.stage("rollouts", lambda: "rollouts" in self.finished
                    and _count_lines(self.trajectories) >= c.n * c.k, self.rollouts)
-        self.stage("distill", lambda: "distill" in self.finished and self.e1_path.exists(), self.distill)
-        self.stage("build", lambda: "build" in self.finished
-                   and (self.live_hek_dir / "manifest.json").exists(), self.build)
+        if c.form == "cases":
+            self.stage("cases", lambda: "cases" in self.finished, self.cases)
+        else:
+            self.stage("distill", lambda: "distill" in self.finished and self.e1_path.exists(), self.distill)
+            self.stage("build", lambda: "build" in self.finished
+                       and (self.live_hek_dir / "manifest.json").exists(), self.build)
         for arm, ablation in self.arms.items():
             self.stage(f"eval-{arm}", lambda arm=arm: f"eval-{arm}" in self.finished
                        and _eval_complete(self.eval_dir / arm),
@@ -378,6 +389,22 @@ class DemoPipeline:
         hek = build_hek([self.e1_path], self.live_hek_dir, self.embedder, self.reflector)
         return _counts(hek)
 
+    def cases(self) -> str:
+        """2-3 (cases form). The verified successes of the rollouts, kept as worked cases: no model call."""
+        from hiexp.experience.build import build_case_hek
+
+        try:
+            hek = build_case_hek([self.trajectories], self.live_hek_dir, self.embedder, overwrite=True,
+                                 description=f"worked cases from this demo run's rollouts ({self.config.n} train "
+                                             f"questions x {self.config.k})")
+        except HiexpError as exc:
+            if self.config.hek == "live":
+                raise HiexpError(f"no live HEK: {exc}; raise --k or --n, or use --hek demo") from None
+            _add_note(self.out, "No live HEK was built: no rollout of this run was a verified success; the "
+                                "with-arm uses the given HEK.")
+            return "no live HEK: no verified success"
+        return _counts(hek)
+
     def evaluate(self, arm: str, ablation: str | None) -> str:
         """4. One arm on the test split: without the HEK, with it, or an ablation (same questions, greedy)."""
         from hiexp.eval.evaluate import run_eval
@@ -427,18 +454,24 @@ class DemoPipeline:
                       f"max {c.agent.max_turns} searches, {c.agent.top_k} passages each, "
                       f"{c.agent.max_new_tokens} tokens per turn, {c.agent.max_tokens} per episode"),
             "sampling": f"rollouts T={c.rollout_temperature}, evaluation T={c.eval_temperature}, seed {c.seed}",
-            "experience": f"top-{c.experience_top_k} E2/E3 at the start; E1 "
-                          f"{'matched on the problem, at the start' if c.task == 'math' else 'at search time'} "
-                          f"if cos >= {c.experience_threshold}",
+            "experience": _experience_line(hek, c),
             "HEK of the with-arm": _describe_hek(c.hek, hek),
-            "HEK built in this run": (f"{_counts(live)} from " if live else "none (no entry passed the rules) from ")
+            "HEK built in this run": (f"{_counts(live)} from " if live else "none (nothing passed the rules) from ")
                                      + f"{c.n} train questions x {c.k} rollouts "
-                                     f"(success = {c.success} >= {c.success_threshold:g})",
+                                     + ("(cases: exact-match successes)" if c.form == "cases" else
+                                        f"(success = {c.success} >= {c.success_threshold:g})"),
         }
+        if c.form == "cases":
+            settings["reflector"] = "none: worked cases need no reflector"
+        measured = _measured_line(hek)
+        if measured:
+            settings["measured on the full test split"] = measured
         extra = []
         if c.hek != "live" and live is not None:
             extra.append(HekSection("The HEK built in this run", list(live.entries), live.version,
-                                    "Distilled live from this run's rollouts; shown here, not used in the comparison."))
+                                    ("Kept live from this run's rollouts" if c.form == "cases" else
+                                     "Distilled live from this run's rollouts")
+                                    + "; shown here, not used in the comparison."))
         self.report_paths = write_report(self.out, ReportInputs(
             title=f"experience-guided {'problem solving' if c.task == 'math' else 'search'} on {c.dataset}",
             comparison=comparison,
@@ -579,7 +612,36 @@ def _describe_metrics(metrics: Any) -> str:
 
 def _counts(hek: Any) -> str:
     counts = hek.counts()
-    return ", ".join(f"{counts[level]} {level}" for level in ("E1", "E2", "E3"))
+    cases = sum(1 for e in hek.entries if getattr(e, "case", None) is not None)
+    if cases and all(e.is_case_only for e in hek.entries):
+        return f"{cases} worked cases"
+    text = ", ".join(f"{counts[level]} {level}" for level in ("E1", "E2", "E3"))
+    return text + (f", {cases} cases" if cases else "")
+
+
+def _experience_line(hek: Any, config: DemoConfig) -> str:
+    """What the with-arm's HEK puts into an episode, for the report."""
+    recommended = (getattr(hek, "manifest", None) or {}).get("cases") or {}
+    parts = []
+    if recommended.get("per_episode"):
+        where = "in place of" if recommended.get("placement", "replace") == "replace" else "beside"
+        parts.append(f"{recommended['per_episode']} worked cases per episode (verified successes of the most "
+                     f"similar training questions, never its own), {where} the fixed example")
+    counts = hek.counts()
+    if counts["E2"] or counts["E3"]:
+        parts.append(f"top-{config.experience_top_k} E2/E3 at the start")
+    if any(e.level == "E1" and not e.is_case_only for e in hek.entries):
+        where = "matched on the problem, at the start" if config.task == "math" else "at search time"
+        parts.append(f"E1 {where} if cos >= {config.experience_threshold}")
+    return "; ".join(parts) or "none"
+
+
+def _measured_line(hek: Any) -> str | None:
+    """The HEK's effect measured on a full test split, as its manifest records it (``measured``)."""
+    measured = (getattr(hek, "manifest", None) or {}).get("measured")
+    if not isinstance(measured, dict) or not measured.get("summary"):
+        return None
+    return str(measured["summary"])
 
 
 def _describe_hek(name: str, hek: Any) -> str:

@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
         train_questions: str = typer.Option(_D.train_questions, "--train-questions", help="Live training questions: contrastive (those the shipped HEK came from, where rollouts both succeed and fail) or random."),
         n_test: int = typer.Option(_D.n_test, "--n-test", help="Test questions for the with/without evaluation."),
         hek: str = typer.Option(_D.hek, "--hek", help="Experience of the with-arm: demo (the HEK shipped with hiexp for the task), live (the one this run builds) or a HEK directory."),
+        form: str = typer.Option(_D.form, "--form", help="What this run builds from its rollouts: cases (verified successes kept as worked examples, no reflector) or paper (contrastive distillation, then E2/E3)."),
         full: bool = typer.Option(False, "--full", help="Compare on every test question (200), with the ablations (hours on CPU)."),
         success: str = typer.Option(_D.success, "--success", help="Reward that marks a rollout a success: em, cem or f1."),
         success_threshold: float = typer.Option(_D.success_threshold, "--success-threshold", help="A rollout succeeds when that reward is at least this."),
@@ -54,7 +55,8 @@ def register(app: typer.Typer) -> None:
 
             max_new_tokens = MATH_TURN_TOKENS
         config = DemoConfig(
-            out=out, task=task, n=n, train_questions=train_questions, n_test=n_test, hek=hek, full=full, k=k, model=model,
+            out=out, task=task, n=n, train_questions=train_questions, n_test=n_test, hek=hek, form=form, full=full, k=k,
+            model=model,
             backend=backend, reflector=reflector, embedder=embedder, seed=seed, ablations=ablations, success=success,
             success_threshold=success_threshold,
             agent=AgentConfig(max_turns=max_turns, max_tokens=max_tokens,
