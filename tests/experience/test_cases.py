@@ -151,3 +151,25 @@ def test_cases_only_entries_inject_nothing_at_search_time(rollouts, embedder):
     hek = build_case_hek([path], None, embedder)
     retriever = ExperienceRetriever(hek, embedder, threshold=-1.0, cases=2)
     assert all(not i.text for i in retriever.for_queries(["Jaws director"], questions=["x"]))
+
+
+def test_cases_are_shown_only_to_questions_asking_for_the_same_kind_of_answer(embedder):
+    from hiexp.experience.cases import case_entry
+    from hiexp.experience.hek import HEK
+    from hiexp.experience.schema import Case, CaseDoc, CaseStep
+
+    def case(question, answer):
+        step = CaseStep(thought="t", query=question, docs=[CaseDoc(title="T", text="x")])
+        return Case(question_id=question, question=question, steps=[step], answer=answer)
+
+    questions = {"yes/no": "Are the Alps and the Andes both mountain ranges?",
+                 "choice": "Which is older, the Alps or the Andes?",
+                 "open": "Where are the Alps?"}
+    entries = [case_entry(case(q, "yes" if kind == "yes/no" else "x"), f"C-{kind}") for kind, q in questions.items()]
+    hek = HEK(entries, embedder.encode_passages([e.title for e in entries]))
+    retriever = ExperienceRetriever(hek, embedder, cases=2)
+    asked = ["Is Paris in France?", "Who is taller, Ann or Bob?", "Who wrote Hamlet?"]
+    shown = [[c["question"] for c in i.cases] for i in retriever.for_questions(asked)]
+    assert shown == [[questions["yes/no"]], [questions["choice"]], [questions["open"]]]
+    mixed = ExperienceRetriever(hek, embedder, cases=3, match_answer_kind=False)
+    assert all(len(i.cases) == 3 for i in mixed.for_questions(asked))

@@ -27,6 +27,7 @@ from hiexp.contracts.passage import Passage, Retriever, render_passages
 from hiexp.contracts.trajectory import Trajectory, Turn
 from hiexp.io import stable_hash
 from hiexp.scoring import extract_answer, normalize_answer, score_answer
+from hiexp.scoring.kinds import offered_options
 from hiexp.search.abridge import abridge, search_terms
 
 # (answer or None, gold answers, task) -> {"em", "cem", "f1", ...}: how an episode's answer is scored
@@ -518,21 +519,6 @@ def _query_key(query: str | None) -> str:
 
 
 # "..., X or Y?": two short choices after the last comma
-_OPTIONS = re.compile(r",\s*([^,]+?)\s+or\s+([^,]+?)\s*\??\s*$")
-_MAX_OPTION_WORDS = 12
-
-
-def offered_options(question: str) -> tuple[str, str] | None:
-    """The two choices a comparison question ends with (``Who was born first, A or B?``), else None."""
-    match = _OPTIONS.search(question.strip())
-    if match is None:
-        return None
-    first, second = (part.strip().rstrip("?").strip() for part in match.groups())
-    if not first or not second or max(len(first.split()), len(second.split())) > _MAX_OPTION_WORDS:
-        return None
-    return first, second
-
-
 _WORD = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*")
 # words that carry no topic: the question's own wording, not what it is about
 _FUNCTION_WORDS = frozenset("""a an and are as at be been by did do does for from had has have he her his how

@@ -109,7 +109,7 @@ def case_from_trajectory(record: Any, config: CaseConfig | None = None) -> Case 
         docs = [CaseDoc(title=title.strip(), text=abridge(" ".join(body.split()), terms, config.doc_words))
                 for title, body in _read_docs(observation, wanted, config.docs_per_search)]
         steps.append(CaseStep(thought=thought, query=query, docs=docs))
-    if not steps:
+    if not steps or any(not step.docs for step in steps):  # a search that found nothing is no model to copy
         return None
     final = thoughts[-1] if len(thoughts) > len(steps) else ""
     return Case(question_id=str(_get(record, "question_id")), question=str(_get(record, "question")),

@@ -16,13 +16,12 @@ from collections.abc import Sequence
 
 from hiexp.contracts.trajectory import Trajectory
 from hiexp.experience.leaks import NOT_NAMES
+from hiexp.scoring.kinds import expects_yes_no
 from hiexp.scoring.metrics import normalize_answer
 
 _DOC = re.compile(r"Doc\s*\d+\s*\(Title:\s*(.*?)\)\s*(.*)")
 _SEARCH_TAG = re.compile(r"<search>(.*?)</search>", re.DOTALL)
 _NAME = re.compile(r"\b[A-Z][\w'-]*[\w]")
-_YES_NO_OPENERS = frozenset({"is", "are", "was", "were", "do", "does", "did", "can", "could", "has", "have", "had",
-                             "will", "would", "should"})
 # leaks' list plus the passage header's words and pronouns that open sentences
 _COMMON_CAPITALS = NOT_NAMES | {"Doc", "Title", "It", "He", "She", "They", "This", "That", "His", "Her", "Their"}
 
@@ -49,12 +48,6 @@ def search_steps(trajectory: Trajectory) -> list[tuple[str, list[tuple[str, str]
 
 def _names(text: str) -> set[str]:
     return {m.group() for m in _NAME.finditer(text) if m.group() not in _COMMON_CAPITALS}
-
-
-def expects_yes_no(question: str) -> bool:
-    """A question that opens with an auxiliary verb ("Are both ...", "Did X ...") is answered yes or no."""
-    words = question.strip().split()
-    return bool(words) and words[0].lower().strip("\"'") in _YES_NO_OPENERS
 
 
 def has_words(haystack: str, needle: str) -> bool:

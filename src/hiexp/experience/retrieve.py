@@ -29,6 +29,7 @@ import numpy as np
 
 from hiexp.contracts.experience import Injection
 from hiexp.errors import HiexpError
+from hiexp.scoring.kinds import ANSWER_KINDS, answer_kind
 
 from .index import EXACT_MAX, EntryIndex, unit_rows
 
@@ -169,6 +170,10 @@ class ExperienceRetrieverConfig:
     prefer_multi_search: bool = True
     """Among the ``3 * cases`` most similar cases, show those that searched two or three times first: the
     policy under-searches, and a one-search case shows it nothing new."""
+    match_answer_kind: bool = True
+    """Show only cases whose question asks for the same kind of answer (yes/no, one of two choices, open;
+    ``scoring/kinds.py``): a small policy copies the form of an example's answer, and a yes/no case shown for
+    a "which ..." question draws a "yes" (dev: 40 questions, docs/results.md)."""
     start_order: str = "fixed"
     """Order of the chosen E2/E3 entries in the system prompt: ``fixed`` (E3 before E2, each in the HEK's
     order) or ``score`` (most similar first). Which entries are chosen does not change; with ``fixed`` two
@@ -209,6 +214,7 @@ class ExperienceRetriever:
         cases: int = 0,
         case_placement: str = "replace",
         prefer_multi_search: bool = True,
+        match_answer_kind: bool = True,
     ):
         if levels is not None:
             unknown = [lv for lv in levels if lv not in LEVELS]
@@ -238,7 +244,7 @@ class ExperienceRetriever:
             exclude_own_question=exclude_own_question, usefulness_mode=usefulness_mode,
             usefulness_weight=usefulness_weight, usefulness_min_episodes=usefulness_min_episodes,
             exact_max=exact_max, start_order=start_order, cases=cases, case_placement=case_placement,
-            prefer_multi_search=prefer_multi_search,
+            prefer_multi_search=prefer_multi_search, match_answer_kind=match_answer_kind,
         )
         self.hek = hek
         self.embedder = embedder
@@ -321,7 +327,12 @@ class ExperienceRetriever:
         own: dict[str, list[str]] = {}
         for i, r in enumerate(rows):
             own.setdefault(question_key(questions[i]), []).append(ids[r])
-        return EntryIndex([ids[r] for r in rows], vectors, dim=width, exact_max=exact_max), own
+        index = EntryIndex([ids[r] for r in rows], vectors, dim=width, exact_max=exact_max)
+        kinds = [answer_kind(q) for q in questions]
+        # per answer kind, the slots of the cases of every other kind (never shown to that kind)
+        self._other_kinds = {kind: index.slots_of([ids[r] for r, k in zip(rows, kinds) if k != kind])
+                             for kind in ANSWER_KINDS}
+        return index, own
     @staticmethod
     def _check_embedder(hek: Any, embedder: Any) -> None:
         manifest = getattr(hek, "manifest", None) or {}
@@ -443,7 +454,11 @@ class ExperienceRetriever:
         """Per question, the cases to show (most similar last, nearest the question) and their record."""
         k = self.config.cases
         fetch = 3 * k if self.config.prefer_multi_search else k
-        scores, slots = self._search(self._cases, questions, fetch, questions, vectors)
+        excluded = self._excluded(self._cases, questions, len(questions))
+        if self.config.match_answer_kind:
+            others = [self._other_kinds[answer_kind(q)] for q in questions]
+            excluded = [o if e is None else np.concatenate([e, o]) for e, o in zip(excluded, others)]
+        scores, slots = self._cases.search(vectors, fetch, excluded)
         out = []
         for row in range(len(questions)):
             picks = [(int(s), float(c)) for s, c in zip(slots[row], scores[row]) if s >= 0 and np.isfinite(c)]
