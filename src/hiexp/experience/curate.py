@@ -34,7 +34,7 @@ from hiexp.io import append_jsonl, iter_jsonl, stable_hash
 
 from .hek import HEK
 from .index import unit_rows
-from .retrieve import _template, question_key, question_provenance
+from .retrieve import question_key, question_provenance, start_entry_text
 from .schema import Entry
 from .usefulness import EntryUsefulness, Usefulness
 
@@ -96,7 +96,7 @@ class SingleEntryHook:
             return [Injection(cases=[self.entry.case.model_dump(mode="json")], cases_meta=dict(meta),
                               replace_example=self.case_placement == "replace") for _ in questions]
         if self.entry.level in ("E2", "E3"):
-            text = _template("question_entry.txt").format(title=self.entry.title, description=self.entry.description)
+            text = start_entry_text(self.entry.title, self.entry.description)
             return [Injection(text=text, meta=dict(meta)) for _ in questions]
         return [Injection() for _ in questions]
 

@@ -51,6 +51,11 @@ def _template(name: str) -> str:
     return (PROMPTS_DIR / name).read_text(encoding="utf-8").rstrip("\n")
 
 
+def start_entry_text(title: str, description: str) -> str:
+    """One E2/E3 entry as the system prompt shows it."""
+    return _template("question_entry.txt").format(title=title, description=description)
+
+
 def _field(entry: Any, name: str, default: Any = None) -> Any:
     """Read a field of an entry that is either an ``Entry`` object or a plain dict."""
     if isinstance(entry, dict):
