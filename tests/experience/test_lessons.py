@@ -43,26 +43,25 @@ def group():
     return found
 
 
-GOOD = {"type": "bridge", "first_query": "Jaws director", "second_query": "Steven Spielberg born",
-        "bridge_entity": "Steven Spielberg", "trap": "stopped early"}
+GOOD = {"type": "bridge", "bridge_entity": "Steven Spielberg", "trap": "stopped early"}
 
 
 def test_a_form_that_matches_the_attempts_is_accepted(group):
     success, failure = pick_pair(group)
     fields = check_fields(dict(GOOD), group, success, failure)
     assert fields.type == "bridge" and fields.bridge_entity == "Steven Spielberg" and fields.trap == "stopped early"
+    assert (fields.first_query, fields.second_query) == ("Jaws director", "Steven Spielberg born")  # from the record
     assert "stopped early" in trap_of(failure, success, group)
 
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"bridge_entity": "Martin Scorsese"}, "in no passage the successful attempt read"),
     ({"bridge_entity": "Jaws"}, "not the question's"),
+    ({"bridge_entity": "Cincinnati"}, "not the question's or the answer"),
     ({"bridge_entity": ""}, "needs the name"),
-    ({"type": "yes/no"}, "yes/no"),
-    ({"type": "comparison"}, "compares nothing"),
+    ({"type": "yes/no"}, '"bridge" or "other"'),
+    ({"type": "comparison"}, '"bridge" or "other"'),
     ({"type": "puzzle"}, "must be one of"),
-    ({"first_query": "Spielberg films"}, "first search"),
-    ({"second_query": ""}, "second search"),
     ({"trap": "no answer"}, "does not match the failed attempt"),
     ({"trap": "guessing"}, "must be one of"),
 ])
@@ -70,6 +69,14 @@ def test_a_field_that_does_not_match_is_refused_with_the_reason(group, change, m
     success, failure = pick_pair(group)
     with pytest.raises(ReplyParseError, match=message):
         check_fields({**GOOD, **change}, group, success, failure)
+
+
+def test_the_question_wording_decides_yes_no_and_comparison():
+    from hiexp.experience.lessons import rule_type
+
+    assert rule_type("Are both X and Y films?") == "yes/no"
+    assert rule_type("Who was born first, Ann Smith or Bob Jones?") == "comparison"
+    assert rule_type("Where was the director of Jaws born?") == "open"
 
 
 def test_the_entry_is_composed_from_the_checked_fields_without_the_questions_facts(group):

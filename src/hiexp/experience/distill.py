@@ -54,7 +54,7 @@ from hiexp.scoring.metrics import normalize_answer
 from .cases import CaseConfig, best_case
 from .contrast import contrast_facts, search_steps
 from .leaks import LeakFilter, drop_narration, narrates
-from .lessons import FORM, CheckedFields, FieldsParser, compose, pick_pair
+from .lessons import FORM, TYPE_RULES, CheckedFields, FieldsParser, compose, pick_pair, rule_type
 from .schema import Case, Entry, ReplyParseError, parse_entries
 
 
@@ -628,6 +628,7 @@ def lesson_prompt(group: Group, config: DistillConfig) -> str:
     """The form the reflector fills about one success and one failure of a group (``lessons.py``)."""
     success, failure = pick_pair(group)
     return load_template("lesson_fields.txt").substitute(
+        type_rule=TYPE_RULES[rule_type(group.question)],
         question=_shorten(group.question or group.question_id, 400),
         golden=" / ".join(group.golden_answers[:3]) or "(unknown)",
         success=format_attempt(success, "Successful attempt", True, config),

@@ -1,13 +1,14 @@
 """Checked lessons: the reflector fills a form whose every field the trajectories can check.
 
 A 1.5B reflector asked for free advice writes narration and one question's facts (docs/experience.md). Asked
-instead to fill five fields about one successful and one failed attempt, its answers can be verified:
+instead to fill three fields about one successful and one failed attempt, its answers can be verified (the
+successful attempt's queries are read off its record: asked to copy them, the 1.5B got a fifth of them
+wrong):
 
-- ``type``: bridge, comparison, yes/no or other; a question that opens with an auxiliary verb must be yes/no
-  and nothing else may be, a comparison must read like one (``or``, ``both``, ``older``, ...);
-- ``first_query`` / ``second_query``: the successful attempt's first and second searches, as it wrote them;
-- ``bridge_entity`` (bridge questions): the name the first search's passages gave; it must be in a passage
-  the successful attempt read before its last search, not in the question, and not the answer;
+- ``type``: bridge, comparison, yes/no or other; the question's wording decides yes/no (an auxiliary verb
+  first) and comparison (two offered choices), and the reflector only tells a bridge question from another;
+- ``bridge_entity`` (bridge questions): the name the passages gave that leads to the answer; it must be in a
+  passage the successful attempt read, not in the question, and not the answer;
 - ``trap``: what the failed attempt did first that the successful one did not: ``stopped early`` (fewer
   searches), ``wrong search`` (its first search went elsewhere), ``misread`` (it read a passage with the
   answer and answered otherwise), ``no answer``; each is checked against that attempt's record.
@@ -26,17 +27,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hiexp.scoring.kinds import answer_kind
 from hiexp.scoring.metrics import normalize_answer
 
-from .contrast import attempt_features, expects_yes_no, has_words, search_steps
+from .contrast import attempt_features, has_words, search_steps
 from .leaks import LeakFilter
 from .schema import Entry, ReplyParseError, parse_object
 
 QUESTION_TYPES = ("bridge", "comparison", "yes/no", "other")
 TRAPS = ("stopped early", "wrong search", "misread", "no answer")
 FORM = "checked"
-_COMPARATIVE = re.compile(r"\b(or|both|same|more|less|most|older|younger|first|earlier|later|larger|smaller|"
-                          r"longer|shorter|higher|lower|bigger|taller|which)\b", re.IGNORECASE)
 
 TRAP_ADVICE = {
     "stopped early": "Do not answer after the first search when the question needs a second fact.",
@@ -69,10 +69,6 @@ def same_query(written: str, searched: str) -> bool:
     return bool(a and b) and len(a & b) / len(a | b) >= 0.6
 
 
-def looks_comparative(question: str) -> bool:
-    return bool(_COMPARATIVE.search(question))
-
-
 @dataclass
 class CheckedFields:
     """The form, after every field was checked against the attempts."""
@@ -91,35 +87,44 @@ def pick_pair(group: Any) -> tuple[Any, Any]:
     return success, group.failures[0]
 
 
+TYPE_RULES = {
+    "yes/no": '"yes/no" (the question opens with is / are / did ..., so it is answered yes or no).',
+    "comparison": '"comparison" (the question offers two named choices).',
+    "open": '"bridge" if the question describes something without naming it, so that a name must be found first '
+            'and then looked up, or "other".',
+}
+
+
+def rule_type(question: str) -> str:
+    """What the question's wording decides: ``yes/no``, ``comparison``, or ``open`` (bridge or other: the
+    reflector's call)."""
+    kind = answer_kind(question)
+    return {"yes/no": "yes/no", "choice": "comparison"}.get(kind, "open")
+
+
 def check_fields(record: dict[str, Any], group: Any, success: Any, failure: Any) -> CheckedFields:
-    """The checked form, or ``ReplyParseError`` naming the first field that does not match."""
+    """The checked form, or ``ReplyParseError`` naming the first field that does not match. The successful
+    attempt's queries are read off its record, not asked for (a 1.5B reflector copies them wrong)."""
     fields = {k: (" ".join(str(v).split()) if v is not None else "") for k, v in record.items()}
     kind = fields.get("type", "").lower().replace("yes-no", "yes/no").replace("yes or no", "yes/no")
     if kind not in QUESTION_TYPES:
         raise ReplyParseError(f'"type" must be one of {", ".join(QUESTION_TYPES)}; got {kind!r}')
-    if expects_yes_no(group.question) != (kind == "yes/no"):
-        raise ReplyParseError('"type": a question that opens with is / are / did / ... is "yes/no", and only such a '
-                              f"question is; got {kind!r}")
-    if kind == "comparison" and not looks_comparative(group.question):
-        raise ReplyParseError('"type": the question compares nothing (no "or", "both", "older", ...); not "comparison"')
+    decided = rule_type(group.question)
+    if decided != "open" and kind != decided:
+        raise ReplyParseError(f'"type" of this question is "{decided}" (its wording says so); got {kind!r}')
+    if decided == "open" and kind not in ("bridge", "other"):
+        raise ReplyParseError(f'"type": this question is "bridge" or "other", not {kind!r}')
     queries = list(success.queries)
-    first, second = fields.get("first_query", ""), fields.get("second_query", "")
-    if not queries or not same_query(first, queries[0]):
-        raise ReplyParseError(f'"first_query" must be the successful attempt\'s first search, {queries[:1]!r}')
-    if len(queries) >= 2 and not same_query(second, queries[1]):
-        raise ReplyParseError(f'"second_query" must be the successful attempt\'s second search, {queries[1]!r}')
-    if len(queries) < 2 and second and normalize_answer(second) not in ("", "none"):
-        raise ReplyParseError('"second_query" must be "": the successful attempt searched once')
+    if not queries:
+        raise ReplyParseError("the successful attempt made no search: nothing to learn from")
     bridge = fields.get("bridge_entity", "") if kind == "bridge" else ""
     if kind == "bridge":
-        steps = search_steps(success)
-        read_before_last = " ".join(f"{t} {x}" for _, passages in steps[:-1] for t, x in passages)
+        read = " ".join(f"{t} {x}" for _, passages in search_steps(success) for t, x in passages)
         if not bridge:
-            raise ReplyParseError('"bridge_entity": a bridge question needs the name its first passages gave')
-        if not has_words(read_before_last, bridge):
-            raise ReplyParseError(f'"bridge_entity" {bridge!r} is in no passage the successful attempt read before '
-                                  "its last search")
-        if has_words(group.question, bridge) or any(normalize_answer(bridge) == normalize_answer(g)
+            raise ReplyParseError('"bridge_entity": a bridge question needs the name the passages gave')
+        if not has_words(read, bridge):
+            raise ReplyParseError(f'"bridge_entity" {bridge!r} is in no passage the successful attempt read')
+        if has_words(group.question, bridge) or any(has_words(g, bridge) or has_words(bridge, g)
                                                      for g in group.golden_answers):
             raise ReplyParseError(f'"bridge_entity" {bridge!r} must be a new name, not the question\'s or the answer')
     trap = fields.get("trap", "").lower()
