@@ -2,8 +2,8 @@
 
 A 1.5B reflector asked for free advice writes narration and one question's facts (docs/experience.md). Asked
 instead to fill three fields about one successful and one failed attempt, its answers can be verified (the
-successful attempt's queries are read off its record: asked to copy them, a quarter of the 1.5B's replies got them
-wrong):
+successful attempt's queries are read off its record: asked to copy them, a quarter of the 1.5B's replies
+got them wrong):
 
 - ``type``: bridge, comparison, yes/no or other; the question's wording decides yes/no (an auxiliary verb
   first) and comparison (two offered choices), and the reflector only tells a bridge question from another;
