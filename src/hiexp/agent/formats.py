@@ -229,10 +229,25 @@ class AgentFormat:
         spans.append(Span("prompt", rest))
         return [span for span in spans if span.text]
 
+    case_header = "Example:"
+    case_thought = "{}"
+    case_observation = "{}"
+    case_answer = "{thought} {answer}"
+
     def render_case(self, case: dict) -> str:
-        """A case (``experience.schema.Case`` fields) as a worked example in this format; empty for a format
+        """A case (``experience.schema.Case`` fields) as a worked example in this format: each thought, the
+        search as the policy writes it (``opening_search``), the passages, the answer; empty for a format
         without searches."""
-        return ""
+        if not self.searches:
+            return ""
+        lines = ["", "", self.case_header, f"Question: {case['question']}"]
+        for step in case.get("steps", []):
+            lines.append(self.case_thought.format(step.get("thought") or "I will search for what I need."))
+            lines.append(self.opening_search(step["query"]))
+            lines.append(self.case_observation.format(_case_docs(step)))
+        lines.append(self.case_answer.format(thought=case.get("final_thought") or "The passages give the answer.",
+                                             answer=case["answer"]))
+        return "\n".join(lines)
 
     def baseline_prompt(self, question: str, passages_text: str | None) -> str:
         """Prompt of the ``rag`` (with passages) and ``closed-book`` (without) baselines."""
@@ -328,15 +343,9 @@ class SearchR1Format(AgentFormat):
     def opening_search(self, query: str) -> str:
         return f"<search>{query}</search>"
 
-    def render_case(self, case: dict) -> str:
-        lines = ["", "", "Example:", f"Question: {case['question']}"]
-        for step in case.get("steps", []):
-            lines.append(f"<think>{step.get('thought') or 'I will search for what I need.'}</think>")
-            lines.append(f"<search>{step['query']}</search>")
-            lines.append(f"<information>{_case_docs(step)}</information>")
-        lines.append(f"<think>{case.get('final_thought') or 'The passages give the answer.'}</think>")
-        lines.append(f"<answer>{case['answer']}</answer>")
-        return "\n".join(lines)
+    case_thought = "<think>{}</think>"
+    case_observation = "<information>{}</information>"
+    case_answer = "<think>{thought}</think>\n<answer>{answer}</answer>"
 
     def observation_spans(self, content: str, experience: str = "", experience_meta: dict | None = None,
                           ended_turn: bool = False, final: bool = False) -> list[Span]:
@@ -402,15 +411,10 @@ class ToolCallFormat(AgentFormat):
         call = json.dumps({"name": "search", "arguments": {"query": query}}, ensure_ascii=False)
         return f"<tool_call>\n{call}\n</tool_call>"
 
-    def render_case(self, case: dict) -> str:
-        lines = ["", "", "A worked example:", f"Question: {case['question']}"]
-        for step in case.get("steps", []):
-            lines.append(f"Assistant: {step.get('thought') or 'I will search for what I need.'}")
-            lines.append(f"<tool_call>\n{json.dumps({'name': 'search', 'arguments': {'query': step['query']}}, ensure_ascii=False)}\n</tool_call>")
-            lines.append(f"Tool: <tool_response>\n{_case_docs(step)}\n</tool_response>")
-        final = case.get("final_thought") or "The passages give the answer."
-        lines.append(f"Assistant: {final} The answer is \\boxed{{{case['answer']}}}")
-        return "\n".join(lines)
+    case_header = "A worked example:"
+    case_thought = "Assistant: {}"
+    case_observation = "Tool: <tool_response>\n{}\n</tool_response>"
+    case_answer = "Assistant: {thought} The answer is \\boxed{{{answer}}}"
 
     def observation_spans(self, content: str, experience: str = "", experience_meta: dict | None = None,
                           ended_turn: bool = False, final: bool = False) -> list[Span]:
