@@ -134,3 +134,36 @@ def test_the_curate_command_writes_a_curated_hek_with_its_counts_and_resumes(tmp
     monkeypatch.setattr(hiexp.llm, "load_generator", lambda *a, **k: ScriptedGenerator([]))  # nothing to replay
     again = runner.invoke(app, command)
     assert again.exit_code == 0 and "kept 1, evicted 1" in again.output
+
+
+def test_eval_shows_the_cases_a_hek_holds_as_told_on_the_command_line(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import hiexp.llm
+    from hiexp.cli import app
+
+    trajectories = SearchAgent(ScriptedGenerator(policy), KeywordRetriever(), AgentConfig()).run([JAWS, FRANCE])
+    rollouts = tmp_path / "rollouts.jsonl"
+    rollouts.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in trajectories))
+    runner = CliRunner()
+    assert runner.invoke(app, ["build", str(rollouts), "--cases-only", "--out", str(tmp_path / "cases"),
+                               "--embedder", "hashing-64"]).exit_code == 0
+    data = tmp_path / "questions.jsonl"
+    data.write_text(json.dumps({"id": "s", "question": SPAIN.question, "golden_answers": ["Madrid"]}) + "\n")
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": p.id, "title": p.title, "contents": p.text}) + "\n"
+                              for p in RETRIEVER.passages))
+    monkeypatch.setattr(hiexp.llm, "load_generator", lambda *a, **k: ScriptedGenerator(replayer))
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["eval", "--data", str(data), "--split", "all", "--index", str(corpus), "--hek",
+                                 str(tmp_path / "cases"), "--cases", "1", "--case-placement", "beside",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    (line,) = (out / "trajectories" / "questions.jsonl").read_text().splitlines()
+    shown = [t for t in json.loads(line)["turns"] if t["role"] == "experience"]
+    assert len(shown) == 1 and shown[0]["meta"]["where"] == "example" and len(shown[0]["meta"]["entry_ids"]) == 1
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["experience"]["cases"] == 1 and manifest["experience"]["case_placement"] == "beside"
+    bad = runner.invoke(app, ["eval", "--data", str(data), "--split", "all", "--index", str(corpus), "--hek",
+                              str(tmp_path / "cases"), "--case-placement", "nowhere", "--out", str(tmp_path / "r2")])
+    assert bad.exit_code != 0 and "case placement 'nowhere'" in str(bad.exception)
