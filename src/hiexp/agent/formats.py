@@ -23,6 +23,7 @@ from string import Template
 from typing import Any
 
 from hiexp.agent.config import AgentConfig
+from hiexp.contracts.passage import Passage, render_passages
 from hiexp.errors import HiexpError
 from hiexp.io import stable_hash
 from hiexp.scoring.extract import last_boxed
@@ -125,8 +126,8 @@ CORRECTIONS = {
 
 
 def _case_docs(step: dict) -> str:
-    return "\n".join(f"Doc {i}(Title: {doc['title']}) {doc.get('text', '')}".rstrip()
-                     for i, doc in enumerate(step.get("docs", []), start=1))
+    """A case step's passages as the policy read them (``Doc i(Title: ...) text``)."""
+    return render_passages([Passage("", doc["title"], doc.get("text", "")) for doc in step.get("docs", [])])
 
 
 class AgentFormat:

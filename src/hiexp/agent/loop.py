@@ -518,7 +518,6 @@ def _query_key(query: str | None) -> str:
     return " ".join((query or "").lower().split())
 
 
-# "..., X or Y?": two short choices after the last comma
 _WORD = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*")
 # words that carry no topic: the question's own wording, not what it is about
 _FUNCTION_WORDS = frozenset("""a an and are as at be been by did do does for from had has have he her his how

@@ -72,10 +72,6 @@ def distill_command(
     config = DistillConfig(reward_key=reward_key, threshold=threshold, include_uniform=include_uniform,
                            max_entries=max_entries, max_new_tokens=max_new_tokens, max_retries=max_retries,
                            batch_size=batch_size, seed=seed, form=form)
-    if form not in ("free", "checked"):
-        from hiexp.errors import HiexpError
-
-        raise HiexpError(f"--form {form!r}; choose free or checked")
     if not load_trajectories(trajectories, reward_key):  # fail on bad input before loading a model
         from hiexp.errors import HiexpError
 
@@ -183,16 +179,13 @@ def build_command(
 
 def _build_cases(rollouts: list[Path], out: Path, embedder: str, per_episode: int, placement: str, reward_key: str,
                  description: str, overwrite: bool) -> None:
-    from hiexp.errors import HiexpError
-    from hiexp.experience.build import build_case_hek
+    from hiexp.experience.build import build_case_hek, check_case_placement
     from hiexp.experience.cases import CaseConfig
-    from hiexp.experience.retrieve import CASE_PLACEMENTS
     from hiexp.io import exclusive_output
     from hiexp.progress import console
     from hiexp.search.embed import load_embedder
 
-    if placement not in CASE_PLACEMENTS:
-        raise HiexpError(f"--case-placement {placement!r}; choose from {', '.join(CASE_PLACEMENTS)}")
+    check_case_placement(placement)  # before the embedder loads
     with console.status(f"loading embedder {embedder}"):
         embedding_model = load_embedder(embedder)
     with exclusive_output(out, "hiexp build"):

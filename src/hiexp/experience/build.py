@@ -28,6 +28,7 @@ from .cluster import ClusterConfig, cluster_embeddings, degenerate_warning
 from .distill import sidecar_paths
 from .hek import HEK, is_hek_dir
 from .lessons import FORM, type_plans
+from .retrieve import CASE_PLACEMENTS
 from .schema import Entry
 from .summarize import SummarizeConfig, summarize_clusters
 
@@ -229,6 +230,12 @@ def read_rollouts(paths: Sequence[str | Path]) -> list[Trajectory]:
     return records
 
 
+def check_case_placement(placement: str) -> None:
+    """Refuse a placement the retriever does not know, before any work."""
+    if placement not in CASE_PLACEMENTS:
+        raise HiexpError(f"case placement {placement!r}; choose from {', '.join(CASE_PLACEMENTS)}")
+
+
 def build_case_hek(
     rollouts: Sequence[str | Path],
     out_dir: str | Path | None,
@@ -244,6 +251,7 @@ def build_case_hek(
     ``per_episode`` cases per episode and their ``placement``, which ``hiexp eval`` / ``rollout`` / training
     use unless told otherwise."""
     case_config = case_config or CaseConfig()
+    check_case_placement(placement)
     if out_dir is not None:
         check_output_dir(out_dir, is_hek_dir, overwrite, what="HEK directory")
     records = read_rollouts(rollouts)

@@ -120,6 +120,10 @@ class DistillConfig:
     """Keep the reflector's replies (``ReplyCache``), so that distilling the same groups again with other
     filters re-reads them instead of asking the model again."""
 
+    def __post_init__(self) -> None:
+        if self.form not in ("free", FORM):
+            raise HiexpError(f"distillation form {self.form!r}; choose free or {FORM}")
+
 
 # --------------------------------------------------------------------------------------------------------
 # Prompts and generator plumbing shared with summarize.py
@@ -750,8 +754,6 @@ def distill(
     trajectories = load_trajectories(paths, config.reward_key)
     if not trajectories:
         raise HiexpError(f"no trajectories in {', '.join(map(str, paths))}")
-    if config.form not in ("free", FORM):
-        raise HiexpError(f"distillation form {config.form!r}; choose free or {FORM}")
     groups = group_trajectories(trajectories, config)
     if config.form == FORM:  # a form about one success and one failure of a search episode
         groups = [g for g in groups if g.kind == "contrastive" and g.task == "qa"]

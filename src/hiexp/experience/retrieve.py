@@ -122,16 +122,12 @@ def _is_case_only(entry: Any) -> bool:
     return (_field(entry, "meta", {}) or {}).get("kind") == "case"
 
 
-def _case_field(case: Any, name: str, default: Any = None) -> Any:
-    return case.get(name, default) if isinstance(case, dict) else getattr(case, name, default)
-
-
 def _case_dict(case: Any) -> dict[str, Any]:
     return case if isinstance(case, dict) else case.model_dump(mode="json")
 
 
 def _case_searches(entry: Any) -> int:
-    return len(_case_field(_field(entry, "case"), "steps", []) or [])
+    return len(_field(_field(entry, "case"), "steps", []) or [])
 
 
 @dataclass
@@ -298,7 +294,7 @@ class ExperienceRetriever:
             self._e1 = index_of(e1_rows)
         # One index over every start level: the top-k is taken across E2 and E3 together.
         self._start = index_of([r for lv in self.config.start_levels for r in rows_of[lv]])
-        self._cases, self._case_own = self._case_index(entries, ids, embeddings, width, exact_max)
+        self._cases, self._case_own, self._other_kinds = self._case_index(entries, ids, embeddings, width, exact_max)
         # question key -> ids of entries distilled from that question
         self._own: dict[str, list[str]] = {}
         if exclude_own_question:
@@ -315,13 +311,14 @@ class ExperienceRetriever:
             for index in (self._e1, self._start, self._cases) if self._harmful}
 
     def _case_index(self, entries: list[Any], ids: list[str], embeddings: np.ndarray, width: int,
-                    exact_max: int) -> tuple[EntryIndex, dict[str, list[str]]]:
-        """The index of the cases by their questions, and question key -> ids of its cases. A bare case's
-        title is its question, so its stored row is reused; other cases' questions are embedded here."""
+                    exact_max: int) -> tuple[EntryIndex, dict[str, list[str]], dict[str, np.ndarray]]:
+        """The index of the cases by their questions, question key -> ids of its cases, and answer kind ->
+        the slots of the cases of every other kind (never shown to that kind). A bare case's title is its
+        question, so its stored row is reused; other cases' questions are embedded here."""
         rows = [r for r, e in enumerate(entries) if _field(e, "case") is not None]
         if self.config.cases == 0 or not rows:
-            return EntryIndex([], np.zeros((0, width)), dim=width, exact_max=exact_max), {}
-        questions = [_case_field(_field(entries[r], "case"), "question") for r in rows]
+            return EntryIndex([], np.zeros((0, width)), dim=width, exact_max=exact_max), {}, {}
+        questions = [_field(_field(entries[r], "case"), "question") for r in rows]
         vectors = np.zeros((len(rows), width), dtype=np.float32)
         fresh = [i for i, r in enumerate(rows) if question_key(_field(entries[r], "title", "")) != question_key(questions[i])]
         for i, r in enumerate(rows):
@@ -334,10 +331,10 @@ class ExperienceRetriever:
             own.setdefault(question_key(questions[i]), []).append(ids[r])
         index = EntryIndex([ids[r] for r in rows], vectors, dim=width, exact_max=exact_max)
         kinds = [answer_kind(q) for q in questions]
-        # per answer kind, the slots of the cases of every other kind (never shown to that kind)
-        self._other_kinds = {kind: index.slots_of([ids[r] for r, k in zip(rows, kinds) if k != kind])
-                             for kind in ANSWER_KINDS}
-        return index, own
+        other_kinds = {kind: index.slots_of([ids[r] for r, k in zip(rows, kinds) if k != kind])
+                       for kind in ANSWER_KINDS}
+        return index, own, other_kinds
+
     @staticmethod
     def _check_embedder(hek: Any, embedder: Any) -> None:
         manifest = getattr(hek, "manifest", None) or {}
@@ -431,7 +428,6 @@ class ExperienceRetriever:
     def _lessons(self, questions: list[str], vectors: np.ndarray) -> list[Injection]:
         index = self._start
         scores, slots = self._search(index, questions, self.config.top_k, questions, vectors)
-        entry_template = _template("question_entry.txt")
         out = []
         for row in range(len(questions)):
             picks = [(int(s), float(c)) for s, c in zip(slots[row], scores[row]) if s >= 0 and np.isfinite(c)]
@@ -439,7 +435,7 @@ class ExperienceRetriever:
                 picks.sort(key=lambda pick: (_field(self.entries[index.ids[pick[0]]], "level") != "E3", pick[0]))
             chosen = [self.entries[index.ids[s]] for s, _ in picks]
             lines = "\n".join(
-                entry_template.format(title=_field(e, "title", ""), description=_field(e, "description", ""))
+                start_entry_text(_field(e, "title", ""), _field(e, "description", ""))
                 for e in chosen
             )
             out.append(

@@ -10,7 +10,8 @@ slot gets 503 with ``Retry-After``. The interactive ``/docs`` pages are off unle
 Concurrent requests are scored together (``QueryBatcher``): while a search runs, the requests that arrive
 queue up, and the next free search slot takes them (up to ``max_batch_queries`` queries, the smallest
 requests first, a large one ``chunk_queries`` at a time) as one ``retriever.search`` call, which BM25 and
-dense retrievers score as one matrix product. Nothing waits on purpose: a lone request is searched at once. Responses are serialised with orjson when it is installed.
+dense retrievers score as one matrix product. Nothing waits on purpose: a lone request is searched at
+once. Responses are serialised with orjson when it is installed.
 """
 
 import asyncio
@@ -101,11 +102,18 @@ class _Pending:
     queries: list[str]
     k: int
     future: asyncio.Future
-    taken: bool = False
     expired: bool = False
     next: int = 0
     found: int = 0
     rows: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rows = [None] * len(self.queries)
+
+    @property
+    def taken(self) -> bool:
+        """Whether a search has taken any of its queries."""
+        return self.next > 0
 
     @property
     def left(self) -> int:
@@ -161,7 +169,6 @@ class QueryBatcher:
         if self.loop is not asyncio.get_running_loop():
             self._start()
         pending = _Pending(list(queries), k, asyncio.get_running_loop().create_future())
-        pending.rows = [None] * len(pending.queries)
         self.queued_queries += len(pending.queries)
         self.queue.put_nowait(pending)
         waits = {pending.future} if gone is None else {pending.future, gone}
@@ -202,7 +209,6 @@ class QueryBatcher:
                 break
             pieces.append((pending, pending.next, pending.next + n))
             pending.next += n
-            pending.taken = True
             size += n
             self.queued_queries -= n
         return pieces
