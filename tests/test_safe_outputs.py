@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from hiexp.cli import app
 from hiexp.errors import HiexpError
+from hiexp.experience.hek import HEK
 from tests.experience.experience_fixtures import make_trajectory, write_trajectories
 
 
@@ -230,3 +231,96 @@ def test_data_corpus_copies_only_over_the_same_corpus(tmp_path):
     assert CliRunner().invoke(app, ["data", "corpus", "hotpotqa", "--out", str(copy)]).exit_code == 0
     assert CliRunner().invoke(app, ["data", "corpus", "hotpotqa", "--out", str(copy)]).exit_code == 0
     assert CliRunner().invoke(app, ["data", "corpus", "hotpotqa", "--out", str(mine), "--overwrite"]).exit_code == 0
+
+
+# ---- the place rule (issue 33): never on or inside an input, never inside a HEK -----------------------------
+
+def agent_reply_model(monkeypatch):
+    import hiexp.llm
+    from tests.fakes import ScriptedGenerator
+
+    monkeypatch.setattr(hiexp.llm, "load_generator", lambda spec="default", backend="auto", **options:
+                        ScriptedGenerator(lambda prompt, params: "<think>ok</think>\n<answer>Paris</answer>"))
+
+
+@pytest.fixture
+def hek_and_runs(e1_file, tmp_path):
+    assert build(e1_file, tmp_path / "hek").exit_code == 0
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"id": f"d{i}", "question": f"Capital number {i}?",
+                                        "golden_answers": ["Paris"]}) + "\n" for i in range(2)))
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"p{i}", "title": f"P{i}", "contents": "Paris is a capital."}) + "\n"
+                              for i in range(4)))
+    trajectories = write_trajectories(tmp_path / "traj.jsonl", [make_trajectory("q1", 0, True),
+                                                                make_trajectory("q1", 1, False)])
+    return tmp_path / "hek", data, corpus, trajectories
+
+
+COMMANDS_WRITING = {
+    "usefulness": lambda hek, data, corpus, traj, out: ["usefulness", str(hek), str(traj), "--out", out],
+    "distill": lambda hek, data, corpus, traj, out: ["distill", str(traj), "--out", out],
+    "eval": lambda hek, data, corpus, traj, out: ["eval", "--data", str(data), "--split", "all", "--index",
+                                                  str(corpus), "--out", out],
+    "rollout": lambda hek, data, corpus, traj, out: ["rollout", "--data", str(data), "--split", "all", "--index",
+                                                     str(corpus), "--k", "1", "--out", out],
+    "browse --static": lambda hek, data, corpus, traj, out: ["browse", str(hek), "--static", out, "--no-open"],
+    "build": lambda hek, data, corpus, traj, out: ["build", str(traj), "--cases-only", "--out", out,
+                                                   "--embedder", "hashing-64"],
+}
+
+
+@pytest.mark.parametrize("inside", ["v2", "v2/deeper", "entries.jsonl", "manifest.json", "embeddings.npy",
+                                    "new.jsonl"])
+@pytest.mark.parametrize("command", sorted(COMMANDS_WRITING))
+def test_no_command_writes_inside_a_hek(monkeypatch, hek_and_runs, command, inside):
+    agent_reply_model(monkeypatch)
+    hek, data, corpus, traj = hek_and_runs
+    before = snapshot(hek)
+    result = CliRunner().invoke(app, COMMANDS_WRITING[command](hek, data, corpus, traj, str(hek / inside)))
+    assert isinstance(result.exception, HiexpError), result.output
+    assert "inside the HEK" in str(result.exception)
+    assert snapshot(hek) == before  # not even a lock file
+    HEK.load(hek)
+
+
+def test_usefulness_may_keep_its_table_inside_the_hek_it_reads(monkeypatch, hek_and_runs):
+    hek, data, corpus, traj = hek_and_runs
+    result = CliRunner().invoke(app, ["usefulness", str(hek), str(traj), "--out", str(hek / "usefulness.json")])
+    assert not isinstance(result.exception, HiexpError) or "inside the HEK" not in str(result.exception)
+
+
+@pytest.mark.parametrize("relation", ["the input itself", "inside an input folder"])
+def test_an_output_never_lands_on_or_inside_an_input(tmp_path, relation):
+    from hiexp.io import check_output_place, exclusive_output
+
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    (folder / "data.jsonl").write_text("{}\n")
+    target = folder / "data.jsonl" if relation == "the input itself" else folder / "sub" / "out.jsonl"
+    source = folder / "data.jsonl" if relation == "the input itself" else folder
+    with pytest.raises(HiexpError, match="the input"):
+        check_output_place(target, [source])
+    with pytest.raises(HiexpError, match="the input"), exclusive_output(target, "x", inputs=[source]):
+        pass
+    assert sorted(p.name for p in folder.rglob("*")) == ["data.jsonl"]  # no lock file left
+
+
+def test_a_refused_usefulness_run_leaves_the_hek_byte_identical(hek_and_runs, tmp_path):
+    hek, data, corpus, traj = hek_and_runs
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    before = snapshot(hek)
+    result = CliRunner().invoke(app, ["usefulness", str(hek), str(empty)])  # the default --out: inside the HEK
+    assert isinstance(result.exception, HiexpError)
+    assert snapshot(hek) == before  # its lock lies beside the HEK, not in it
+
+
+@pytest.mark.parametrize("args", [["eval", "--data", "x.jsonl", "--out", "o", "--threshold", "nan"],
+                                  ["eval", "--data", "x.jsonl", "--out", "o", "--threshold", "1.5"],
+                                  ["browse", "hek", "--threshold", "nan"],
+                                  ["distill", "t.jsonl", "--out", "o.jsonl", "--threshold", "nan"],
+                                  ["update", "hek", "t.jsonl", "--threshold", "inf"]])
+def test_a_nan_or_out_of_range_threshold_is_refused_at_parse_time(args):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "--threshold" in result.output

@@ -219,12 +219,45 @@ def atomic_write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> N
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
+HEK_FILES = ("manifest.json", "entries.jsonl")
+"""The files that make a directory a HEK (the experience layer's full check is ``hek.is_hek_dir``)."""
+
+
+def enclosing_hek(path: str | Path) -> Path | None:
+    """The HEK directory that ``path`` lies strictly inside, if any."""
+    for parent in Path(path).absolute().parents:
+        if all((parent / name).is_file() for name in HEK_FILES):
+            return parent
+    return None
+
+
+def check_output_place(target: str | Path, inputs: Iterable[str | Path] = (), allow_in_hek: Iterable[str] = ()
+                       ) -> Path:
+    """Refuse an output that lands on or inside what the command reads (``inputs``), or inside a HEK: a HEK
+    changes only whole (``hiexp build`` / ``update``), so a file dropped into it, or a HEK's own file
+    replaced, would leave it unreadable or carrying files its manifest does not know. ``allow_in_hek`` names
+    the files a command may keep inside a HEK it reads (``usefulness.json``). Every writer's checks and its
+    lock (``exclusive_output``) start here, so one rule holds for every command."""
+    target = Path(target)
+    absolute = target.absolute()
+    hek = enclosing_hek(target)
+    if hek is not None and not (absolute.parent == hek and target.name in set(allow_in_hek)):
+        raise HiexpError(f"{target}: lies inside the HEK {hek}; a HEK changes only whole (hiexp build or update), "
+                         "so choose an output outside it")
+    for source in inputs:
+        source_path = Path(source).absolute()
+        if absolute == source_path or source_path in absolute.parents:
+            where = "is" if absolute == source_path else "lies inside"
+            raise HiexpError(f"{target}: {where} the input {source}; choose an output outside what the command reads")
+    return target
+
+
 def check_output_dir(target: str | Path, is_own: Callable[[Path], bool] | None = None, overwrite: bool = False,
                      what: str = "output directory", overwrite_option: str | None = "--overwrite") -> Path:
     """Refuse to replace what a command did not create: a file, or a non-empty directory that ``is_own``
     does not recognise as one of its own kind (unless ``overwrite``). Call it before the slow part;
     ``overwrite_option`` is the command's option that lifts the rule (None: it has none)."""
-    target = Path(target)
+    target = check_output_place(target)
     if not target.exists():
         return target
     if not target.is_dir():
@@ -238,7 +271,7 @@ def check_output_dir(target: str | Path, is_own: Callable[[Path], bool] | None =
 def check_output_file(target: str | Path, magic: bytes | None = None, what: str = "output file") -> Path:
     """Refuse a directory, or an existing file this command did not write: one that does not begin with
     ``magic`` (the kind's signature, e.g. PNG's), so that ``--out`` cannot replace a user's document."""
-    target = Path(target)
+    target = check_output_place(target)
     if target.is_dir():
         raise HiexpError(f"{target}: is a directory; --out takes the {what} to write")
     if target.exists() and magic is not None:
@@ -252,6 +285,7 @@ def check_own_jsonl(path: Path, keys: Iterable[str], what: str) -> None:
     """Refuse to resume, repair or append to a JSONL file that this kind of command did not write: its first
     line must be a JSON object with every one of ``keys``. A missing or empty file is fine. ``what`` names
     the kind with its article ("a hiexp trajectory file")."""
+    check_output_place(path)
     if path.is_dir():
         raise HiexpError(f"{path}: is a directory; --out takes {what} (.jsonl)")
     if not path.is_file():
@@ -298,18 +332,24 @@ def atomic_directory(target: str | Path, is_own: Callable[[Path], bool] | None =
 
 
 @contextlib.contextmanager
-def exclusive_output(target: str | Path, command: str = "hiexp") -> Iterator[Path]:
+def exclusive_output(target: str | Path, command: str = "hiexp", inputs: Iterable[str | Path] = (),
+                     allow_in_hek: Iterable[str] = ()) -> Iterator[Path]:
     """Hold an exclusive lock on an output (file or directory) while a command writes it, so that a second
     command given the same ``--out`` stops at once with a clear message instead of interleaving its writes.
+    The place is checked first (``check_output_place`` with ``inputs`` and ``allow_in_hek``), so a refused
+    output leaves nothing behind, not even a lock file.
 
-    The lock is an ``flock`` on ``.<name>.lock`` beside the target: released by the kernel when the process
-    ends, however it ends (kill -9 included), so a stale lock never blocks a re-run. The lock file stays.
+    The lock is an ``flock`` on ``.<name>.lock`` beside the target (beside the HEK, as
+    ``.<hek>.<name>.lock``, for the one file a command keeps inside a HEK, so the HEK holds no foreign file):
+    released by the kernel when the process ends, however it ends (kill -9 included), so a stale lock never
+    blocks a re-run. The lock file stays.
     """
     import fcntl
 
-    target = Path(target)
+    target = check_output_place(target, inputs, allow_in_hek)
     target.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = target.parent / f".{target.name}.lock"
+    hek = enclosing_hek(target)
+    lock_path = hek.parent / f".{hek.name}.{target.name}.lock" if hek else target.parent / f".{target.name}.lock"
     handle = lock_path.open("a+", encoding="utf-8")
     try:
         try:

@@ -69,6 +69,9 @@ def test_another_reflector_does_not_reuse_the_first_ones_work(base, tmp_path):
     titles_a = {e.title for e in HEK.load(first).entries}
     titles_b = {e.title for e in HEK.load(second).entries}
     assert any("Compare both dates" in t for t in titles_b) and not any("Compare both dates" in t for t in titles_a)
+    # each version names the model that wrote its new entries
+    assert HEK.load(first).manifest["update"]["models"]["reflector"] == "model-a"
+    assert HEK.load(second).manifest["update"]["models"]["reflector"] == "model-b"
 
 
 @pytest.mark.parametrize("option,value", [("dedup_threshold", 5.0), ("dedup_threshold", math.nan),
@@ -88,11 +91,12 @@ def test_cli_refuses_nan_threshold_empty_trajectories_and_another_embedder(base,
     trajectories = contrastive_file(tmp_path / "a.jsonl", "q7")
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    cases = [(["--threshold", "nan"], trajectories, "--threshold must be a finite"),
-             ([], empty, "nothing to update with"),
+    cases = [([], empty, "nothing to update with"),
              (["--embedder", "hashing-384"], trajectories, "not the embedder this HEK was built with"),
              (["--dedup-threshold", "nan"], trajectories, "--dedup-threshold must be")]
     for extra, trajs, why in cases:
         result = runner.invoke(app, ["update", str(tmp_path / "hek"), str(trajs), "--out", str(tmp_path / "v2"), *extra])
         assert isinstance(result.exception, HiexpError) and why in str(result.exception), (extra, result.output)
+    result = runner.invoke(app, ["update", str(tmp_path / "hek"), str(trajectories), "--threshold", "nan"])
+    assert result.exit_code == 2 and "a finite number, got nan" in result.output  # refused while parsing
     assert not (tmp_path / "v2").exists()

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from hiexp.cli.checks import cosine
+
 
 def browse_command(
     hek_dir: Annotated[str, typer.Argument(metavar="HEK", help="HEK directory (or a shipped name such as demo).")],
@@ -21,7 +23,7 @@ def browse_command(
     trajectories: Annotated[list[Path] | None, typer.Option("--trajectories", help="Trajectory files the E1 "
                                                              "entries were distilled from, when the paths in the "
                                                              "HEK manifest do not resolve here.")] = None,
-    threshold: Annotated[float, typer.Option(help="E1 threshold shown by the search page (the agent's "
+    threshold: Annotated[float, typer.Option(callback=cosine, help="E1 threshold shown by the search page (the agent's "
                                                   "--threshold).")] = 0.8,
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in a browser when one "
                                                                         "is available.")] = True,
@@ -39,9 +41,10 @@ def browse_command(
     data = BrowseData(hek_dir, run_dirs, trajectories=list(trajectories or []), threshold=threshold)
     if static is not None:
         from hiexp.browse.pages import is_static_site, write_static
-        from hiexp.io import check_output_dir
+        from hiexp.io import check_output_dir, check_output_place
 
-        check_output_dir(static, is_static_site, overwrite, what="copy of the browser pages")  # before any work
+        check_output_place(static, inputs=[hek_dir, *run_dirs, *(trajectories or [])])  # before any work
+        check_output_dir(static, is_static_site, overwrite, what="copy of the browser pages")
         index = write_static(data, static, overwrite=overwrite)
         typer.echo(f"wrote the pages of HEK {data.hek.version}: open {index}")
         return

@@ -18,6 +18,7 @@ from hiexp.cli.agent import (
     MODEL_OPTION,
     TOP_K_OPTION,
 )
+from hiexp.cli.checks import cosine
 
 
 def register(app: typer.Typer) -> None:
@@ -32,7 +33,7 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("test", "--split", help="Dataset split ('test' for the demo set); 'all' for every record."),
         hek: str | None = typer.Option(None, "--hek", help="HEK directory: experience-guided search (agent only)."),
         experience_top_k: int = typer.Option(5, "--experience-top-k", help="With --hek: E2/E3 entries put into the system prompt."),
-        threshold: float | None = typer.Option(None, "--threshold", help="With --hek: cosine an E1 title must reach for its description to join a search result (default: the HEK's calibrated threshold, else 0.8)."),
+        threshold: float | None = typer.Option(None, "--threshold", callback=cosine, help="With --hek: cosine an E1 title must reach for its description to join a search result (default: the HEK's calibrated threshold, else 0.8)."),
         ablation: str = typer.Option("full", "--ablation", help="With --hek: full, no-e1, no-e2e3, only-e3 or cases-only."),
         cases: int | None = typer.Option(None, "--cases", min=0, max=16, help="With --hek: worked cases (verified successes of the most similar training questions) shown per episode (default: what the HEK recommends, else 0)."),
         case_placement: str | None = typer.Option(None, "--case-placement", help="With --cases: replace the fixed worked example, or beside it."),
@@ -64,6 +65,9 @@ def register(app: typer.Typer) -> None:
         from hiexp.eval.evaluate import METHODS, render_table, run_eval
 
         console = Console()  # results go to stdout; progress bars to stderr
+        from hiexp.eval.evaluate import check_run_output
+
+        check_run_output(out, inputs=[p for p in (hek, index, usefulness_file, *data.split(",")) if p])
         if method not in METHODS:
             raise HiexpError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         names = [d.strip() for d in data.split(",") if d.strip()]

@@ -4,13 +4,13 @@ at it, what its entries did, and its next version."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from hiexp.cli.agent import make_config
+from hiexp.cli.checks import finite
 
 
 def _load_model(spec: str, what: str, backend: str = "auto"):
@@ -45,7 +45,7 @@ def distill_command(
                                                 "self-distillation), a local dir or .gguf, or an "
                                                 "http(s)://host:port/v1 URL of an OpenAI-compatible server.")]
     = "default",
-    threshold: Annotated[float, typer.Option(help="A trajectory succeeds when its reward is >= this "
+    threshold: Annotated[float, typer.Option(callback=finite, help="A trajectory succeeds when its reward is >= this "
                                                   "(with --reward-key f1, for example 0.5).")] = 1.0,
     reward_key: Annotated[str, typer.Option(help="Reward that decides success: em, cem (an answer that contains "
                                                  "a gold answer), f1 or reward.")] = "cem",
@@ -79,7 +79,7 @@ def distill_command(
     generator = _load_model(reflector, "reflector", backend)
     from hiexp.io import exclusive_output
 
-    with exclusive_output(out, "hiexp distill"):  # a second distill into the same file stops at once
+    with exclusive_output(out, "hiexp distill", inputs=trajectories):  # a second distill into the same file stops at once
         summary = distill(trajectories, out, generator, config)
     typer.echo(summary.render())
     typer.echo(f"E1 entries: {out}")
@@ -260,7 +260,7 @@ def usefulness_command(
             raise HiexpError(f"the shipped HEK {hek_dir!r} is read-only: give --out FILE")
         out = Path(hek_dir) / USEFULNESS_FILE
     check_usefulness_output(out)
-    with exclusive_output(out, "hiexp usefulness"):  # the whole computation: a second writer waits or stops
+    with exclusive_output(out, "hiexp usefulness", inputs=trajectories, allow_in_hek=(USEFULNESS_FILE,)):  # the whole computation: a second writer waits or stops
         table = usefulness_from_files(unique_files(trajectories), reward_key)
         if table.episodes == 0:
             raise HiexpError(f"no episode in {', '.join(map(str, trajectories))} has a {reward_key!r} reward (are "
@@ -297,7 +297,8 @@ def update_command(
     embedder: Annotated[str | None, typer.Option(help="Embedding model (default: the one the HEK was built "
                                                       "with).")] = None,
     reward_key: Annotated[str, typer.Option(help="Reward that decides success: em, cem, f1 or reward.")] = "cem",
-    threshold: Annotated[float, typer.Option(help="A trajectory succeeds when its reward is >= this.")] = 1.0,
+    threshold: Annotated[float, typer.Option(callback=finite, help="A trajectory succeeds when its reward is >= "
+                                                                   "this.")] = 1.0,
     dedup_threshold: Annotated[float, typer.Option(help="A new E1 title at least this close (cosine) to an "
                                                         "existing one is merged into it.")] = 0.9,
     recluster_fraction: Annotated[float, typer.Option(help="Re-cluster every level when added + evicted E1 "
@@ -323,8 +324,6 @@ def update_command(
     # bad input and bad settings fail before any model loads
     config = UpdateConfig(dedup_threshold=dedup_threshold, recluster_fraction=recluster_fraction,
                           evict_harmful=evict, min_episodes=min_episodes)
-    if not math.isfinite(threshold):
-        raise HiexpError(f"--threshold must be a finite reward, got {threshold}")
     distill_config = DistillConfig(reward_key=reward_key, threshold=threshold)
     hek = HEK.load(hek_dir)
     if not load_trajectories(trajectories, reward_key):

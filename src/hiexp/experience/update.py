@@ -497,7 +497,8 @@ def _update_into(hek_dir: str | Path, hek: HEK, paths: list[Path], reflector: Ge
         done = HEK.load(out)
         if (done.manifest.get("parent") or {}).get("hek_version") == hek.version and \
                 (done.manifest.get("update") or {}).get("key") == key:
-            return out, UpdateReport(**{k: v for k, v in done.manifest["update"].items() if k != "key"})
+            return out, UpdateReport(**{k: v for k, v in done.manifest["update"].items()
+                                        if k not in ("key", "models")})
     from hiexp.io import check_output_dir
 
     check_output_dir(out, is_hek_dir, overwrite, what="HEK directory")
@@ -530,7 +531,10 @@ def _update_into(hek_dir: str | Path, hek: HEK, paths: list[Path], reflector: Ge
         *({"path": str(p), "sha256": sha256_file(p)} for p in paths),
     ]
     updated.manifest["sources"] = sources
-    updated.manifest["update"] = {**asdict(report), "key": key}
+    # who wrote this version's new entries and summaries (the top-level names stay those of the first build)
+    updated.manifest["update"] = {**asdict(report), "key": key, "models": {
+        "reflector": str(getattr(reflector, "model_id", "?")),
+        "summarizer": str(getattr(summarizer or reflector, "model_id", "?"))}}
     usefulness.hek_version = hek.version  # the version the measured episodes saw
     table = (json.dumps(usefulness.to_dict(), indent=1, ensure_ascii=False) + "\n").encode("utf-8")
     updated.save(out, overwrite=overwrite, extra_files={USEFULNESS_FILE: table})

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hiexp.errors import HiexpError
-from hiexp.io import atomic_write_json, iter_jsonl, read_json, sha256_file
+from hiexp.io import atomic_write_json, check_output_place, iter_jsonl, read_json, sha256_file
 
 USEFULNESS_FILE = "usefulness.json"
 USEFULNESS_SCHEMA = 1
@@ -220,8 +220,9 @@ def unique_files(paths: Sequence[str | Path]) -> list[Path]:
 
 def check_usefulness_output(path: str | Path) -> Path:
     """Refuse an output that is not a usefulness table: a directory, or an existing file of any other kind
-    (a user's notes, a HEK's ``entries.jsonl`` or ``manifest.json``), before anything is computed."""
-    path = Path(path)
+    (a user's notes, a HEK's ``entries.jsonl`` or ``manifest.json``), or a place inside a HEK other than its
+    own ``usefulness.json``, before anything is computed."""
+    path = check_output_place(path, allow_in_hek=(USEFULNESS_FILE,))
     if path.is_dir():
         raise HiexpError(f"{path}: is a directory; --out takes the usefulness table (.json) to write")
     if path.exists():
