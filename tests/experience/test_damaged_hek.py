@@ -101,7 +101,14 @@ def test_an_embedder_that_did_not_make_the_vectors_is_refused(hek_dir):
         make_experience_hook(hek_dir)
 
 
-@pytest.mark.parametrize("key,value", [("parent", "v1"), ("sources", ["a"]), ("update", 3), ("lineage", "v0")])
+@pytest.mark.parametrize("key,value", [
+    ("parent", "v1"), ("sources", ["a"]), ("update", 3), ("lineage", "v0"),
+    # inside the fields, where a reader would meet them later (pydantic: issue 33)
+    ("parent", {"hek_version": 7}), ("sources", {"e1_files": "e1.jsonl"}), ("sources", {"e1_files": [{"sha256": "x"}]}),
+    ("update", {"merged": ["E1-a"]}), ("update", {"evicted": "E1-a"}), ("e1_threshold", 5.0),
+    ("e1_threshold", {"value": "high"}), ("thresholds", {"E2": {"threshold": "tall"}}), ("counts", {"E1": "many"}),
+    ("embedder", {"dim": 64}), ("dim", -3), ("cases", {"per_episode": "two"}), ("lineage", [1, 2]),
+])
 def test_a_manifest_field_of_the_wrong_kind_is_named(tmp_path, key, value):
     import shutil
 
@@ -112,8 +119,9 @@ def test_a_manifest_field_of_the_wrong_kind_is_named(tmp_path, key, value):
     manifest = json.loads(path.read_text())
     manifest[key] = value
     path.write_text(json.dumps(manifest))
-    with pytest.raises(HiexpError, match=f"'{key}' is"):
+    with pytest.raises(HiexpError, match=f"'{key}[.']") as info:
         HEK.load(tmp_path / "hek")
+    assert "\n" not in str(info.value) and "rebuild the HEK" in str(info.value)
 
 
 @pytest.mark.parametrize("sources,ok", [({"question_id": 5}, True), ({"trajectory_ids": [1, 2]}, True),

@@ -110,4 +110,18 @@ def test_a_table_with_a_bad_value_stops_with_a_message(tmp_path, hek, field, val
     next(iter(data["entries"].values()))[field] = value
     path.write_text(json.dumps(data))
     shown = runner.invoke(app, ["show", str(tmp_path / "hek")])
-    assert refused(shown, f"{field} must be")
+    assert refused(shown, f".{field}: ")  # the field's path in the table, then what it must hold
+
+
+@pytest.mark.parametrize("field,value", [("episodes", "many"), ("questions", -2), ("sources", "runs.jsonl"),
+                                         ("sources", [{"path": 3}]), ("hek_version", 5), ("entries", [])])
+def test_a_table_with_a_bad_top_level_field_stops_with_a_message(tmp_path, hek, field, value):
+    runs = runs_seeing(tmp_path / "runs.jsonl", hek.entries[0].id)
+    assert usefulness(str(tmp_path / "hek"), str(runs)).exit_code == 0
+    path = tmp_path / "hek" / "usefulness.json"
+    data = json.loads(path.read_text())
+    data[field] = value
+    path.write_text(json.dumps(data))
+    shown = runner.invoke(app, ["show", str(tmp_path / "hek")])
+    assert isinstance(shown.exception, HiexpError) and "usefulness" in str(shown.exception)
+    assert "\n" not in str(shown.exception)

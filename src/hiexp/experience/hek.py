@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_directory, iter_jsonl, read_json, sha256_file, stable_hash
 
+from .manifest import check_manifest
 from .schema import LEVELS, Entry
 
 HEK_SCHEMA_VERSION = 1
@@ -224,13 +225,8 @@ class HEK:
                 f"{manifest_path}: HEK schema_version {manifest.get('schema_version')!r}; this hiexp reads "
                 f"{HEK_SCHEMA_VERSION} (rebuild the HEK)"
             )
-        files = manifest.get("files") or {}
-        for key, kind in (("files", dict), ("counts", dict), ("embedder", (dict, str)), ("dim", int),
-                          ("parent", dict), ("sources", dict), ("update", dict), ("thresholds", dict),
-                          ("lineage", list)):
-            if manifest.get(key) is not None and not isinstance(manifest[key], kind):
-                raise HiexpError(f"{manifest_path}: {key!r} is {type(manifest[key]).__name__}, not what a HEK "
-                                 "manifest holds: the file is corrupted or was edited; rebuild the HEK")
+        check_manifest(manifest, str(manifest_path))
+        files = manifest["files"]
         for name in (ENTRIES, EMBEDDINGS):
             actual = sha256_file(directory / name)
             if files.get(name) != actual:

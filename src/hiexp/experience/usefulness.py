@@ -15,14 +15,15 @@ and by ``hiexp update`` to evict harmful entries.
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_write_json, check_output_place, iter_jsonl, read_json, sha256_file
@@ -63,24 +64,49 @@ class EntryUsefulness:
     harmful: int = 0
     effect: float = 0.0
 
-    def problem(self) -> str | None:
-        """What is wrong with a loaded row (a count that is not a whole number >= 0, a reward that is not a
-        finite number), or None."""
-        for name in ("episodes", "injections", "paired", "helpful", "harmful"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                return f"{name} must be a whole number >= 0, got {value!r}"
-        for name in ("reward_with", "reward_without", "effect"):
-            value = getattr(self, name)
-            if value is None and name == "reward_without":
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                return f"{name} must be a finite number, got {value!r}"
-        return None
-
     def is_harmful(self, min_episodes: int = 3, margin: float = 0.0) -> bool:
         """Seen often enough, and the episodes that saw it did worse than their baselines on the whole."""
         return self.episodes >= min_episodes and self.effect < -margin and self.harmful > self.helpful
+
+
+Count = Annotated[StrictInt, Field(ge=0)]
+Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+
+
+class UsefulnessRow(BaseModel):
+    """One entry's row as stored: whole counts >= 0, finite rewards."""
+
+    model_config = ConfigDict(extra="ignore")
+    episodes: Count = 0
+    injections: Count = 0
+    reward_with: Finite = 0.0
+    reward_without: Finite | None = None
+    paired: Count = 0
+    helpful: Count = 0
+    harmful: Count = 0
+    effect: Finite = 0.0
+
+
+class UsefulnessSource(BaseModel):
+    """Where counts came from: a trajectory file with its hash, or a curation log."""
+
+    model_config = ConfigDict(extra="allow")
+    path: str | None = None
+    sha256: str | None = None
+
+
+class UsefulnessTable(BaseModel):
+    """A ``usefulness.json`` as stored, checked field by field when read."""
+
+    model_config = ConfigDict(extra="allow")
+    schema_: Literal[1] = Field(alias="schema")
+    hek_version: str | None = None
+    reward_key: str = "cem"
+    episodes: Count = 0
+    questions: Count = 0
+    sources: list[UsefulnessSource] = Field(default_factory=list)
+    created: str | None = None
+    entries: dict[str, UsefulnessRow]
 
 
 @dataclass
@@ -108,20 +134,20 @@ class Usefulness:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "usefulness") -> Usefulness:
+        """A table as read from disk, every field checked (``UsefulnessTable``); a ``HiexpError`` names the
+        first field of the wrong kind."""
         if not isinstance(data, dict) or data.get("schema") != USEFULNESS_SCHEMA or not isinstance(
                 data.get("entries"), dict):
             raise HiexpError(f"{where}: not a usefulness table of this hiexp (rebuild it with hiexp usefulness)")
         try:
-            entries = {str(i): EntryUsefulness(**u) for i, u in data["entries"].items()}
-        except TypeError as exc:
-            raise HiexpError(f"{where}: an entry's counts do not parse ({exc})") from None
-        for entry_id, entry in entries.items():
-            bad = entry.problem()
-            if bad:
-                raise HiexpError(f"{where}: entry {entry_id!r}: {bad} (rebuild it with hiexp usefulness)")
-        return cls(entries=entries, reward_key=str(data.get("reward_key", "cem")),
-                   episodes=int(data.get("episodes", 0)), questions=int(data.get("questions", 0)),
-                   sources=list(data.get("sources") or []), hek_version=data.get("hek_version"))
+            table = UsefulnessTable.model_validate(data)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field_name = ".".join(str(part) for part in error["loc"])
+            raise HiexpError(f"{where}: {field_name}: {error['msg']} (rebuild it with hiexp usefulness)") from None
+        entries = {entry_id: EntryUsefulness(**row.model_dump()) for entry_id, row in table.entries.items()}
+        return cls(entries=entries, reward_key=table.reward_key, episodes=table.episodes, questions=table.questions,
+                   sources=[s.model_dump() for s in table.sources], hek_version=table.hek_version)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
