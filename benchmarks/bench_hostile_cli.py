@@ -116,7 +116,8 @@ class Tree:
     def start(self, args: list[str], cwd: Path, role: str = "agent", delay: float = 0.0,
               model: str = "scripted") -> subprocess.Popen:
         env = {**os.environ, "HOSTILE_TREE": str(self.path), "HOSTILE_ROLE": role, "HOSTILE_DELAY": str(delay),
-               "HOSTILE_MODEL": model, "COLUMNS": "200", "PYTHONPATH": ""}
+               "HOSTILE_MODEL": model, "COLUMNS": "200", "PYTHONPATH": "",
+               "HIEXP_CACHE": str(cwd / ".hiexp-cache")}  # replies cached by one case never answer another
         return subprocess.Popen([sys.executable, str(self.driver), *map(str, args)], cwd=cwd, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 

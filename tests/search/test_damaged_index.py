@@ -99,11 +99,34 @@ def test_shuffled_passage_lines_are_named_when_searched_and_by_the_server(index_
     from hiexp.search.corpus import IndexDamaged
     from hiexp.search.server import create_app
 
-    shuffle_passage_lines(index_dir)
     retriever = BM25Retriever.load(index_dir)
+    shuffle_passage_lines(index_dir)  # while the index is in use: the load's check has passed
     with pytest.raises(IndexDamaged, match="the index is damaged"):
         [retriever.search([q], k=3) for q in ("queen", "river", "film", "band", "capital")]
     with TestClient(create_app(retriever)) as client:
         answers = [client.post("/retrieve", json={"queries": [q], "topk": 3}) for q in ("queen", "river", "film")]
     damaged = [a for a in answers if a.status_code != 200]
     assert damaged and all(a.status_code == 500 and "the index is damaged" in a.json()["detail"] for a in damaged)
+
+
+@pytest.mark.parametrize("how", ["rotated", "same-length lines swapped"])
+def test_a_passage_file_changed_before_loading_is_refused_at_load(tmp_path, how):
+    """Lines of equal length swapped keep every offset valid: only the content hash can tell."""
+    from hiexp.search.corpus import IndexDamaged
+
+    corpus = tmp_path / "corpus.jsonl"
+    words = ["apple", "river", "castle", "violin", "desert", "comet"]  # lines 0 and 1 have one length
+    corpus.write_text("".join(json.dumps({"id": f"p{i}", "title": f"Place {i}", "contents": f"About {w}s."}) + "\n"
+                              for i, w in enumerate(words)))
+    from typer.testing import CliRunner
+
+    from hiexp.cli import app
+
+    assert CliRunner().invoke(app, ["index", str(corpus), "--out", str(tmp_path / "idx")]).exit_code == 0
+    assert BM25Retriever.load(tmp_path / "idx").search(["violins"], k=1)[0][0].id == "p3"
+    path = tmp_path / "idx" / "passages.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines = lines[1:] + lines[:1] if how == "rotated" else [lines[1], lines[0], *lines[2:]]
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(IndexDamaged, match="not the file that was indexed"):
+        BM25Retriever.load(tmp_path / "idx")

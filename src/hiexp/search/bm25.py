@@ -179,7 +179,7 @@ class BM25Retriever:
         if meta["count"] and not model.vocab_dict:
             raise HiexpError(f"{directory}: damaged BM25 index (an empty vocabulary); rebuild it with "
                              f"`hiexp index CORPUS --out {directory}`")
-        store = PassageStore(directory)
+        store = PassageStore(directory, meta.get("corpus_sha256"))
         if len(store) != meta["count"] or model.scores["num_docs"] != meta["count"]:
             raise HiexpError(
                 f"{directory}: meta.json says {meta['count']} passages but the index holds "

@@ -47,10 +47,29 @@ class IndexDamaged(HiexpError):
     """An index whose files no longer agree with each other (edited, shuffled or cut after it was built)."""
 
 
+def check_passages_once(path: Path, expected_sha256: str) -> None:
+    """Refuse a passage file whose bytes are not the ones indexed (lines shuffled or edited in place keep the
+    size and may keep every offset valid, and would then return the wrong passages). Each state of the file
+    (device, inode, size, mtime) is hashed once per machine and remembered in hiexp's cache, so a load costs
+    one ``stat``; the first load of a new or copied index reads it whole (about 1 s per GB)."""
+    from hiexp.io import cache_dir, sha256_file
+
+    stat = path.stat()
+    state = hashlib.sha256(f"{path.resolve()}|{stat.st_dev}|{stat.st_ino}|{stat.st_size}|{stat.st_mtime_ns}|"
+                           f"{expected_sha256}".encode()).hexdigest()[:32]
+    mark = cache_dir("verified-passages") / state
+    if mark.exists():
+        return
+    if sha256_file(path) != expected_sha256:
+        raise IndexDamaged(f"{path.parent}: the index is damaged ({path.name} is not the file that was indexed: "
+                           "edited or shuffled after indexing): rebuild it with `hiexp index CORPUS --out DIR`")
+    mark.touch()
+
+
 class PassageStore:
     """Read-only, memory-mapped access to the passages of an index by position."""
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, corpus_sha256: str | None = None):
         directory = Path(directory)
         self._directory = directory
         damaged = f"{directory}: the index is damaged (%s): rebuild it with `hiexp index CORPUS --out DIR`"
@@ -70,6 +89,8 @@ class PassageStore:
                 f"{directory}: {PASSAGES_FILE} has {len(self._map)} bytes but its offsets expect {size}; "
                 "the index is damaged: rebuild it with `hiexp index CORPUS --out DIR`"
             )
+        if corpus_sha256 is not None:
+            check_passages_once(directory / PASSAGES_FILE, corpus_sha256)
 
     def __len__(self) -> int:
         return len(self._offsets) - 1

@@ -106,7 +106,7 @@ class DenseRetriever:
             raise HiexpError(f"{directory}: {EMBEDDINGS_FILE} holds NaN or infinite values; {rebuild}")
         if not isinstance(meta["params"].get("embedder"), str):
             raise HiexpError(f"{directory}: meta.json names no embedder; {rebuild}")
-        store = PassageStore(directory)
+        store = PassageStore(directory, meta.get("corpus_sha256"))
         if embeddings.shape[0] != meta["count"] or len(store) != meta["count"]:
             raise HiexpError(f"{directory}: meta.json, embeddings.npy and passages disagree on the count; rebuild")
         if embedder is None:
