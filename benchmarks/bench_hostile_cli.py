@@ -65,7 +65,7 @@ real_load_generator = hiexp.llm.load_generator
 
 
 def load_generator(spec="default", backend="auto", **kw):
-    if str(spec).startswith("http"):  # a server URL: the real client, for the cases about a server
+    if str(spec).startswith("http") or os.path.isdir(str(spec)):  # a server URL or the tiny model: the real thing
         return real_load_generator(spec, backend, **kw)
     return ScriptedGenerator(reply, model_id=os.environ.get("HOSTILE_MODEL", "scripted"))
 
@@ -185,6 +185,8 @@ def make_fixtures(tree: Tree, base: Path) -> None:
     (base / "empty.jsonl").write_text("")
     write_jsonl(base / "data.jsonl", [{"id": f"d{i}", "question": f"What is the capital number {i}?",
                                        "golden_answers": ["Paris" if i % 2 else "Rome"]} for i in range(4)])
+    write_jsonl(base / "train.jsonl", [{"id": f"t{i}", "question": f"What is the capital number {i}?",
+                                        "golden_answers": ["Paris"], "split": "train"} for i in range(4)])
     write_jsonl(base / "corpus.jsonl", [{"id": f"p{i}", "title": f"Place {i}",
                                          "contents": f"Paris is the capital of France. Fact {i}."} for i in range(8)])
     (base / "notes.txt").write_text("my notes\n")
@@ -477,22 +479,32 @@ case("settings", "browse --threshold nan")(
 
 TRAIN = ["train", "--model", "tiny", "--steps", "1", "--n", "2", "--output-dir", "trainrun", "--set", "batch_size=1",
          "--set", "group_size=2", "--set", "agent.max_turns=1", "--set", "index=corpus.jsonl", "--set",
-         "dataset=data.jsonl", "--set", "split=all"]
+         "dataset=train.jsonl", "--set", "split=train"]
 
 
-def train_refusal(*extra: str):
+@case("settings", "train with valid settings runs its step (the control of the train cases)")
+def _(tree, d):
+    r = tree.run(TRAIN, d, timeout=300)
+    return r.rc == 0, f"rc={r.rc} {(r.err.strip().splitlines() or [''])[-1][:80]}"
+
+
+def train_refusal(named: str, *extra: str):
+    """Refused in one line that names the setting, before the model loads."""
     def check(tree, d):
-        r = tree.run([*TRAIN, *extra], d, timeout=240)
-        loaded = "Loading" in r.err or (d / "trainrun" / "metrics.jsonl").exists()
-        return r.refused and not loaded, f"rc={r.rc} tb={r.traceback} model loaded={loaded}"
+        r = tree.run([*TRAIN, *extra], d, timeout=300)
+        loaded = (d / "trainrun" / "metrics.jsonl").exists() or "Loading weights" in r.err
+        ok = r.refused and not loaded and named in r.err
+        return ok, f"rc={r.rc} tb={r.traceback} named={named in r.err} model loaded={loaded}"
     return check
 
 
-for extra in (["--set", "learning_rate=.inf"], ["--set", "beta=.inf"], ["--set", "learning_rate=nan"],
-              ["--set", "lr_scheduler=bogus"], ["--set", "lora_targets=[bogus_proj]"], ["--seed", "-1"],
-              ["--seed", str(2 ** 70)], ["--set", "vllm_mode=server"], ["--report-to", "wandb"],
-              ["--output-dir", "notes.txt"], ["--config", "hek/embeddings.npy"], ["--config", "hek"]):
-    case("settings", f"train {' '.join(extra)}")(train_refusal(*extra))
+for named, extra in (("learning_rate", ["--set", "learning_rate=.inf"]), ("beta", ["--set", "beta=.inf"]),
+                     ("learning_rate", ["--set", "learning_rate=nan"]), ("lr_scheduler", ["--set", "lr_scheduler=bogus"]),
+                     ("bogus_proj", ["--set", "lora_targets=[bogus_proj]"]), ("seed", ["--seed", "-1"]),
+                     ("seed", ["--seed", str(2 ** 70)]), ("vllm", ["--set", "vllm_mode=server"]),
+                     ("wandb", ["--report-to", "wandb"]), ("notes.txt", ["--output-dir", "notes.txt"]),
+                     ("embeddings.npy", ["--config", "hek/embeddings.npy"]), ("hek", ["--config", "hek"])):
+    case("settings", f"train {' '.join(extra)}")(train_refusal(named, *extra))
 
 
 # 6. Artefacts that load but hold values of the wrong kind
@@ -656,7 +668,7 @@ def _(tree, d):
 
 @case("messages", "train --from-checkpoint MISSING says --from-checkpoint")
 def _(tree, d):
-    r = tree.run([*TRAIN, "--from-checkpoint", "nowhere"], d, timeout=240)
+    r = tree.run([*TRAIN, "--from-checkpoint", "nowhere"], d, timeout=300)
     return r.refused and "--from-checkpoint" in r.err, (r.err.strip().splitlines() or ["no message"])[-1][:120]
 
 

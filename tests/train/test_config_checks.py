@@ -47,3 +47,27 @@ def test_what_the_machine_lacks_is_named_before_any_model_loads(tmp_path, monkey
     with pytest.raises(HiexpError, match="is a file"):
         check_can_run(load_config(None, settings=[f"output_dir={a_file}"]))
     check_can_run(load_config(None, settings=[f"output_dir={tmp_path / 'run'}"]))
+
+
+@pytest.mark.parametrize("targets,ok", [(["q_proj", "v_proj"], True), (["self_attn.o_proj"], True),
+                                        (["all-linear"], True), (["q_proj", "bogus_proj"], False),
+                                        (["query_key_value"], False)])
+def test_lora_targets_are_matched_against_the_architecture_before_the_weights_load(tmp_path, tiny_tokenizer,
+                                                                                  monkeypatch, targets, ok):
+    from tests.train.conftest import build_tiny_model
+
+    from hiexp.train.runner import check_lora_targets
+
+    build_tiny_model(tiny_tokenizer).save_pretrained(tmp_path / "tiny")
+    tiny_tokenizer.save_pretrained(tmp_path / "tiny")
+    import transformers
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
+                        lambda *a, **k: pytest.fail("the weights were loaded"))
+    config = load_config(None, settings=[f"model={tmp_path / 'tiny'}", f"lora_targets={','.join(targets)}"])
+    if ok:
+        check_lora_targets(config)
+    else:
+        with pytest.raises(HiexpError, match="is not a module of") as info:
+            check_lora_targets(config)
+        assert "q_proj" in str(info.value) and "\n" not in str(info.value)

@@ -98,6 +98,33 @@ def vllm_args(config: TrainConfig) -> dict[str, Any]:
     return options
 
 
+def check_lora_targets(config: TrainConfig, model: Any = None) -> None:
+    """Refuse LoRA target names that match no module of the policy, before its weights load: the
+    architecture alone, built on the meta device, names its modules (peft matches a target by a name's last
+    parts, ``q_proj`` or ``self_attn.q_proj``)."""
+    targets = [t for t in config.lora_targets if t != "all-linear"] if config.lora else []
+    if not targets:
+        return
+    if model is None:
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        from hiexp.llm.models import resolve_model
+
+        try:
+            source, _ = resolve_model(config.model)
+            with torch.device("meta"):
+                model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(source))
+        except Exception:  # noqa: BLE001 - the model's own load names what is wrong with it
+            return
+    names = [name for name, _ in model.named_modules()]
+    missing = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in names)]
+    if missing:
+        leaves = sorted({n.rsplit(".", 1)[-1] for n in names if n.endswith("proj")})
+        raise HiexpError(f"lora_targets: {missing[0]!r} is not a module of {config.model} (its projections: "
+                         f"{', '.join(leaves) or 'none'}; or all-linear)")
+
+
 def lora_config(config: TrainConfig) -> Any:
     from peft import LoraConfig
 
@@ -223,6 +250,7 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None,
         hook = parts.hook if parts.hook is not None or parts.agent is not None else _load_hook(config)
     model, tokenizer = parts.model, parts.tokenizer
     generator = parts.generator
+    check_lora_targets(config, model)
     if model is None or tokenizer is None:
         from hiexp.components import make_generator
 
