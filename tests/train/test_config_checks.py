@@ -54,9 +54,8 @@ def test_what_the_machine_lacks_is_named_before_any_model_loads(tmp_path, monkey
                                         (["query_key_value"], False)])
 def test_lora_targets_are_matched_against_the_architecture_before_the_weights_load(tmp_path, tiny_tokenizer,
                                                                                   monkeypatch, targets, ok):
-    from tests.train.conftest import build_tiny_model
-
     from hiexp.train.runner import check_lora_targets
+    from tests.train.conftest import build_tiny_model
 
     build_tiny_model(tiny_tokenizer).save_pretrained(tmp_path / "tiny")
     tiny_tokenizer.save_pretrained(tmp_path / "tiny")
