@@ -145,3 +145,17 @@ def test_pooling_keeps_train_agent_episodes_with_unique_ids(tmp_path):
     again = subprocess.run([sys.executable, str(EXAMPLES / "pool_rollouts.py"), "--out", str(out), str(files[0])],
                            capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "exists" in again.stderr
+
+
+def test_reading_errors_splits_wrong_answers_by_whether_the_gold_was_read(tmp_path):
+    from tests.experience.experience_fixtures import make_trajectory, write_trajectories
+
+    read = make_trajectory("q1", 0, False, golden="Passage")  # the tool turns show "Passage 1": gold read
+    missed = make_trajectory("q2", 0, False, golden="Quito")
+    yes_no = make_trajectory("q3", 0, False, question="Is Quito a city?", golden="yes")
+    right = make_trajectory("q4", 0, True)
+    write_trajectories(tmp_path / "run.jsonl", [read, missed, yes_no, right])
+    done = subprocess.run([sys.executable, str(EXAMPLES / "reading_errors.py"), str(tmp_path / "run.jsonl")],
+                          capture_output=True, text=True, timeout=120, check=True)
+    row = done.stdout.strip().splitlines()[-1]
+    assert row.split("|")[2:5] == [" 2 ", " 1 ", " 1 "], done.stdout  # wrong (not yes/no), read, never read
