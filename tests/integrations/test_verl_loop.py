@@ -39,13 +39,13 @@ ROW = {"data_source": "nq", "prompt": [{"role": "user", "content": "What is the 
        "reward_model": {"ground_truth": {"target": ["Paris"]}}, "extra_info": {"index": 7, "split": "train"}}
 
 
-def run_loop(tokenizer, options, answer="Paris"):
+def run_loop(tokenizer, options, answer="Paris", **lengths):
     from hiexp.contracts.passage import Passage
     from hiexp.search.bm25 import BM25Retriever
 
     loop = HiexpVerlLoop()
     server = StandInServerManager(tokenizer, answer)
-    loop.setup(server, tokenizer, options)
+    loop.setup(server, tokenizer, options, **lengths)
     retriever = BM25Retriever.build([Passage("p1", "France", "Paris is the capital of France."),
                                      Passage("p2", "Spain", "Madrid is the capital of Spain.")], show_progress=False)
     loop._components = {repr(sorted((k, str(v)) for k, v in options.items()
@@ -85,3 +85,71 @@ def test_rows_and_the_reward_function():
     assert compute_score("nq", "<think>x</think><answer>Paris</answer>", {"target": ["Paris"]}) == 1.0
     assert compute_score("nq", "<answer>Lyon</answer>", ["Paris"]) == 0.0
     assert compute_score("gsm8k", "so \\boxed{12}", ["12"], {"task": "math"}) == 1.0
+
+
+def test_an_episode_longer_than_verls_lengths_is_cut_with_a_warning(tokenizer, caplog):
+    options = {"format": "search_r1", "top_k": 1, "max_turns": 2, "max_new_tokens": 32}
+    full, _ = run_loop(tokenizer, options)
+    with caplog.at_level("WARNING", logger="hiexp.integrations.verl"):
+        cut, _ = run_loop(tokenizer, options, prompt_length=40, response_length=10)
+    assert cut["prompt_ids"] == full["prompt_ids"][-40:]  # the end of the prompt: the question
+    assert cut["response_ids"] == full["response_ids"][:10]
+    assert len(cut["response_mask"]) == len(cut["response_logprobs"]) == 10
+    warnings = [r.getMessage() for r in caplog.records if r.name == "hiexp.integrations.verl"]
+    assert len(warnings) == 2 and "prompt_length 40" in warnings[0] and "response_length 10" in warnings[1]
+    with caplog.at_level("WARNING", logger="hiexp.integrations.verl"):
+        caplog.clear()
+        run_loop(tokenizer, options, prompt_length=10_000, response_length=10_000)
+    assert not [r for r in caplog.records if r.name == "hiexp.integrations.verl"]  # within the limits: no cut
+
+
+def test_every_sample_of_a_question_gets_its_own_trajectory_id(tokenizer):
+    options = {"format": "search_r1", "top_k": 1, "max_new_tokens": 32}
+    ids = {run_loop(tokenizer, options)[0]["extra_fields"]["hiexp_trajectory_id"] for _ in range(3)}
+    assert len(ids) == 3 and all(i.startswith("7#") for i in ids)
+
+
+def test_episodes_in_flight_are_an_option_and_run_on_a_pool_of_that_size(tokenizer):
+    loop = HiexpVerlLoop()
+    loop.setup(None, tokenizer, {"max_concurrent_episodes": 3})
+    assert loop._executor()._max_workers == 3
+    from hiexp.errors import HiexpError
+
+    for bad in (0, -1, 2.5, "many"):
+        with pytest.raises(HiexpError, match="max_concurrent_episodes"):
+            HiexpVerlLoop().setup(None, tokenizer, {"max_concurrent_episodes": bad})
+
+
+def test_many_episodes_are_in_flight_at_once_beyond_asyncios_default_pool(tokenizer):
+    """64 episodes whose server answers only once all 64 have asked: more than asyncio's default pool
+    (min(32, cores + 4) threads) could hold, so this deadlocks unless the loop's own pool is large enough."""
+    from hiexp.contracts.passage import Passage
+    from hiexp.search.bm25 import BM25Retriever
+
+    class Barrier(StandInServerManager):
+        def __init__(self, tokenizer, n):
+            super().__init__(tokenizer)
+            self.waiting, self.n, self.event = 0, n, asyncio.Event()
+
+        async def generate(self, request_id, **kwargs):
+            self.waiting += 1
+            if self.waiting >= self.n:
+                self.event.set()
+            await asyncio.wait_for(self.event.wait(), timeout=20)
+            return await super().generate(request_id, **kwargs)
+
+    options = {"format": "search_r1", "top_k": 1, "max_turns": 1, "max_new_tokens": 16, "max_concurrent_episodes": 64}
+    retriever = BM25Retriever.build([Passage("p1", "France", "Paris is the capital of France.")], show_progress=False)
+
+    async def all_episodes():
+        server = Barrier(tokenizer, 64)
+        loops = []
+        for _ in range(64):
+            loop = HiexpVerlLoop()
+            loop.setup(server, tokenizer, options)
+            loop._shared = lambda: (retriever, None)
+            loops.append(loop)
+        return await asyncio.gather(*(lp.run({"temperature": 1.0, "top_p": 1.0}, **ROW) for lp in loops))
+
+    outputs = asyncio.run(all_episodes())
+    assert len(outputs) == 64 and len({o["extra_fields"]["hiexp_trajectory_id"] for o in outputs}) == 64

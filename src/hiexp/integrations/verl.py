@@ -24,8 +24,12 @@ base class (what the CPU tests drive with a stand-in server manager).
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 import threading
 import uuid
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from typing import Any
 
@@ -41,6 +45,10 @@ from hiexp.train.rollout import sampling_logprobs, trajectory_to_sample
 AGENT_LOOP_NAME = "hiexp_agent"
 # Options of the ``hiexp:`` section that are not AgentConfig fields.
 _COMPONENT_OPTIONS = ("index", "dataset", "hek", "hek_top_k", "hek_threshold", "task")
+# Options of the ``hiexp:`` section about the loop itself.
+_LOOP_OPTIONS = ("max_concurrent_episodes",)
+DEFAULT_CONCURRENT_EPISODES = 256
+logger = logging.getLogger(__name__)
 
 
 class ServerManagerGenerator:
@@ -94,21 +102,50 @@ def row_example(row: dict[str, Any], task: str | None = None) -> Example:
 
 class HiexpVerlLoop:
     """The agent loop's behaviour without verl's base class. ``options`` is the ``hiexp:`` section: agent
-    options (``format``, ``top_k``, ``max_turns``, ``max_new_tokens``, ``max_tokens``, ``reward_metric``, ...)
-    and the components (``index`` or ``dataset`` for the retriever, ``hek`` with ``hek_top_k`` and
-    ``hek_threshold``, ``task``). The retriever and the HEK are loaded once per process and shared."""
+    options (``format``, ``top_k``, ``max_turns``, ``max_new_tokens``, ``max_tokens``, ``reward_metric``, ...),
+    the components (``index`` or ``dataset`` for the retriever, ``hek`` with ``hek_top_k`` and
+    ``hek_threshold``, ``task``) and ``max_concurrent_episodes`` (episodes of one worker process in flight
+    at once: the size of the thread pool the synchronous agent runs on; default 256). The retriever, the HEK
+    and the pool are made once per process and shared.
+
+    ``prompt_length`` / ``response_length`` are verl's (``actor_rollout_ref.rollout``): an episode longer
+    than either is cut to it, with one warning per cut, as verl's own loops cut theirs (its post-processing
+    only pads). The response keeps its first ``response_length`` tokens; the prompt its last
+    ``prompt_length`` (a long experience block is what makes a prompt too long: lower ``hek_top_k``).
+    Every sample of a question gets its own trajectory id (``question#k``, k counted per process)."""
 
     _components: dict[str, Any] = {}
     _lock = threading.Lock()
+    _executors: dict[int, ThreadPoolExecutor] = {}
+    _samples: defaultdict[str, itertools.count] = defaultdict(itertools.count)
 
-    def setup(self, server_manager: Any, tokenizer: Any, options: dict[str, Any] | None = None) -> None:
+    def setup(self, server_manager: Any, tokenizer: Any, options: dict[str, Any] | None = None,
+              prompt_length: int | None = None, response_length: int | None = None) -> None:
         self.server_manager = server_manager
         self.tokenizer = tokenizer
         self.options = dict(options or {})
-        known = {f.name for f in fields(AgentConfig)} | set(_COMPONENT_OPTIONS)
+        self.prompt_length = prompt_length
+        self.response_length = response_length
+        known = {f.name for f in fields(AgentConfig)} | set(_COMPONENT_OPTIONS) | set(_LOOP_OPTIONS)
         unknown = sorted(set(self.options) - known)
         if unknown:
             raise HiexpError(f"unknown hiexp agent loop option(s): {', '.join(unknown)}")
+        workers = self.options.get("max_concurrent_episodes", DEFAULT_CONCURRENT_EPISODES)
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise HiexpError(f"max_concurrent_episodes must be a whole number >= 1, got {workers!r}")
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The process's pool for episodes (one per size asked for): asyncio's default pool would cap a
+        worker at min(32, cores + 4) episodes in flight, whatever verl sends."""
+        size = int(self.options.get("max_concurrent_episodes", DEFAULT_CONCURRENT_EPISODES))
+        with self._lock:
+            if size not in self._executors:
+                self._executors[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="hiexp-episode")
+            return self._executors[size]
+
+    def _next_sample(self, question_id: str) -> int:
+        with self._lock:
+            return next(self._samples[question_id])
 
     def _shared(self) -> tuple[Any, Any]:
         """(retriever, experience hook), built on first use and cached per process by their options."""
@@ -128,7 +165,7 @@ class HiexpVerlLoop:
             return self._components[key]
 
     def agent_config(self, sampling_params: dict[str, Any]) -> AgentConfig:
-        values = {k: v for k, v in self.options.items() if k not in _COMPONENT_OPTIONS}
+        values = {k: v for k, v in self.options.items() if k not in _COMPONENT_OPTIONS + _LOOP_OPTIONS}
         values.setdefault("temperature", float(sampling_params.get("temperature", 1.0)))
         values.setdefault("top_p", float(sampling_params.get("top_p", 1.0)))
         return AgentConfig(**values)
@@ -144,14 +181,27 @@ class HiexpVerlLoop:
                                            request_id, extra)
         agent = SearchAgent(generator, retriever, config, hook)
         seed = int(row.get("seed", 0) or 0)
+        number = self._next_sample(example.id)  # before any await: the samples of a question count in order
         (trajectory,) = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: agent.run_episodes([(example, 0)], seed=seed))
+            self._executor(), lambda: agent.run_episodes([(example, number)], seed=seed))
         sample = trajectory_to_sample(trajectory, int(getattr(self.tokenizer, "eos_token_id", 0) or 0))
+        prompt_ids, response_ids = sample["prompt_ids"], sample["completion_ids"]
+        mask, logprobs = sample["env_mask"], sampling_logprobs(trajectory, len(response_ids))
+        if self.prompt_length is not None and len(prompt_ids) > self.prompt_length:
+            logger.warning("hiexp episode %s: prompt of %d tokens cut to verl's prompt_length %d (keeping its end; "
+                           "a shorter experience block avoids it: lower hek_top_k)", trajectory.id,
+                           len(prompt_ids), self.prompt_length)
+            prompt_ids = prompt_ids[len(prompt_ids) - self.prompt_length:]
+        if self.response_length is not None and len(response_ids) > self.response_length:
+            logger.warning("hiexp episode %s: response of %d tokens cut to verl's response_length %d",
+                           trajectory.id, len(response_ids), self.response_length)
+            response_ids, mask = response_ids[:self.response_length], mask[:self.response_length]
+            logprobs = logprobs[:self.response_length] if logprobs is not None else None
         values = {
-            "prompt_ids": sample["prompt_ids"],
-            "response_ids": sample["completion_ids"],
-            "response_mask": sample["env_mask"],
-            "response_logprobs": sampling_logprobs(trajectory, len(sample["completion_ids"])),
+            "prompt_ids": prompt_ids,
+            "response_ids": response_ids,
+            "response_mask": mask,
+            "response_logprobs": logprobs,
             "reward_score": float(trajectory.rewards.get("reward", 0.0)),
             "num_turns": 1 + len([t for t in trajectory.turns if t.role != "prompt"]),
             "extra_fields": {"hiexp_trajectory_id": trajectory.id, "hiexp_searches": trajectory.num_searches,
@@ -194,7 +244,9 @@ try:  # verl installed: the registered agent loop
         def __init__(self, trainer_config: Any, server_manager: Any, tokenizer: Any, processor: Any = None,
                      *args: Any, hiexp: dict[str, Any] | None = None, **kwargs: Any):
             AgentLoopBase.__init__(self, trainer_config, server_manager, tokenizer, processor, *args, **kwargs)
-            self.setup(server_manager, tokenizer, hiexp)
+            rollout = self.config.actor_rollout_ref.rollout
+            self.setup(server_manager, tokenizer, hiexp, prompt_length=int(rollout.prompt_length),
+                       response_length=int(rollout.response_length))
 
 except ImportError:  # no verl here: HiexpVerlLoop is the testable core
     pass
