@@ -39,14 +39,16 @@ def tiny():
     return load_generator("tiny-random", device="cpu")
 
 
-def test_ids_in_ids_and_logprobs_out_with_the_stop_string_and_a_seed_per_prompt(tiny):
+def test_one_request_per_turn_carries_every_prompt_ids_in_ids_and_logprobs_out(tiny):
     client = StandInClient(tiny)
     vllm = VLLMGenerator(client, tiny.tokenizer, model_id="tiny (vllm server)")
     prompt = tiny.tokenizer.encode("Question: who wrote it?", add_special_tokens=False)
     params = SamplingParams(max_new_tokens=12, temperature=1.0, stop=["</search>"], seed=3)
-    out = vllm.generate([prompt, prompt], params, seeds=[11, 12])
-    assert len(out) == 2 and [r["seed"] for r in client.requests] == [11, 12]
-    assert all(r["include_stop_str_in_output"] and r["stop"] == ["</search>"] for r in client.requests)
+    out = vllm.generate([prompt, prompt, prompt[:-1]], params, seeds=[11, 12, 13])
+    assert len(out) == 3 and len(client.requests) == 1 and len(client.requests[0]["prompts"]) == 3
+    request = client.requests[0]
+    assert request["include_stop_str_in_output"] and request["stop"] == ["</search>"]
+    assert "seed" not in request  # one seed would be every prompt's: two episodes would sample alike
     for generation in out:
         assert generation.token_ids and len(generation.logprobs) == len(generation.token_ids)
         assert all(lp <= 0 and not math.isnan(lp) for lp in generation.logprobs)
@@ -56,6 +58,14 @@ def test_ids_in_ids_and_logprobs_out_with_the_stop_string_and_a_seed_per_prompt(
         assert generation.text == tiny.tokenizer.decode(ids, skip_special_tokens=False)
     with pytest.raises(HiexpError, match="token ids"):
         vllm.generate(["text"], params)
+
+
+def test_the_sampled_tokens_logprob_is_found_by_its_id_not_its_rank():
+    from hiexp.llm.vllm import sampled_logprobs
+
+    # TRL sorts each position by probability: the sampled token (5) is second at position 0
+    assert sampled_logprobs([5, 6], [[-0.1, -2.0], [-0.3]], [[4, 5], [6]]) == [-2.0, -0.3]
+    assert all(math.isnan(v) for v in sampled_logprobs([5], None))
 
 
 def test_the_agent_runs_on_it_and_the_rollout_hands_trl_the_sampler_logprobs(tiny):
