@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The GPU check of issue 16, one command: a short HiExp-GRPO run of Qwen2.5-1.5B-Instruct with vLLM rollouts
-# (colocate mode), the same run with the transformers sampler, and vanilla GRPO with vLLM, on the shipped
-# HotpotQA demo set; prints seconds per step and generated tokens per second of step time for each.
+# The GPU check, one command: short HiExp-GRPO and vanilla GRPO runs of Qwen2.5-1.5B-Instruct with vLLM
+# rollouts in colocate mode and in server mode (a `trl vllm-serve` on the same GPU), and HiExp-GRPO with the
+# transformers sampler, on the shipped HotpotQA demo set; prints seconds per step and generated tokens per
+# second of step time for each.
 #   bash examples/gpu/vllm_grpo_check.sh [MODEL_DIR]
 # Needs one GPU with vllm, torch (CUDA) and hiexp[train] installed, and the model in MODEL_DIR (a local
-# directory: the machine may reach no hub). Writes runs/gpu-check/{vllm,transformers,vanilla}/ and summary.txt.
+# directory: the machine may reach no hub). Writes runs/gpu-check/<arm>/ and summary.txt.
 set -euo pipefail
 MODEL=${1:-${MODEL:-Qwen/Qwen2.5-1.5B-Instruct}}
 OUT=${OUT:-runs/gpu-check}
@@ -32,7 +33,14 @@ print(f"{name:13s} steps {len(rows)}  wall {seconds:.0f} s  s/step {step_s / max
 PY
 }
 : > "$OUT/summary.txt"
-run vllm --hek demo --set vllm_mode=colocate --set vllm_gpu_memory_utilization=0.35
+run vllm-colocate --hek demo --set vllm_mode=colocate --set vllm_gpu_memory_utilization=0.35
+run vanilla-colocate --hek none --set vllm_mode=colocate --set vllm_gpu_memory_utilization=0.35
 run transformers --hek demo
-run vanilla --hek none --set vllm_mode=colocate --set vllm_gpu_memory_utilization=0.35
+PORT=${PORT:-8000}
+trl vllm-serve --model "$MODEL" --gpu-memory-utilization 0.35 --port "$PORT" > "$OUT/vllm-serve.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 120); do curl -sf "http://localhost:$PORT/health" > /dev/null && break; sleep 5; done
+run vllm-server --hek demo --set vllm_mode=server --set vllm_server_base_url="http://localhost:$PORT"
+run vanilla-server --hek none --set vllm_mode=server --set vllm_server_base_url="http://localhost:$PORT"
 cat "$OUT/summary.txt"
