@@ -88,7 +88,8 @@ def _field(output: Any, name: str) -> Any:
 def row_example(row: dict[str, Any], task: str | None = None) -> Example:
     """The hiexp example of a verl data row (Search-R1's parquet layout: ``prompt`` messages or ``question``,
     ``reward_model.ground_truth.target``, ``extra_info.index``)."""
-    record = dict(row)
+    record = {k: (v.tolist() if hasattr(v, "tolist") and not isinstance(v, (str, bytes)) else v)
+              for k, v in row.items()}  # verl hands rows out of numpy object arrays
     if "prompt" not in record and "raw_prompt" in record:
         record["prompt"] = record["raw_prompt"]
     extra = record.get("extra_info") or {}
