@@ -1,6 +1,6 @@
 """The vLLM server path through TRL's real ``VLLMClient``: an HTTP double of ``trl vllm-serve`` (vLLM's
 OpenAI-compatible server, which TRL's command starts) answers the same paths with the same JSON (``/health``,
-``/v1/models``, ``/v1/completions`` with token-id prompts, ``return_token_ids``, completions-style logprobs
+``/v1/models``, ``/server_info``, ``/v1/completions`` with token-id prompts, ``return_token_ids``, completions-style logprobs
 of ``token_id:<id>`` tokens), sampling with the tiny model. vLLM itself needs a GPU; the client needs only
 ``requests``, so the double stands where the GPU would."""
 
@@ -38,6 +38,9 @@ class VLLMServeDouble:
             def do_GET(self):  # noqa: N802
                 if self.path == "/health":
                     self._send(200, {})
+                elif self.path.startswith("/server_info"):  # a dev endpoint (VLLM_SERVER_DEV_MODE=1), as TRL starts it
+                    self._send(200, {"vllm_config": {"model_config": {"logprobs_mode": "processed_logprobs"},
+                                                     "weight_transfer_config": {"backend": "nccl"}}})
                 elif self.path == "/v1/models":
                     self._send(200, {"object": "list", "data": [{"id": "tiny", "object": "model"}]})
                 else:
