@@ -207,8 +207,8 @@ def curate(
         stats = EntryUsefulness(episodes=len(diffs), injections=len(diffs),
                                 reward_with=float(np.mean([with_it[q.id] for q in questions])),
                                 reward_without=float(np.mean([baseline[q.id] for q in questions])),
-                                paired=len(diffs), helpful=sum(d > 0 for d in diffs),
-                                harmful=sum(d < 0 for d in diffs), effect=float(np.mean(diffs)))
+                                paired=len(diffs), helpful=int(sum(d > 0 for d in diffs)),
+                                harmful=int(sum(d < 0 for d in diffs)), effect=float(np.mean(diffs)))
         table.entries[candidate.id] = stats
         helps = stats.effect > 0 or (config.keep == "not-hurts" and stats.effect == 0)
         (kept if helps else evicted).append(candidate.id)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_write_json, check_output_place, iter_jsonl, read_json, sha256_file
@@ -44,7 +45,11 @@ def injected_entry_ids(record: Any) -> list[str]:
     return ids
 
 
-@dataclass
+Count = Annotated[StrictInt, Field(ge=0)]
+Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+
+
+@pydantic_dataclass(config=ConfigDict(extra="ignore"))
 class EntryUsefulness:
     """What the episodes say about one entry.
 
@@ -55,28 +60,6 @@ class EntryUsefulness:
     episodes above / below their baseline. effect: mean of reward minus baseline.
     """
 
-    episodes: int = 0
-    injections: int = 0
-    reward_with: float = 0.0
-    reward_without: float | None = None
-    paired: int = 0
-    helpful: int = 0
-    harmful: int = 0
-    effect: float = 0.0
-
-    def is_harmful(self, min_episodes: int = 3, margin: float = 0.0) -> bool:
-        """Seen often enough, and the episodes that saw it did worse than their baselines on the whole."""
-        return self.episodes >= min_episodes and self.effect < -margin and self.harmful > self.helpful
-
-
-Count = Annotated[StrictInt, Field(ge=0)]
-Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]
-
-
-class UsefulnessRow(BaseModel):
-    """One entry's row as stored: whole counts >= 0, finite rewards."""
-
-    model_config = ConfigDict(extra="ignore")
     episodes: Count = 0
     injections: Count = 0
     reward_with: Finite = 0.0
@@ -85,6 +68,10 @@ class UsefulnessRow(BaseModel):
     helpful: Count = 0
     harmful: Count = 0
     effect: Finite = 0.0
+
+    def is_harmful(self, min_episodes: int = 3, margin: float = 0.0) -> bool:
+        """Seen often enough, and the episodes that saw it did worse than their baselines on the whole."""
+        return self.episodes >= min_episodes and self.effect < -margin and self.harmful > self.helpful
 
 
 class UsefulnessSource(BaseModel):
@@ -106,7 +93,7 @@ class UsefulnessTable(BaseModel):
     questions: Count = 0
     sources: list[UsefulnessSource] = Field(default_factory=list)
     created: str | None = None
-    entries: dict[str, UsefulnessRow]
+    entries: dict[str, EntryUsefulness]
 
 
 @dataclass
@@ -145,8 +132,7 @@ class Usefulness:
             error = exc.errors()[0]
             field_name = ".".join(str(part) for part in error["loc"])
             raise HiexpError(f"{where}: {field_name}: {error['msg']} (rebuild it with hiexp usefulness)") from None
-        entries = {entry_id: EntryUsefulness(**row.model_dump()) for entry_id, row in table.entries.items()}
-        return cls(entries=entries, reward_key=table.reward_key, episodes=table.episodes, questions=table.questions,
+        return cls(entries=dict(table.entries), reward_key=table.reward_key, episodes=table.episodes, questions=table.questions,
                    sources=[s.model_dump() for s in table.sources], hek_version=table.hek_version)
 
     def save(self, path: str | Path) -> Path:
