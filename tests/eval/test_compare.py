@@ -136,3 +136,34 @@ class warnings_as_list:
 
     def __exit__(self, *exc):
         return self._ctx.__exit__(*exc)
+
+
+def test_runs_of_several_datasets_get_a_pooled_row_over_every_shared_question(tmp_path):
+    rng = np.random.default_rng(2)
+    runs = {"a": [], "b": []}
+    em = {}
+    for dataset, n in (("hotpotqa", 50), ("2wiki", 30), ("musique", 20)):
+        ids = [f"{dataset}-{i}" for i in range(n)]
+        em_a = rng.random(n) < 0.4
+        em_b = em_a | (rng.random(n) < 0.3)
+        em[dataset] = (em_a, em_b)
+        runs["a"].append(write_run(tmp_path / "a" / dataset, synthetic_rows(ids, em_a, [1] * n, dataset)))
+        runs["b"].append(write_run(tmp_path / "b" / dataset, synthetic_rows(ids, em_b, [2] * n, dataset)))
+    result = compare_runs(runs["a"], runs["b"], resamples=1000)
+    pooled = result.datasets["pooled"]
+    all_a = np.concatenate([a for a, _ in em.values()])
+    all_b = np.concatenate([b for _, b in em.values()])
+    assert pooled.n == 100 and pooled.deltas["em"].delta == pytest.approx(all_b.mean() - all_a.mean())
+    assert pooled.deltas["em"].low <= pooled.deltas["em"].delta <= pooled.deltas["em"].high
+    assert pooled.deltas["searches"].delta == 1.0
+    assert set(result.datasets) == {"hotpotqa", "2wiki", "musique", "pooled"}
+    single = compare_runs(runs["a"][0], runs["b"][0], resamples=1000)
+    assert "pooled" not in single.datasets  # one dataset: nothing to pool
+    with pytest.raises(HiexpError, match="as many runs"):
+        compare_runs(runs["a"], runs["b"][:2])
+    with pytest.raises(HiexpError, match="also in another run"):
+        compare_runs([runs["a"][0], runs["a"][0]], [runs["b"][0], runs["b"][1]])
+    from hiexp.cli import app
+
+    shown = CliRunner().invoke(app, ["compare", ",".join(map(str, runs["a"])), ",".join(map(str, runs["b"]))])
+    assert shown.exit_code == 0 and "| pooled | 100 | em |" in shown.output

@@ -1,4 +1,5 @@
-"""``hiexp compare RUN_A RUN_B``: per-dataset deltas (B - A) with paired bootstrap intervals."""
+"""``hiexp compare RUN_A RUN_B``: per-dataset deltas (B - A) with paired bootstrap intervals; each side may
+be several runs, comma-separated (one per dataset), with a row pooled over their questions."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command("compare")
     def compare(
-        run_a: Path = typer.Argument(..., help="Baseline run directory (the --out of `hiexp eval`), e.g. without HEK."),
-        run_b: Path = typer.Argument(..., help="Run to compare against the baseline, e.g. with --hek."),
+        run_a: str = typer.Argument(..., help="Baseline run directory (the --out of `hiexp eval`), e.g. without HEK; "
+                                              "several, comma-separated, for one arm run per dataset."),
+        run_b: str = typer.Argument(..., help="Run(s) to compare against the baseline, e.g. with --hek, in the "
+                                              "same order."),
         json_output: bool = typer.Option(False, "--json", help="Print the comparison as JSON instead of a table."),
         resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples (100-100000)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
@@ -29,7 +32,8 @@ def register(app: typer.Typer) -> None:
             raise HiexpError(f"--confidence must be in [0.5, 1), got {confidence}")
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
-            result = compare_runs(run_a, run_b, resamples=resamples, seed=seed, confidence=confidence)
+            result = compare_runs([Path(r) for r in run_a.split(",") if r], [Path(r) for r in run_b.split(",") if r],
+                                  resamples=resamples, seed=seed, confidence=confidence)
         if json_output:
             typer.echo(json.dumps(result.to_dict(), indent=2))
             return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,9 +197,27 @@ def manifest_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return diffs
 
 
+POOLED = "pooled"
+
+
+def _runs(run: str | Path | Sequence[str | Path]) -> list[Path]:
+    return [Path(r) for r in run] if isinstance(run, (list, tuple)) else [Path(run)]
+
+
+def _merged_scores(runs: list[Path]) -> dict[str, dict[str, dict[str, float]]]:
+    """The scores of several runs of one arm (say one per dataset), a dataset in one run only."""
+    merged: dict[str, dict[str, dict[str, float]]] = {}
+    for run in runs:
+        for dataset, questions in load_scores(run).items():
+            if dataset in merged:
+                raise HiexpError(f"{run}: dataset {dataset!r} is also in another run of the same arm")
+            merged[dataset] = questions
+    return merged
+
+
 def compare_runs(
-    run_a: str | Path,
-    run_b: str | Path,
+    run_a: str | Path | Sequence[str | Path],
+    run_b: str | Path | Sequence[str | Path],
     resamples: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
@@ -206,19 +225,27 @@ def compare_runs(
     """Per-dataset deltas (B - A) of EM, CEM, F1, searches and tokens per question with paired intervals.
 
     On a math dataset the score is one accuracy (``accuracy``, shown as Pass@1 or Avg@k: samples of a
-    question are averaged before the questions are paired) and tokens.
+    question are averaged before the questions are paired) and tokens. Each arm may be several runs (one
+    per dataset, given in the same order for A and B); with two or more QA datasets a ``pooled`` row pairs
+    every shared question of all of them.
 
     Only questions present in both runs count. Refuses (``HiexpError``) when the runs share no question;
     warns when their manifests differ in anything but the HEK.
     """
     if not 100 <= resamples <= 100_000:
         raise HiexpError(f"--resamples must be between 100 and 100000, got {resamples}")
-    pa, pb = load_scores(run_a), load_scores(run_b)
+    runs_a, runs_b = _runs(run_a), _runs(run_b)
+    if len(runs_a) != len(runs_b):
+        raise HiexpError(f"give as many runs for B as for A ({len(runs_b)} vs {len(runs_a)})")
+    pa, pb = _merged_scores(runs_a), _merged_scores(runs_b)
     notes = []
-    diffs = manifest_differences(_load_manifest(run_a), _load_manifest(run_b))
-    if diffs:
-        notes.append("the runs differ in more than the HEK: " + "; ".join(diffs))
+    for a, b in zip(runs_a, runs_b, strict=True):
+        diffs = manifest_differences(_load_manifest(a), _load_manifest(b))
+        if diffs:
+            notes.append(f"{b} differs from {a} in more than the HEK: " + "; ".join(diffs)
+                         if len(runs_a) > 1 else "the runs differ in more than the HEK: " + "; ".join(diffs))
     datasets: dict[str, DatasetComparison] = {}
+    pooled: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {m: ([], []) for m in METRICS}
     for dataset in sorted(set(pa) | set(pb)):
         qa, qb = pa.get(dataset, {}), pb.get(dataset, {})
         shared = sorted(set(qa) & set(qb))
@@ -245,7 +272,20 @@ def compare_runs(
                 continue
             mean, low, high = paired_bootstrap(va, vb, resamples, seed + offset, confidence)
             comparison.deltas[metric] = Delta(metric, float(va.mean()), float(vb.mean()), mean, low, high)
+            if not is_math:
+                pooled[metric][0].append(va)
+                pooled[metric][1].append(vb)
         datasets[dataset] = comparison
+    qa_sets = [name for name, dc in datasets.items() if dc.task == "qa"]
+    if len(qa_sets) >= 2:  # every shared question of every QA dataset, paired as one sample
+        total = sum(datasets[name].n for name in qa_sets)
+        together = DatasetComparison(POOLED, total, 0, 0)
+        for offset, metric in enumerate(METRICS):
+            va, vb = (np.concatenate(parts) for parts in pooled[metric]) if pooled[metric][0] else ([], [])
+            if len(va):
+                mean, low, high = paired_bootstrap(va, vb, resamples, seed + offset, confidence)
+                together.deltas[metric] = Delta(metric, float(va.mean()), float(vb.mean()), mean, low, high)
+        datasets[POOLED] = together
     if not datasets:
         raise HiexpError(
             f"{run_a} and {run_b} share no questions: compare two runs of `hiexp eval` on the same data "
@@ -253,7 +293,8 @@ def compare_runs(
         )
     for note in notes:
         warnings.warn(note, stacklevel=2)
-    return Comparison(str(run_a), str(run_b), datasets, resamples, seed, confidence, notes)
+    return Comparison(",".join(map(str, runs_a)), ",".join(map(str, runs_b)), datasets, resamples, seed, confidence,
+                      notes)
 
 
 def _fmt(metric: str, value: float, signed: bool = False) -> str:
