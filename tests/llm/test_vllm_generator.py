@@ -1,6 +1,6 @@
-"""The vLLM rollout backend's contract, against a stand-in for TRL's ``VLLMClient`` (vLLM itself needs a
-GPU): the tiny model samples, and the stand-in answers in the client's shapes (``completion_ids``, and
-``logprobs`` as sequences x positions x ranks)."""
+"""The vLLM rollout backend in training: the rollout on TRL's real ``VLLMClient`` talking to the HTTP double
+of ``trl vllm-serve`` (``tests/llm/test_vllm_server_double.py``; vLLM itself needs a GPU), the logprob reader,
+and the trainer arguments."""
 
 from __future__ import annotations
 
@@ -9,27 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from hiexp.contracts.generation import SamplingParams
-from hiexp.errors import HiexpError
 from hiexp.llm.vllm import VLLMGenerator
-
-
-class StandInClient:
-    """Answers ``VLLMClient.generate`` with the tiny model (one completion per prompt)."""
-
-    def __init__(self, generator):
-        self.generator = generator
-        self.requests: list[dict] = []
-
-    def generate(self, prompts, n=1, temperature=1.0, top_p=1.0, max_tokens=16, logprobs=0, generation_kwargs=None,
-                 **_):
-        kwargs = generation_kwargs or {}
-        self.requests.append({"prompts": prompts, "n": n, "max_tokens": max_tokens, **kwargs})
-        params = SamplingParams(max_new_tokens=max_tokens, temperature=temperature, top_p=top_p,
-                                stop=list(kwargs.get("stop") or []), seed=kwargs.get("seed"))
-        out = self.generator.generate([list(p) for p in prompts], params)
-        return {"prompt_ids": [list(p) for p in prompts], "completion_ids": [g.token_ids for g in out],
-                "logprobs": [[[lp] for lp in g.logprobs] for g in out]}
 
 
 @pytest.fixture(scope="module")
@@ -37,27 +17,6 @@ def tiny():
     from hiexp.llm import load_generator
 
     return load_generator("tiny-random", device="cpu")
-
-
-def test_one_request_per_turn_carries_every_prompt_ids_in_ids_and_logprobs_out(tiny):
-    client = StandInClient(tiny)
-    vllm = VLLMGenerator(client, tiny.tokenizer, model_id="tiny (vllm server)")
-    prompt = tiny.tokenizer.encode("Question: who wrote it?", add_special_tokens=False)
-    params = SamplingParams(max_new_tokens=12, temperature=1.0, stop=["</search>"], seed=3)
-    out = vllm.generate([prompt, prompt, prompt[:-1]], params, seeds=[11, 12, 13])
-    assert len(out) == 3 and len(client.requests) == 1 and len(client.requests[0]["prompts"]) == 3
-    request = client.requests[0]
-    assert request["include_stop_str_in_output"] and request["stop"] == ["</search>"]
-    assert "seed" not in request  # one seed would be every prompt's: two episodes would sample alike
-    for generation in out:
-        assert generation.token_ids and len(generation.logprobs) == len(generation.token_ids)
-        assert all(lp <= 0 and not math.isnan(lp) for lp in generation.logprobs)
-        assert generation.finish_reason in ("stop", "length")
-        eos = tiny.tokenizer.eos_token_id
-        ids = generation.token_ids[:-1] if generation.token_ids[-1] == eos else generation.token_ids
-        assert generation.text == tiny.tokenizer.decode(ids, skip_special_tokens=False)
-    with pytest.raises(HiexpError, match="token ids"):
-        vllm.generate(["text"], params)
 
 
 def test_the_sampled_tokens_logprob_is_found_by_its_id_not_its_rank():
@@ -68,21 +27,26 @@ def test_the_sampled_tokens_logprob_is_found_by_its_id_not_its_rank():
     assert all(math.isnan(v) for v in sampled_logprobs([5], None))
 
 
-def test_the_agent_runs_on_it_and_the_rollout_hands_trl_the_sampler_logprobs(tiny):
+def test_the_agent_runs_on_it_and_the_rollout_hands_trl_the_sampler_logprobs(tiny, monkeypatch):
+    import trl.generation.vllm_client as vllm_client
+
     from hiexp.agent import AgentConfig, SearchAgent
     from hiexp.contracts.example import Example
     from hiexp.train.rollout import AgentRollout
+    from tests.llm.test_vllm_server_double import VLLMServeDouble
 
-    client = StandInClient(tiny)
+    monkeypatch.setattr(vllm_client, "is_vllm_available", lambda *a, **k: True)  # the client needs only HTTP
     agent = SearchAgent(tiny, None, AgentConfig(format="math", max_new_tokens=8, max_tokens=32, temperature=1.0))
     examples = [Example("m1", "Add 3 and 4.", ["7"], {"task": "math"})]
     rollout = AgentRollout(agent, {"Add 3 and 4.": examples[0]}, reward="em")
-    trainer = SimpleNamespace(use_vllm=True, vllm_generation=SimpleNamespace(mode="server", vllm_client=client),
-                              model=SimpleNamespace(config=SimpleNamespace(_name_or_path="tiny")),
-                              processing_class=tiny.tokenizer, state=SimpleNamespace(global_step=0),
-                              accelerator=SimpleNamespace(process_index=0))
-    out = rollout(["Add 3 and 4.", "Add 3 and 4."], trainer)
-    assert isinstance(agent.generator, VLLMGenerator) and client.requests  # vLLM sampled the episodes
+    with VLLMServeDouble(tiny) as server:
+        client = vllm_client.VLLMClient(base_url=server.url, connection_timeout=5)
+        trainer = SimpleNamespace(use_vllm=True, vllm_generation=SimpleNamespace(mode="server", vllm_client=client),
+                                  model=SimpleNamespace(config=SimpleNamespace(_name_or_path="tiny")),
+                                  processing_class=tiny.tokenizer, state=SimpleNamespace(global_step=0),
+                                  accelerator=SimpleNamespace(process_index=0))
+        out = rollout(["Add 3 and 4.", "Add 3 and 4."], trainer)
+    assert isinstance(agent.generator, VLLMGenerator) and server.requests  # vLLM sampled the episodes
     assert len(out["logprobs"]) == 2
     for ids, mask, logprobs in zip(out["completion_ids"], out["env_mask"], out["logprobs"], strict=True):
         assert len(logprobs) == len(ids) == len(mask)

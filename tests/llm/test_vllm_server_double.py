@@ -109,11 +109,21 @@ def test_one_turn_is_one_request_through_trls_client_with_the_sampled_tokens_log
         prompts = [tiny.tokenizer.encode(f"Question {i}: who wrote it?", add_special_tokens=False) for i in range(5)]
         out = vllm.generate(prompts, SamplingParams(max_new_tokens=8, temperature=1.0, stop=["</search>"]))
     assert len(server.requests) == 1 and server.requests[0]["prompt"] == prompts  # batched, ids as sent
-    assert server.requests[0]["include_stop_str_in_output"] and "seed" not in server.requests[0]
+    request = server.requests[0]
+    assert request["include_stop_str_in_output"] and request["stop"] == ["</search>"]
+    assert "seed" not in request  # one seed would be every prompt's: two episodes would sample alike
     assert len(out) == 5
+    eos = tiny.tokenizer.eos_token_id
     for generation in out:
-        assert len(generation.logprobs) == len(generation.token_ids)
+        assert generation.token_ids and len(generation.logprobs) == len(generation.token_ids)
         assert all(lp < 0 and not math.isnan(lp) for lp in generation.logprobs)  # not the likelier 0.0
+        assert generation.finish_reason in ("stop", "length")
+        ids = generation.token_ids[:-1] if generation.token_ids[-1] == eos else generation.token_ids
+        assert generation.text == tiny.tokenizer.decode(ids, skip_special_tokens=False)
+    from hiexp.errors import HiexpError
+
+    with pytest.raises(HiexpError, match="token ids"):
+        vllm.generate(["text"], SamplingParams())
 
 
 def generation_of_a_rank(url: str, main: bool, client=None) -> SimpleNamespace:
