@@ -306,6 +306,14 @@ def test_an_output_never_lands_on_or_inside_an_input(tmp_path, relation):
     assert sorted(p.name for p in folder.rglob("*")) == ["data.jsonl"]  # no lock file left
 
 
+def test_an_input_that_is_not_on_disk_is_no_place_to_refuse(tmp_path, monkeypatch):
+    """A shipped HEK's name, a dataset name or a URL names nothing here that an output could overwrite."""
+    from hiexp.io import check_output_place
+
+    monkeypatch.chdir(tmp_path)
+    assert check_output_place(Path("demo") / "site", ["demo", "hotpotqa", "http://host:8000/retrieve"])
+
+
 def test_a_refused_usefulness_run_leaves_the_hek_byte_identical(hek_and_runs, tmp_path):
     hek, data, corpus, traj = hek_and_runs
     empty = tmp_path / "empty.jsonl"

@@ -236,7 +236,8 @@ def check_output_place(target: str | Path, inputs: Iterable[str | Path] = (), al
     """Refuse an output that lands on or inside what the command reads (``inputs``), or inside a HEK: a HEK
     changes only whole (``hiexp build`` / ``update``), so a file dropped into it, or a HEK's own file
     replaced, would leave it unreadable or carrying files its manifest does not know. ``allow_in_hek`` names
-    the files a command may keep inside a HEK it reads (``usefulness.json``). Every writer's checks and its
+    the files a command may keep inside a HEK it reads (``usefulness.json``). An input that is not on disk (a
+    dataset or shipped HEK name, a URL) cannot be written over and is passed by. Every writer's checks and its
     lock (``exclusive_output``) start here, so one rule holds for every command."""
     target = Path(target)
     absolute = target.absolute()
@@ -246,6 +247,8 @@ def check_output_place(target: str | Path, inputs: Iterable[str | Path] = (), al
                          "so choose an output outside it")
     for source in inputs:
         source_path = Path(source).absolute()
+        if not source_path.exists():
+            continue
         if absolute == source_path or source_path in absolute.parents:
             where = "is" if absolute == source_path else "lies inside"
             raise HiexpError(f"{target}: {where} the input {source}; choose an output outside what the command reads")
@@ -253,11 +256,13 @@ def check_output_place(target: str | Path, inputs: Iterable[str | Path] = (), al
 
 
 def check_output_dir(target: str | Path, is_own: Callable[[Path], bool] | None = None, overwrite: bool = False,
-                     what: str = "output directory", overwrite_option: str | None = "--overwrite") -> Path:
+                     what: str = "output directory", overwrite_option: str | None = "--overwrite",
+                     inputs: Iterable[str | Path] = ()) -> Path:
     """Refuse to replace what a command did not create: a file, or a non-empty directory that ``is_own``
-    does not recognise as one of its own kind (unless ``overwrite``). Call it before the slow part;
-    ``overwrite_option`` is the command's option that lifts the rule (None: it has none)."""
-    target = check_output_place(target)
+    does not recognise as one of its own kind (unless ``overwrite``), or a place ``check_output_place``
+    refuses (inside a HEK or one of ``inputs``). Call it before the slow part; ``overwrite_option`` is the
+    command's option that lifts the rule (None: it has none)."""
+    target = check_output_place(target, inputs)
     if not target.exists():
         return target
     if not target.is_dir():

@@ -41,10 +41,10 @@ def browse_command(
     data = BrowseData(hek_dir, run_dirs, trajectories=list(trajectories or []), threshold=threshold)
     if static is not None:
         from hiexp.browse.pages import is_static_site, write_static
-        from hiexp.io import check_output_dir, check_output_place
+        from hiexp.io import check_output_dir
 
-        check_output_place(static, inputs=[hek_dir, *run_dirs, *(trajectories or [])])  # before any work
-        check_output_dir(static, is_static_site, overwrite, what="copy of the browser pages")
+        check_output_dir(static, is_static_site, overwrite, what="copy of the browser pages",
+                         inputs=[hek_dir, *run_dirs, *(trajectories or [])])  # before any work
         index = write_static(data, static, overwrite=overwrite)
         typer.echo(f"wrote the pages of HEK {data.hek.version}: open {index}")
         return

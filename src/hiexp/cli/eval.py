@@ -62,11 +62,9 @@ def register(app: typer.Typer) -> None:
         from hiexp.cli.agent import make_config, task_format, turn_budget
         from hiexp.components import make_experience_hook, make_generator, make_retriever
         from hiexp.errors import HiexpError
-        from hiexp.eval.evaluate import METHODS, render_table, run_eval
+        from hiexp.eval.evaluate import METHODS, check_run_output, render_table, run_eval
 
         console = Console()  # results go to stdout; progress bars to stderr
-        from hiexp.eval.evaluate import check_run_output
-
         check_run_output(out, inputs=[p for p in (hek, index, usefulness_file, *data.split(",")) if p])
         if method not in METHODS:
             raise HiexpError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")

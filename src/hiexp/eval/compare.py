@@ -281,10 +281,12 @@ def compare_runs(
         total = sum(datasets[name].n for name in qa_sets)
         together = DatasetComparison(POOLED, total, 0, 0)
         for offset, metric in enumerate(METRICS):
-            va, vb = (np.concatenate(parts) for parts in pooled[metric]) if pooled[metric][0] else ([], [])
-            if len(va):
-                mean, low, high = paired_bootstrap(va, vb, resamples, seed + offset, confidence)
-                together.deltas[metric] = Delta(metric, float(va.mean()), float(vb.mean()), mean, low, high)
+            parts_a, parts_b = pooled[metric]
+            if not parts_a:
+                continue
+            va, vb = np.concatenate(parts_a), np.concatenate(parts_b)
+            mean, low, high = paired_bootstrap(va, vb, resamples, seed + offset, confidence)
+            together.deltas[metric] = Delta(metric, float(va.mean()), float(vb.mean()), mean, low, high)
         datasets[POOLED] = together
     if not datasets:
         raise HiexpError(

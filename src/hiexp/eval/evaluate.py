@@ -26,7 +26,6 @@ from hiexp.io import (
     atomic_write_jsonl,
     atomic_write_text,
     check_output_dir,
-    check_output_place,
     exclusive_output,
     public_url,
     read_json,
@@ -127,8 +126,8 @@ def is_run_dir(directory: Path) -> bool:
 def check_run_output(out_dir: str | Path, inputs: list[str | Path] = ()) -> Path:
     """A run directory may be new, empty or an earlier run: never somebody else's folder, an input or a
     place inside a HEK (checked before any model loads)."""
-    check_output_place(out_dir, [p for p in inputs if Path(p).exists()])
-    return check_output_dir(out_dir, is_run_dir, what="hiexp eval run directory", overwrite_option=None)
+    return check_output_dir(out_dir, is_run_dir, what="hiexp eval run directory", overwrite_option=None,
+                            inputs=inputs)
 
 
 def _check_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:

@@ -132,8 +132,9 @@ class Usefulness:
             error = exc.errors()[0]
             field_name = ".".join(str(part) for part in error["loc"])
             raise HiexpError(f"{where}: {field_name}: {error['msg']} (rebuild it with hiexp usefulness)") from None
-        return cls(entries=dict(table.entries), reward_key=table.reward_key, episodes=table.episodes, questions=table.questions,
-                   sources=[s.model_dump() for s in table.sources], hek_version=table.hek_version)
+        return cls(entries=dict(table.entries), reward_key=table.reward_key, episodes=table.episodes,
+                   questions=table.questions, sources=[s.model_dump() for s in table.sources],
+                   hek_version=table.hek_version)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
