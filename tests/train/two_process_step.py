@@ -30,7 +30,7 @@ def main() -> None:
 
     from hiexp.llm.hf import TransformersGenerator
     from hiexp.train.config import make_config
-    from hiexp.train.runner import TrainComponents, build_trainer
+    from hiexp.train.runner import TrainComponents, build_trainer, end_distributed
 
     state = PartialState()
     tokenizer = build_tiny_tokenizer()
@@ -51,6 +51,7 @@ def main() -> None:
               "accumulation": trainer.args.gradient_accumulation_steps, "calls": agent.calls,
               "questions": questions, "step": int(trainer.state.global_step)}
     (out / f"rank{state.process_index}.json").write_text(json.dumps(record))
+    end_distributed()
 
 
 if __name__ == "__main__":

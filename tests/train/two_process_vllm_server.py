@@ -37,7 +37,7 @@ def main() -> None:
     from hiexp.agent import AgentConfig, SearchAgent
     from hiexp.llm.hf import TransformersGenerator
     from hiexp.train.config import make_config
-    from hiexp.train.runner import TrainComponents, build_trainer
+    from hiexp.train.runner import TrainComponents, build_trainer, end_distributed
 
     state = PartialState()
     tokenizer = build_tiny_tokenizer()
@@ -56,6 +56,7 @@ def main() -> None:
     record = {"rank": state.process_index, "world": state.num_processes, "step": int(trainer.state.global_step),
               "sampler": type(agent.generator).__name__}
     (out / f"rank{state.process_index}.json").write_text(json.dumps(record))
+    end_distributed()
 
 
 if __name__ == "__main__":

@@ -343,6 +343,16 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None,
     return trainer
 
 
+def end_distributed() -> None:
+    """Leave the process group once every rank is done: a gloo group still alive at interpreter exit can abort
+    a rank ("terminate called without an active exception") after the work succeeded."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def run_training(
     config: TrainConfig,
     resume: str | bool = True,
@@ -399,4 +409,5 @@ def run_training(
         trainer._save_checkpoint(trainer.model, trial=None)  # TRL's full checkpoint (optimizer, RNG, data position)
         trainer.callback_handler.on_save(trainer.args, trainer.state, trainer.control)  # and its HEK stamp
     trainer.hiexp_summary = summary
+    end_distributed()
     return summary
