@@ -8,18 +8,26 @@ import sys
 import warnings
 from pathlib import Path
 
+import pytest
+
 from hiexp.experience.hek import HEK
 from hiexp.experience.retrieve import load_experience_hook
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def test_seed_hek_writes_a_loadable_three_level_hek(tmp_path):
-    out = tmp_path / "seed-hek"
+@pytest.fixture(scope="module")
+def seed_hek(tmp_path_factory):
+    """The hand-written HEK of ``seed_hek.py``, written once for every test of this module that reads it."""
+    out = tmp_path_factory.mktemp("examples") / "seed-hek"
     done = subprocess.run([sys.executable, str(EXAMPLES / "seed_hek.py"), str(out)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+    return out
 
+
+def test_seed_hek_writes_a_loadable_three_level_hek(seed_hek):
+    out = seed_hek
     hek = HEK.load(out)
     assert hek.counts() == {"E1": 8, "E2": 2, "E3": 1}
     ids = {e.id for e in hek.entries}
@@ -35,10 +43,8 @@ def test_seed_hek_writes_a_loadable_three_level_hek(tmp_path):
     assert hook.version == hek.version
 
 
-def test_compare_on_test_evaluates_every_arm_on_the_same_growing_prefix(tmp_path):
-    hek = tmp_path / "seed-hek"
-    subprocess.run([sys.executable, str(EXAMPLES / "seed_hek.py"), str(hek)], check=True, capture_output=True,
-                   timeout=300)
+def test_compare_on_test_evaluates_every_arm_on_the_same_growing_prefix(tmp_path, seed_hek):
+    hek = seed_hek
     out = tmp_path / "cmp"
     command = [sys.executable, str(EXAMPLES / "compare_on_test.py"), "--out", str(out), "--n", "3", "--step", "2",
                "--arms", "closed-book,rag,agent,hek", "--hek", str(hek), "--model", "tiny-random"]
@@ -72,10 +78,8 @@ def test_compare_on_a_dev_set_leaves_out_the_questions_the_hek_came_from(tmp_pat
     assert len(ids) == 11 and not ids & sources
 
 
-def test_compare_on_a_math_set_scores_pass_at_1_and_takes_a_second_hek(tmp_path):
-    hek = tmp_path / "seed-hek"
-    subprocess.run([sys.executable, str(EXAMPLES / "seed_hek.py"), str(hek)], check=True, capture_output=True,
-                   timeout=300)
+def test_compare_on_a_math_set_scores_pass_at_1_and_takes_a_second_hek(tmp_path, seed_hek):
+    hek = seed_hek
     out = tmp_path / "math"
     command = [sys.executable, str(EXAMPLES / "compare_on_test.py"), "--out", str(out), "--data", "gsm8k-demo",
                "--n", "2", "--arms", "agent,hek,other-hek", "--hek", str(hek), "--other-hek", "demo",
