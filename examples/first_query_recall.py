@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=3, help="passages per search (the agent's top_k)")
     args = parser.parse_args()
 
-    from hiexp.agent.loop import anchored_query
+    from hiexp.agent.rules import anchored_query
     from hiexp.components import make_retriever
     from hiexp.experience.contrast import has_words
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hiexp.agent import AgentConfig, SearchAgent
-from hiexp.agent.loop import anchored_query, episode_seed, names_an_option, offered_options, repeats_question
+from hiexp.agent.loop import episode_seed
 from hiexp.contracts.example import Example
 from hiexp.contracts.passage import Passage
 from hiexp.scoring.metrics import score_answer
@@ -239,27 +239,6 @@ def run_choice(replies, fmt="search_r1", **config):
     return SearchAgent(gen, KeywordRetriever(), AgentConfig(format=fmt, **config)).run([CHOICE])[0]
 
 
-@pytest.mark.parametrize("question, options", [
-    ("Who was born first, Lecrae Moore or Gawvi?", ("Lecrae Moore", "Gawvi")),
-    ("Which film came out first, What Will You Do When You Catch Me? or School On Fire?",
-     ("What Will You Do When You Catch Me", "School On Fire")),
-    ("Which aired first, The Clash of Triton or To SquarePants or Not to SquarePants?",
-     ("The Clash of Triton", "To SquarePants or Not to SquarePants")),
-    ("Where was the director of Jaws born?", None),
-    ("Are Tom and Jerry both cats or mice?", None),
-])
-def test_offered_options(question, options):
-    assert offered_options(question) == options
-
-
-def test_names_an_option_matches_whole_words_after_normalisation():
-    assert names_an_option("Berlioz", ("Hector Berlioz", "Donizetti"))
-    assert names_an_option("the film Gang Bullets.", ("Solange", "Gang Bullets"))
-    assert not names_an_option("Yes", ("Yesterday", "Today"))
-    assert not names_an_option("Steven Spielberg", ("Jaws", "Duel"))
-    assert not names_an_option(None, ("Jaws", "Duel"))
-
-
 def test_an_answer_naming_neither_option_is_sent_back_once():
     t = run_choice(["<search>Jaws director</search>", "<answer>Steven Spielberg</answer>", "<answer>Jaws</answer>"])
     assert t.answer == "Jaws" and t.finish == "answer"
@@ -304,21 +283,6 @@ def run_echo(replies, fmt="search_r1", example=ECHO, **config):
     config.setdefault("search_before_answer", False)
     gen = ScriptedGenerator(list(replies))
     return SearchAgent(gen, KeywordRetriever(), AgentConfig(format=fmt, **config)).run([example])[0]
-
-
-@pytest.mark.parametrize("answer, question, echoed", [
-    ("Jack", "What is the first name of Jack Benny Binion's father?", True),
-    ("Binion's father", "What is the first name of Jack Benny Binion's father?", True),
-    ("the Dog behaviorist.", "Daddy was integral to the work of what Mexican-American dog behaviorist?", True),
-    ("Lester", "What is the first name of Jack Benny Binion's father?", False),
-    ("Jack Lester", "What is the first name of Jack Benny Binion's father?", False),
-    ("Yes", "Is Jaws a film?", False),
-    ("Jaws", "Was Jaws or Duel made first?", False),  # a choice inside the question
-    ("the", "What is the name?", False),
-    (None, "What is the name?", False),
-])
-def test_repeats_question(answer, question, echoed):
-    assert repeats_question(answer, question) is echoed
 
 
 def test_an_answer_repeating_the_question_is_sent_back_once():
@@ -400,16 +364,6 @@ def test_the_first_search_can_be_the_question_itself():
     assert gen.prompts[0].endswith(f"<search>{question}</search>" + t.turns[2].text)
     ids, mask = t.completion_ids_and_mask()
     assert t.metadata["corrections"] == []  # the opening search counts: the answer is taken at once
-
-
-def test_anchored_query_adds_the_question_words_the_query_left_out():
-    question = 'Which Canadian rock band released a song called "Counterparts" and had a drummer in the Hall of Fame?'
-    assert (anchored_query("Canadian rock band drummer Hall of Fame", question)
-            == "Canadian rock band drummer Hall of Fame released song called Counterparts")
-    assert anchored_query("  Jaws director ", "Who directed Jaws?") == "Jaws director directed"
-    assert anchored_query(question, question) == question  # a verbatim query is left as it is
-    assert anchored_query("Jaws", "Is it Jaws?") == "Jaws"
-    assert anchored_query("St. John's", "Who founded St. John's College, Jaws' home?") == "St. John's founded College Jaws home"
 
 
 def test_the_anchor_can_be_turned_off(examples, retriever):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -20,13 +19,14 @@ from typing import Any
 
 from hiexp.agent.config import AgentConfig
 from hiexp.agent.formats import Action, AgentFormat, Span, make_format
+from hiexp.agent.rules import AnswerCase, AnswerRule, anchored_query, rule_to_apply
 from hiexp.contracts.example import Example
 from hiexp.contracts.experience import ExperienceHook, Injection
 from hiexp.contracts.generation import Generation, Generator, SamplingParams
 from hiexp.contracts.passage import Passage, Retriever, render_passages
 from hiexp.contracts.trajectory import Trajectory, Turn
 from hiexp.io import stable_hash
-from hiexp.scoring import extract_answer, normalize_answer, score_answer
+from hiexp.scoring import extract_answer, score_answer
 from hiexp.scoring.kinds import offered_options
 from hiexp.search.abridge import abridge, search_terms
 
@@ -56,9 +56,7 @@ class _Episode:
     policy_turns: int = 0
     invalid: int = 0
     over_budget: int = 0
-    asked_to_search: bool = False
-    asked_for_option: bool = False
-    asked_beyond_question: bool = False
+    fired_rules: set[str] = field(default_factory=set)  # the answer rules that already sent an answer back
     forcing: str | None = None  # the finish reason an episode would have had, while it gives its forced answer
     answer: str | None = None  # what the format parsed from the answering turn
     done: bool = False
@@ -267,11 +265,21 @@ class SearchAgent:
 
     def _take(self, episode: _Episode, gen: Generation, budget: int) -> Action | None:
         """Record the policy turn and decide what it asked for; None when the episode ended."""
-        cfg = self.config
         if gen.finish_reason == "error":  # the backend got no answer (its tries all failed): a failed episode
             episode.traj.metadata["error"] = gen.error or "the generator gave no answer"
             self._end(episode, "error")
             return None
+        text, finish_reason = self._record_turn(episode, gen, budget)
+        if episode.forcing is not None:  # the last turn: it can only complete the answer it was given
+            self._complete_forced_answer(episode, text, finish_reason, gen.stop)
+            return None
+        action = self.format.parse(text, finish_reason, gen.stop)
+        if action.kind == "answer":
+            return self._take_answer(episode, action)
+        return self._check_action(episode, action)
+
+    def _record_turn(self, episode: _Episode, gen: Generation, budget: int) -> tuple[str, str]:
+        """Append the generation, cut to this episode's own budget, as a policy turn; its text and finish."""
         ids = list(gen.token_ids)
         logprobs = list(gen.logprobs) if gen.logprobs is not None else None
         finish_reason = gen.finish_reason
@@ -292,39 +300,34 @@ class SearchAgent:
         episode.completion_tokens += n
         episode.traj.num_tokens += n
         episode.policy_turns += 1
+        return text, finish_reason
 
-        if episode.forcing is not None:  # the last turn: it can only complete the answer it was given
-            action = self.format.parse(self.format.answer_start + text, finish_reason, gen.stop)
-            if action.kind == "answer":
-                episode.traj.metadata["forced_answer"] = True
-                episode.answer = action.answer
-                self._end(episode, "answer")
-            else:
-                self._end(episode, episode.forcing)
-            return None
-        action = self.format.parse(text, finish_reason, gen.stop)
+    def _complete_forced_answer(self, episode: _Episode, text: str, finish_reason: str, stop: str | None) -> None:
+        """End an episode that was given the answer opening: with its answer if the turn completed one."""
+        action = self.format.parse(self.format.answer_start + text, finish_reason, stop)
         if action.kind == "answer":
-            if (cfg.search_before_answer and self.retriever is not None and episode.traj.num_searches == 0
-                    and not episode.asked_to_search and episode.completion_tokens < cfg.max_tokens):
-                episode.asked_to_search = True
-                self._note(episode, "answer_without_search", None)
-                return Action("malformed", error="answer_without_search")
-            options = offered_options(episode.example.question)
-            if (cfg.answer_from_options and self.format.checks_options and options is not None
-                    and not episode.asked_for_option and not names_an_option(action.answer, options)
-                    and episode.completion_tokens < cfg.max_tokens):
-                episode.asked_for_option = True
-                self._note(episode, "not_an_option", action.answer)
-                return Action("malformed", query=action.answer, error="not_an_option")
-            if (cfg.answer_beyond_question and self.format.searches and self.retriever is not None
-                    and not episode.asked_beyond_question and repeats_question(action.answer, episode.example.question)
-                    and episode.completion_tokens < cfg.max_tokens):
-                episode.asked_beyond_question = True
-                self._note(episode, "echoed_question", action.answer)
-                return Action("malformed", query=action.answer, error="echoed_question")
+            episode.traj.metadata["forced_answer"] = True
+            episode.answer = action.answer
+            self._end(episode, "answer")
+        else:
+            self._end(episode, episode.forcing)
+
+    def _take_answer(self, episode: _Episode, action: Action) -> Action | None:
+        """End the episode with its answer, unless an answer rule sends the answer back once."""
+        rule = self._answer_rule(episode, action.answer) if episode.completion_tokens < self.config.max_tokens else None
+        if rule is None:
             episode.answer = action.answer
             self._end(episode, "answer")
             return None
+        episode.fired_rules.add(rule.error)
+        quoted = action.answer if rule.quotes_answer else None
+        self._note(episode, rule.error, quoted)
+        return Action("malformed", query=quoted, error=rule.error)
+
+    def _check_action(self, episode: _Episode, action: Action) -> Action | None:
+        """A search or malformed turn against the budgets: the action to carry out, or None if the episode
+        ended (or was given its forced answer turn)."""
+        cfg = self.config
         if episode.completion_tokens >= cfg.max_tokens:
             self._end(episode, "max_tokens")
             return None
@@ -348,6 +351,15 @@ class SearchAgent:
             self._give_up(episode, "max_turns")
             return None
         return action
+
+    def _answer_rule(self, episode: _Episode, answer: str | None) -> AnswerRule | None:
+        """The answer rule that sends this answer back, if any (see ``hiexp.agent.rules``)."""
+        case = AnswerCase(
+            question=episode.example.question, answer=answer, searches=episode.traj.num_searches,
+            has_retriever=self.retriever is not None, format_searches=bool(self.format.searches),
+            format_checks_options=bool(self.format.checks_options),
+        )
+        return rule_to_apply(self.config, case, episode.fired_rules)
 
     def _give_up(self, episode: _Episode, finish: str) -> None:
         """End an episode that ran out of searches or retries, or first (``force_answer``) give it one turn
@@ -516,45 +528,6 @@ def _with_e1(start: Injection, e1: Injection) -> Injection:
 def _query_key(query: str | None) -> str:
     """A query as compared for repeats: lower case, runs of white space folded."""
     return " ".join((query or "").lower().split())
-
-
-_WORD = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*")
-# words that carry no topic: the question's own wording, not what it is about
-_FUNCTION_WORDS = frozenset("""a an and are as at be been by did do does for from had has have he her his how
-in is it its of on or she that the their they this to was were what when where which who whom whose why
-with""".split())
-
-
-def anchored_query(query: str, question: str) -> str:
-    """``query`` followed by the question's words it left out (function words aside), in question order."""
-    have = {w.lower() for w in _WORD.findall(query)}
-    missing: list[str] = []
-    for word in _WORD.findall(question):
-        key = word.lower()
-        if key not in have and key not in _FUNCTION_WORDS:
-            have.add(key)
-            missing.append(word)
-    return " ".join([query.strip(), *missing]) if missing else query
-
-
-def repeats_question(answer: str | None, question: str) -> bool:
-    """Whether an answer is made only of the question's own words (function words aside), for a question that
-    offers no choice: one with "or" in it may name its answer, and yes / no is always an answer of its own."""
-    said = normalize_answer(answer or "").split()
-    if not said or " ".join(said) in ("yes", "no") or re.search(r"\bor\b", question, re.IGNORECASE):
-        return False
-    content = {word for word in said if word not in _FUNCTION_WORDS}
-    return bool(content) and content <= set(normalize_answer(question).split())
-
-
-def names_an_option(answer: str | None, options: tuple[str, str]) -> bool:
-    """Whether the answer names one of the choices, after answer normalisation: either holds the other's
-    words in order ("Berlioz" names "Hector Berlioz", "the film Gang Bullets" names "Gang Bullets")."""
-    said = f" {normalize_answer(answer)} "
-    if not said.strip():
-        return False
-    choices = (f" {normalize_answer(option)} " for option in options)
-    return any(choice.strip() and (choice in said or said in choice) for choice in choices)
 
 
 def bare_answer(text: str, max_chars: int = 200) -> str | None:

@@ -18,6 +18,12 @@ from hiexp.errors import HiexpError
 # Words of two or more word characters: the pattern scikit-learn's CountVectorizer and bm25s use.
 WORD_PATTERN = r"(?u)\b\w\w+\b"
 STOPWORD_SETS = ("en", "en_plus", "none")
+# Words that say how a question is asked, not what it is about: the agent leaves them out when it anchors a
+# query on the question or checks an answer against it. Narrower than bm25s's lists (it keeps "not", "no",
+# "if", which can be the point of a query) and wider on question words ("who", "which", "whose").
+FUNCTION_WORDS = frozenset("""a an and are as at be been by did do does for from had has have he her his how
+in is it its of on or she that the their they this to was were what when where which who whom whose why
+with""".split())
 
 
 @dataclass
