@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -181,6 +181,31 @@ class ExperienceRetrieverConfig:
     questions given the same entries get the same prompt prefix, which the model server's prompt cache
     then computes once."""
 
+    def __post_init__(self) -> None:
+        self.start_levels = tuple(self.start_levels)
+        bad = [lv for lv in self.start_levels if lv not in ("E2", "E3")]
+        if bad:
+            raise HiexpError(f"start-of-episode experience comes from E2/E3, not {bad}")
+        if self.top_k < 0:
+            raise HiexpError(f"experience top_k must be >= 0, got {self.top_k}")
+        if not -1.0 <= self.threshold <= 1.0:
+            raise HiexpError(f"experience threshold is a cosine in [-1, 1], got {self.threshold}")
+        if self.usefulness_mode not in USEFULNESS_MODES:
+            raise HiexpError(f"usefulness mode {self.usefulness_mode!r}; choose from {', '.join(USEFULNESS_MODES)}")
+        if self.start_order not in ("fixed", "score"):
+            raise HiexpError(f"start_order must be fixed or score, got {self.start_order!r}")
+        if self.cases < 0:
+            raise HiexpError(f"cases (worked cases per episode) must be >= 0, got {self.cases}")
+        if self.case_placement not in CASE_PLACEMENTS:
+            raise HiexpError(f"case placement {self.case_placement!r}; choose from {', '.join(CASE_PLACEMENTS)}")
+
+    def with_levels(self, levels: Sequence[str]) -> ExperienceRetrieverConfig:
+        """This config with ``start_levels`` and ``use_e1`` set from one list of levels (an ablation)."""
+        unknown = [lv for lv in levels if lv not in LEVELS]
+        if unknown:
+            raise HiexpError(f"unknown experience level(s) {unknown}; choose from {', '.join(LEVELS)}")
+        return replace(self, start_levels=tuple(lv for lv in levels if lv in ("E2", "E3")), use_e1="E1" in levels)
+
 
 class ExperienceRetriever:
     """Implements ``hiexp.contracts.experience.ExperienceHook`` over a HEK and an embedder.
@@ -198,61 +223,35 @@ class ExperienceRetriever:
         self,
         hek: Any,
         embedder: Any,
-        top_k: int = 5,
-        threshold: float = 0.8,
-        start_levels: Sequence[str] = ("E2", "E3"),
-        use_e1: bool = True,
+        config: ExperienceRetrieverConfig | None = None,
+        *,
         levels: Sequence[str] | None = None,
-        batch_size: int = 64,
-        exclude_own_question: bool = False,
         usefulness: Any = None,
-        usefulness_mode: str = "off",
-        usefulness_weight: float = 0.1,
-        usefulness_min_episodes: int = 3,
-        exact_max: int = EXACT_MAX,
         previous: ExperienceRetriever | None = None,
-        start_order: str = "fixed",
-        cases: int = 0,
-        case_placement: str = "replace",
-        prefer_multi_search: bool = True,
-        match_answer_kind: bool = True,
+        **options: Any,
     ):
-        if levels is not None:
-            unknown = [lv for lv in levels if lv not in LEVELS]
-            if unknown:
-                raise HiexpError(f"unknown experience level(s) {unknown}; choose from {', '.join(LEVELS)}")
-            start_levels = tuple(lv for lv in levels if lv in ("E2", "E3"))
-            use_e1 = "E1" in levels
-        bad = [lv for lv in start_levels if lv not in ("E2", "E3")]
-        if bad:
-            raise HiexpError(f"start-of-episode experience comes from E2/E3, not {bad}")
-        if top_k < 0:
-            raise HiexpError(f"experience top_k must be >= 0, got {top_k}")
-        if not -1.0 <= threshold <= 1.0:
-            raise HiexpError(f"experience threshold is a cosine in [-1, 1], got {threshold}")
-        if usefulness_mode not in USEFULNESS_MODES:
-            raise HiexpError(f"usefulness mode {usefulness_mode!r}; choose from {', '.join(USEFULNESS_MODES)}")
-        if usefulness_mode != "off" and usefulness is None:
-            raise HiexpError(f"usefulness mode {usefulness_mode!r} needs a usefulness table (hiexp usefulness)")
-        if start_order not in ("fixed", "score"):
-            raise HiexpError(f"start_order must be fixed or score, got {start_order!r}")
-        if cases < 0:
-            raise HiexpError(f"cases (worked cases per episode) must be >= 0, got {cases}")
-        if case_placement not in CASE_PLACEMENTS:
-            raise HiexpError(f"case placement {case_placement!r}; choose from {', '.join(CASE_PLACEMENTS)}")
-        self.config = ExperienceRetrieverConfig(
-            top_k=top_k, threshold=threshold, start_levels=tuple(start_levels), use_e1=use_e1, batch_size=batch_size,
-            exclude_own_question=exclude_own_question, usefulness_mode=usefulness_mode,
-            usefulness_weight=usefulness_weight, usefulness_min_episodes=usefulness_min_episodes,
-            exact_max=exact_max, start_order=start_order, cases=cases, case_placement=case_placement,
-            prefer_multi_search=prefer_multi_search, match_answer_kind=match_answer_kind,
-        )
+        """``options`` are fields of ``ExperienceRetrieverConfig`` set over ``config`` (``top_k=3``, ...)."""
+        config = replace(config or ExperienceRetrieverConfig(), **options)
+        self.config = config.with_levels(levels) if levels is not None else config
+        if self.config.usefulness_mode != "off" and usefulness is None:
+            raise HiexpError(
+                f"usefulness mode {self.config.usefulness_mode!r} needs a usefulness table (hiexp usefulness)")
         self.hek = hek
         self.embedder = embedder
         self.usefulness = usefulness
         self.version: str | None = getattr(hek, "version", None)
-
         entries = list(_field(hek, "entries", []) or [])
+        embeddings = self._checked_embeddings(hek, embedder, entries, previous)
+        self._build_indexes(entries, embeddings, previous)
+        # question key -> ids of entries distilled from that question
+        self._own: dict[str, list[str]] = {}
+        if self.config.exclude_own_question:
+            self._own = _ids_by_question(entries, question_provenance(entries))
+        self._apply_usefulness(usefulness)
+
+    def _checked_embeddings(self, hek: Any, embedder: Any, entries: list[Any],
+                            previous: ExperienceRetriever | None) -> np.ndarray:
+        """The HEK's embedding matrix, once it is known to fit its entries and the query embedder."""
         embeddings = getattr(hek, "embeddings", None)
         if embeddings is None:
             raise HiexpError("the HEK carries no embeddings (embeddings.npy); rebuild it with `hiexp build`")
@@ -270,6 +269,13 @@ class ExperienceRetriever:
             )
         if previous is None or previous.hek is not hek:
             self._check_embedder(hek, embedder)
+        return embeddings
+
+    def _build_indexes(self, entries: list[Any], embeddings: np.ndarray,
+                       previous: ExperienceRetriever | None) -> None:
+        """The E1 index (the previous version's, synced, when there is one), the start-of-episode index and
+        the index of the cases."""
+        exact_max = self.config.exact_max
         self.entries: dict[str, Any] = {}
         rows_of: dict[str, list[int]] = {lv: [] for lv in LEVELS}
         for row, entry in enumerate(entries):
@@ -279,6 +285,7 @@ class ExperienceRetriever:
             if level in rows_of and not _is_case_only(entry):  # a bare case has no lesson to inject
                 rows_of[level].append(row)
         ids = [(_field(e, "id") or f"row-{r}") for r, e in enumerate(entries)]
+        dim = getattr(self.embedder, "dim", None)
         width = embeddings.shape[1] if embeddings.shape[1] else (dim or 1)
 
         def index_of(rows: list[int]) -> EntryIndex:
@@ -295,15 +302,14 @@ class ExperienceRetriever:
         # One index over every start level: the top-k is taken across E2 and E3 together.
         self._start = index_of([r for lv in self.config.start_levels for r in rows_of[lv]])
         self._cases, self._case_own, self._other_kinds = self._case_index(entries, ids, embeddings, width, exact_max)
-        # question key -> ids of entries distilled from that question
-        self._own: dict[str, list[str]] = {}
-        if exclude_own_question:
-            self._own = _ids_by_question(entries, question_provenance(entries))
+
+    def _apply_usefulness(self, usefulness: Any) -> None:
+        """The entries a usefulness table marks harmful (never offered) and, in rank mode, every effect."""
         self._harmful: set[str] = set()
         self._effect: dict[str, float] = {}
-        if usefulness is not None and usefulness_mode != "off":
-            self._harmful = set(usefulness.harmful_ids(usefulness_min_episodes))
-            if usefulness_mode == "rank":
+        if usefulness is not None and self.config.usefulness_mode != "off":
+            self._harmful = set(usefulness.harmful_ids(self.config.usefulness_min_episodes))
+            if self.config.usefulness_mode == "rank":
                 self._effect = {i: float(u.effect) for i, u in usefulness.entries.items()}
         # the slots of harmful entries in each index, once (a lookup only concatenates them)
         self._harmful_slots: dict[int, np.ndarray] = {
