@@ -74,14 +74,23 @@ def grpo_args(config: TrainConfig, use_cpu: bool | None = None) -> Any:
         use_cpu=use_cpu,
         bf16=False,
         fp16=False,
-        gradient_checkpointing=config.gradient_checkpointing,
         remove_unused_columns=False,
         shuffle_dataset=True,
         log_completions=False,
         disable_tqdm=True,  # hiexp draws its own rich progress bar (RichProgress)
         dataloader_num_workers=0,
         **vllm_args(config),
+        **_checkpointing_arg(GRPOConfig, config.gradient_checkpointing),
     )
+
+
+def _checkpointing_arg(args_class: Any, enabled: bool) -> dict[str, bool]:
+    """Activation checkpointing under the name this transformers takes (``gradient_checkpointing`` became a
+    deprecated alias of ``activation_checkpointing`` in transformers 5)."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(args_class)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
 
 
 def vllm_args(config: TrainConfig) -> dict[str, Any]:
@@ -221,9 +230,36 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None,
     version the checkpoint was using, not the one it started from."""
     from datasets import Dataset
 
-    from hiexp.train.rollout import AgentRollout, outcome_reward_function
+    from hiexp.train.rollout import AgentRollout
 
     parts = parts or TrainComponents()
+    by_prompt = _questions_by_prompt(config, parts)
+    hook = _experience_hook(config, parts, resume_state)
+    model, tokenizer, generator = _policy(config, parts)
+    agent = parts.agent if parts.agent is not None else _search_agent(config, parts, generator, model, tokenizer, hook)
+    if parts.agent is not None:
+        hook = getattr(parts.agent, "hook", hook)
+
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    def save_rollouts(trajectories: list[Any], step: int) -> None:
+        from accelerate import PartialState
+
+        path = rollouts_file(output_dir, PartialState().process_index)
+        append_jsonl(path, [t.to_dict() for t in trajectories])
+
+    rollout = AgentRollout(agent, by_prompt, reward=config.reward, seed=config.seed,
+                           on_trajectories=save_rollouts if config.save_rollouts else None)
+    dataset = Dataset.from_list([{"prompt": prompt} for prompt in by_prompt])
+    hek_version = getattr(hook, "version", None) if hook is not None else None
+    trainer = _grpo_trainer(config, parts, model, tokenizer, dataset, rollout, hek_version)
+    _attach_callbacks(trainer, config, rollout, _hek_state(config, hek_version, resume_state))
+    return trainer
+
+
+def _questions_by_prompt(config: TrainConfig, parts: TrainComponents) -> dict[str, Any]:
+    """The training examples by question text (the prompt TRL hands back), enough to fill a batch."""
     examples = parts.examples if parts.examples is not None else load_examples(config)
     by_prompt: dict[str, Any] = {}
     for example in examples:
@@ -232,8 +268,12 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None,
         raise HiexpError(
             f"{len(by_prompt)} distinct training question(s) cannot fill a batch of {config.batch_size}"
         )
-    from hiexp.train.refresh import HEKState
+    return by_prompt
 
+
+def _experience_hook(config: TrainConfig, parts: TrainComponents, resume_state: dict[str, Any] | None) -> Any:
+    """The experience hook: the refreshed HEK version a resumed closed-loop run was using, else the given or
+    configured one."""
     refreshed = (resume_state or {}).get("hek_path") if config.hek_refresh_every else None
     if refreshed and not Path(refreshed).is_dir():  # the run directory moved: its versions moved with it
         from hiexp.train.refresh import HEK_VERSIONS_DIR
@@ -243,13 +283,15 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None,
         from hiexp.components import make_experience_hook
 
         usefulness = config.hek_usefulness if (Path(refreshed) / "usefulness.json").exists() else "off"
-        hook = make_experience_hook(refreshed, top_k=config.hek_top_k, threshold=config.hek_threshold,
+        return make_experience_hook(refreshed, top_k=config.hek_top_k, threshold=config.hek_threshold,
                                     embedder=config.embedder or None,
                                     exclude_own_question=config.hek_exclude_own_question, usefulness_mode=usefulness)
-    else:
-        hook = parts.hook if parts.hook is not None or parts.agent is not None else _load_hook(config)
-    model, tokenizer = parts.model, parts.tokenizer
-    generator = parts.generator
+    return parts.hook if parts.hook is not None or parts.agent is not None else _load_hook(config)
+
+
+def _policy(config: TrainConfig, parts: TrainComponents) -> tuple[Any, Any, Any]:
+    """The policy model, its tokenizer and (when loaded here) the generator that samples from it."""
+    model, tokenizer, generator = parts.model, parts.tokenizer, parts.generator
     check_lora_targets(config, model)
     if model is None or tokenizer is None:
         from hiexp.components import make_generator
@@ -267,65 +309,63 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None,
                 "full fine-tuning with beta > 0 reloads the model as the KL reference, but this model has no "
                 "local path to reload from: use lora: true, or beta: 0"
             )
-    agent = parts.agent
-    if agent is None:
-        from hiexp.agent import SearchAgent
+    return model, tokenizer, generator
 
-        retriever = parts.retriever if parts.retriever is not None else _load_retriever(config)
-        if generator is None:
-            from hiexp.llm.hf import TransformersGenerator
 
-            generator = TransformersGenerator(model, tokenizer, model_id=config.model)
-        agent = SearchAgent(generator, retriever, agent_config(config), hook)
+def _search_agent(config: TrainConfig, parts: TrainComponents, generator: Any, model: Any, tokenizer: Any,
+                  hook: Any) -> Any:
+    from hiexp.agent import SearchAgent
 
-    output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    def save_rollouts(trajectories: list[Any], step: int) -> None:
-        from accelerate import PartialState
+    retriever = parts.retriever if parts.retriever is not None else _load_retriever(config)
+    if generator is None:
+        from hiexp.llm.hf import TransformersGenerator
 
-        path = rollouts_file(output_dir, PartialState().process_index)
-        append_jsonl(path, [t.to_dict() for t in trajectories])
+        generator = TransformersGenerator(model, tokenizer, model_id=config.model)
+    return SearchAgent(generator, retriever, agent_config(config), hook)
 
-    on_trajectories = save_rollouts if config.save_rollouts else None
 
-    rollout = AgentRollout(
-        agent, by_prompt, reward=config.reward, seed=config.seed, on_trajectories=on_trajectories
-    )
-    dataset = Dataset.from_list([{"prompt": prompt} for prompt in by_prompt])
-    from hiexp.train.callbacks import CheckpointStamp, RichProgress
-    from hiexp.train.grpo_trainer import HiexpGRPOTrainer
+def _hek_state(config: TrainConfig, hek_version: str | None, resume_state: dict[str, Any] | None) -> Any:
+    from hiexp.train.refresh import HEKState
 
-    if parts.agent is not None:
-        hook = getattr(parts.agent, "hook", hook)
-    hek_version = getattr(hook, "version", None) if hook is not None else None
     if resume_state is not None and config.hek_refresh_every:
         hek_state = HEKState.from_checkpoint(resume_state, config.hek)
         hek_state.version = hek_version
-    else:
-        hek_state = HEKState(path=config.hek if config.use_hek else None, version=hek_version)
+        return hek_state
+    return HEKState(path=config.hek if config.use_hek else None, version=hek_version)
+
+
+def _grpo_trainer(config: TrainConfig, parts: TrainComponents, model: Any, tokenizer: Any, dataset: Any,
+                  rollout: Any, hek_version: str | None) -> Any:
     import os
-    import warnings
+
+    from hiexp.train.grpo_trainer import HiexpGRPOTrainer
+    from hiexp.train.rollout import outcome_reward_function
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer = HiexpGRPOTrainer(
-            model=model,
-            reward_funcs=[outcome_reward_function(config.reward)],
-            args=grpo_args(config),
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=lora_config(config) if config.lora else None,
-            rollout_func=rollout,
-            callbacks=list(parts.callbacks),
-            hiexp_config=config,
-            hek_version=hek_version,
-        )
+    return HiexpGRPOTrainer(
+        model=model,
+        reward_funcs=[outcome_reward_function(config.reward)],
+        args=grpo_args(config),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(config) if config.lora else None,
+        rollout_func=rollout,
+        callbacks=list(parts.callbacks),
+        hiexp_config=config,
+        hek_version=hek_version,
+    )
+
+
+def _attach_callbacks(trainer: Any, config: TrainConfig, rollout: Any, hek_state: Any) -> None:
+    """hiexp's progress bar instead of the printed logs, the HEK stamp of every checkpoint, and the
+    closed-loop refresh when the config asks for one."""
     from transformers.trainer_callback import PrinterCallback
+
+    from hiexp.train.callbacks import CheckpointStamp, RichProgress
 
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(RichProgress())
-    trainer.add_callback(CheckpointStamp(config, hek_version, hek_state))
+    trainer.add_callback(CheckpointStamp(config, hek_state.version, hek_state))
     trainer.hiexp_rollout = rollout
     trainer.hek_state = hek_state
     if config.hek_refresh_every:
@@ -340,7 +380,6 @@ def build_trainer(config: TrainConfig, parts: TrainComponents | None = None,
         refresher.trainer = trainer
         trainer.add_callback(refresher)
         trainer.hek_refresh = refresher
-    return trainer
 
 
 def end_distributed() -> None:
