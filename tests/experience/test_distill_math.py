@@ -8,15 +8,8 @@ from experience_fixtures import write_trajectories
 
 from hiexp.contracts.trajectory import Trajectory, Turn
 from hiexp.experience.build import build_hek
-from hiexp.experience.distill import (
-    DistillConfig,
-    build_prompt,
-    distill,
-    group_trajectories,
-    load_trajectories,
-    parting_step,
-    solution_steps,
-)
+from hiexp.experience.distill import DistillConfig, build_prompt, distill, group_trajectories, load_trajectories
+from hiexp.experience.math_steps import parting_step, solution_steps
 from hiexp.experience.summarize import SummarizeConfig, build_summary_prompt
 from hiexp.io import read_jsonl
 from tests.fakes import ScriptedGenerator

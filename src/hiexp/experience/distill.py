@@ -10,7 +10,8 @@ per side, a few searches per attempt, a sentence of each passage.
 
 For the math task (trajectories whose ``metadata["task"]`` is ``math``) an attempt is its solution steps
 instead of searches, and the step where a failed solution first writes an intermediate result that no
-correct solution reaches is marked: that is where the solutions part ways, the step the reflector explains.
+correct solution reaches is marked (``math_steps.py``): that is where the solutions part ways, the step the
+reflector explains. Replies are asked for, retried and cached by ``structured.py``.
 
 Output: ``e1.jsonl`` (one ``Entry`` per line), ``e1.groups.jsonl`` (one status line per group and
 attempt: ok with its entry count, or failed with the reason) and ``e1.meta.json`` (inputs and their
@@ -22,13 +23,11 @@ from __future__ import annotations
 
 import json
 import re
-import string
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +38,12 @@ from hiexp.io import (
     append_jsonl,
     atomic_write_json,
     atomic_write_jsonl,
-    cache_dir,
     check_own_jsonl,
     iter_jsonl,
     read_jsonl,
     sha256_file,
-    sha256_text,
     stable_hash,
 )
-from hiexp.llm import batched_greedy
 from hiexp.progress import progress_bar
 from hiexp.scoring.metrics import normalize_answer
 
@@ -55,7 +51,9 @@ from .cases import CaseConfig, best_case
 from .contrast import contrast_facts, search_steps
 from .leaks import LeakFilter, drop_narration, narrates
 from .lessons import FORM, TYPE_RULES, CheckedFields, FieldsParser, compose, pick_pair, rule_type
+from .math_steps import parting_step, solution_steps
 from .schema import Case, Entry, ReplyParseError, parse_entries
+from .structured import ReplyCache, StructuredResult, load_template, structured_generate
 
 
 @dataclass
@@ -123,149 +121,6 @@ class DistillConfig:
     def __post_init__(self) -> None:
         if self.form not in ("free", FORM):
             raise HiexpError(f"distillation form {self.form!r}; choose free or {FORM}")
-
-
-# --------------------------------------------------------------------------------------------------------
-# Prompts and generator plumbing shared with summarize.py
-# --------------------------------------------------------------------------------------------------------
-
-
-def load_template(name: str) -> string.Template:
-    """A prompt template from ``experience/prompts`` (``$name`` placeholders, so JSON braces are literal)."""
-    text = resources.files("hiexp.experience").joinpath("prompts", name).read_text(encoding="utf-8")
-    return string.Template(text)
-
-
-def to_model_prompt(generator: Generator, text: str) -> str | list[int]:
-    """Wrap ``text`` as one user turn: the tokenizer's chat template and token ids where there is a
-    tokenizer, the plain text for text-only backends (HTTP servers apply their own template)."""
-    tokenizer = getattr(generator, "tokenizer", None)
-    if tokenizer is None:
-        return text
-    messages = [{"role": "user", "content": text}]
-    if getattr(tokenizer, "chat_template", None):
-        rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    else:
-        rendered = text + "\n"
-    return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
-
-
-def _ask(generator: Generator, texts: list[str], params: SamplingParams):
-    """Send user messages: through the chat endpoint of text-only backends that have one (OpenAI-compatible
-    servers, llama.cpp), else through ``generate`` with the chat template applied here. Greedy requests go
-    out batched (``batched_greedy``): a HEK is a recorded artefact, and reflection need not repeat exactly."""
-    with batched_greedy(generator):
-        chat_batch = getattr(generator, "chat_batch", None)
-        if getattr(generator, "tokenizer", None) is None and callable(chat_batch):
-            return chat_batch([[{"role": "user", "content": text}] for text in texts], params)
-        return generator.generate([to_model_prompt(generator, text) for text in texts], params)
-
-
-class ReplyCache:
-    """Append-only JSONL of one model's replies by request (prompt and sampling settings).
-
-    Reflection and summaries are the slow part of building a HEK; a re-run with other filters, thresholds
-    or clusters asks the model only for requests it has not answered before. Lives in
-    ``hiexp.io.cache_dir(kind)``, one file per model id.
-    """
-
-    def __init__(self, model_id: str, kind: str, enabled: bool = True):
-        self.enabled = enabled
-        self.path = cache_dir(kind) / f"{stable_hash(model_id, 16)}.jsonl"
-        self.replies: dict[str, str] = {}
-        if enabled and self.path.exists():
-            for record in iter_jsonl(self.path, skip_bad=True):
-                if isinstance(record.get("reply"), str):
-                    self.replies[str(record.get("key"))] = record["reply"]
-
-    @staticmethod
-    def key(prompt: str, params: SamplingParams) -> str:
-        return sha256_text(json.dumps([prompt, params.max_new_tokens, params.temperature, params.top_p,
-                                       list(params.stop), params.seed]))
-
-    def get(self, key: str) -> str | None:
-        return self.replies.get(key) if self.enabled else None
-
-    def put(self, key: str, reply: str) -> None:
-        if self.enabled and self.replies.get(key) != reply:
-            self.replies[key] = reply
-            append_jsonl(self.path, {"key": key, "reply": reply})
-
-
-@dataclass
-class StructuredResult:
-    """The outcome of one structured request after retries."""
-
-    ok: bool
-    value: Any = None
-    attempts: int = 0
-    reason: str = ""
-    last_reply: str = ""
-
-
-def structured_generate(
-    generator: Generator,
-    prompts: Sequence[str],
-    parse: Callable[[str], Any] | Sequence[Callable[[str], Any]],
-    params: SamplingParams,
-    max_retries: int = 2,
-    retry_temperature: float = 0.7,
-    cache: ReplyCache | None = None,
-) -> list[StructuredResult]:
-    """Ask for every prompt, parse each reply with ``parse`` (which raises ``ReplyParseError``), and ask
-    again, showing the error and the bad reply, up to ``max_retries`` times. All pending prompts of a round
-    go to the generator in one batch. A generator failure counts as a failed attempt with its message.
-    ``parse`` is one function for every prompt, or a list of one function per prompt. Requests answered
-    in ``cache`` are not sent again."""
-    repair = load_template("repair.txt")
-    parsers = list(parse) if isinstance(parse, Sequence) else [parse] * len(prompts)
-    results = [StructuredResult(ok=False) for _ in prompts]
-    pending = list(range(len(prompts)))
-    current = list(prompts)
-    for round_index in range(max_retries + 1):
-        if not pending:
-            break
-        round_params = SamplingParams(
-            max_new_tokens=params.max_new_tokens,
-            temperature=params.temperature if round_index == 0 else retry_temperature,
-            top_p=params.top_p, stop=list(params.stop),
-            seed=None if params.seed is None else params.seed + round_index,
-        )
-        keys = {i: ReplyCache.key(current[i], round_params) for i in pending} if cache else {}
-        known = {i: cache.get(keys[i]) for i in pending} if cache else {}
-        ask = [i for i in pending if known.get(i) is None]
-        error = ""
-        try:
-            generations = _ask(generator, [current[i] for i in ask], round_params) if ask else []
-            answered = {i: g.text for i, g in zip(ask, generations)}
-        except HiexpError as exc:
-            answered, error = {}, f"generator failed: {exc}"
-        except Exception as exc:  # an HTTP timeout, a server error: record it, keep the other groups
-            answered, error = {}, f"generator failed: {type(exc).__name__}: {exc}"
-        if cache:
-            for i, text in answered.items():
-                cache.put(keys[i], text)
-        replies = [answered.get(i, known.get(i)) for i in pending]  # None: asked and failed
-        still = []
-        for index, reply in zip(pending, replies):
-            result = results[index]
-            result.attempts += 1
-            if reply is None:
-                result.reason = error
-                still.append(index)
-                continue
-            result.last_reply = reply
-            try:
-                result.value = parsers[index](reply)
-                result.ok = True
-                result.reason = ""
-            except ReplyParseError as exc:
-                result.reason = str(exc)
-                short_reply = reply.strip()[:1200] or "(nothing)"
-                current[index] = repair.substitute(prompt=prompts[index], reply=short_reply, error=str(exc))
-                still.append(index)
-        pending = still
-    return results
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -399,44 +254,6 @@ def format_attempt(trajectory: Trajectory, label: str, success: bool, config: Di
     if len(steps) > config.max_searches:
         lines.append(f"  ... {len(steps) - config.max_searches} more searches")
     return "\n".join(lines)
-
-
-_STEP_SPLIT = re.compile(r"\n+|(?<=[.!?])\s+(?=[A-Z])")
-_RESULT = re.compile(r"=\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
-def solution_steps(trajectory: Trajectory) -> list[str]:
-    """A math attempt's reasoning as steps: its lines, long lines split into sentences."""
-    text = "\n".join(t.text for t in trajectory.turns if t.role == "policy")
-    text = re.sub(r"<\|[^|>]*\|>", "\n", text)
-    return [step.strip() for step in _STEP_SPLIT.split(text) if step.strip()]
-
-
-def _as_number(text: str) -> float | None:
-    try:
-        return float(text.replace(",", ""))
-    except ValueError:
-        return None
-
-
-def _numbers(text: str) -> set[float]:
-    return {v for v in (_as_number(m) for m in _NUMBER.findall(text)) if v is not None}
-
-
-def parting_step(failure: Trajectory, successes: Sequence[Trajectory], question: str) -> int | None:
-    """The index of the first step of a failed math solution whose computed result (a number after ``=``)
-    appears neither in any successful solution nor in the problem: where the failure left the right path.
-    None when no such step exists (a failure that only mis-states its final answer, say)."""
-    known = _numbers(question)
-    for success in successes:
-        known |= _numbers(" ".join(solution_steps(success)))
-    for index, step in enumerate(solution_steps(failure)):
-        for match in _RESULT.findall(step):
-            value = _as_number(match)
-            if value is not None and not any(abs(value - k) <= 1e-6 * max(1.0, abs(k)) for k in known):
-                return index
-    return None
 
 
 def format_math_attempt(trajectory: Trajectory, label: str, success: bool, config: DistillConfig,
@@ -749,6 +566,22 @@ def distill(
     check_own_jsonl(out_path, ("title", "level", "description"), "an E1 file of hiexp distill")
     status_path, meta_path = sidecar_paths(out_path)
     paths = [Path(p) for p in trajectory_paths]
+    groups = _read_groups(paths, config)
+    summary = DistillSummary(groups_total=len(groups), groups_by_kind=dict(Counter(g.kind for g in groups)))
+    eligible = [g for g in groups if g.kind == "contrastive" or config.include_uniform]
+    summary.groups_eligible = len(eligible)
+    summary.groups_skipped_uniform = len(groups) - len(eligible)
+    reflector = getattr(generator, "model_id", type(generator).__name__)
+    todo = _resume(out_path, status_path, groups, eligible)
+    summary.groups_done_before = len(eligible) - len(todo)
+    _write_meta(meta_path, paths, reflector, config)
+    run = _Run(out_path, status_path, reflector, config, summary)
+    _reflect(todo, generator, run, show_progress)
+    return run.finish()
+
+
+def _read_groups(paths: list[Path], config: DistillConfig) -> list[Group]:
+    """The trajectories' groups, refusing an empty input: a run with nothing to read is a mistaken path."""
     if not paths:
         raise HiexpError("no trajectory files given")
     trajectories = load_trajectories(paths, config.reward_key)
@@ -757,13 +590,12 @@ def distill(
     groups = group_trajectories(trajectories, config)
     if config.form == FORM:  # a form about one success and one failure of a search episode
         groups = [g for g in groups if g.kind == "contrastive" and g.task == "qa"]
-    summary = DistillSummary(groups_total=len(groups), groups_by_kind=dict(Counter(g.kind for g in groups)))
-    eligible = [g for g in groups if g.kind == "contrastive" or config.include_uniform]
-    summary.groups_eligible = len(eligible)
-    summary.groups_skipped_uniform = len(groups) - len(eligible)
-    reflector = getattr(generator, "model_id", type(generator).__name__)
+    return groups
 
-    # resume: keep entries only of groups finished with the same trajectories; drop orphans of a crash
+
+def _resume(out_path: Path, status_path: Path, groups: list[Group], eligible: list[Group]) -> list[Group]:
+    """The eligible groups still to reflect on. Keeps the entries only of groups finished with the same
+    trajectories and drops the orphans of a crash, so that running again finishes an interrupted run."""
     done = _finished_groups(status_path)
     current = {g.question_id: g.fingerprint for g in groups}
     done = {qid: fp for qid, fp in done.items() if current.get(qid) == fp}
@@ -775,9 +607,12 @@ def distill(
     else:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.touch()
-    todo = [g for g in eligible if g.question_id not in done]
-    summary.groups_done_before = len(eligible) - len(todo)
+    return [g for g in eligible if g.question_id not in done]
 
+
+def _write_meta(meta_path: Path, paths: list[Path], reflector: str, config: DistillConfig) -> None:
+    """Record the inputs, their hashes and the options; ``reflectors`` keeps every model that wrote into
+    the file over resumed runs, so a mixed file says so."""
     previous: list[str] = []
     if meta_path.exists():
         try:
@@ -792,63 +627,82 @@ def distill(
         "created": time.time(),
     })
 
+
+def _requests(batch: list[Group], config: DistillConfig) -> tuple[list[str], list[Any]]:
+    """Each group's prompt and reply parser: the checked form (``lessons.py``) or free entries."""
+    if config.form == FORM:
+        return [lesson_prompt(g, config) for g in batch], [FieldsParser(g) for g in batch]
+    return [build_prompt(g, config) for g in batch], [EntryParser(g, config) for g in batch]
+
+
+def _reflect(todo: list[Group], generator: Generator, run: _Run, show_progress: bool) -> None:
+    """Ask the reflector about the groups batch by batch and record each batch as it returns, so that an
+    interrupted run keeps every group it finished."""
+    config = run.config
     params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
                             seed=config.seed)
-    cache = ReplyCache(reflector, "replies", enabled=config.use_cache)
-    per_group: Counter[int] = Counter()
-    rejected: Counter[str] = Counter()
-    rewritten: Counter[str] = Counter()
+    cache = ReplyCache(run.reflector, "replies", enabled=config.use_cache)
     with progress_bar() as progress:
         task = progress.add_task("distilling", total=len(todo), visible=show_progress and bool(todo))
         for start in range(0, len(todo), max(1, config.batch_size)):
             batch = todo[start : start + config.batch_size]
-            checked = config.form == FORM
-            prompts = [lesson_prompt(g, config) if checked else build_prompt(g, config) for g in batch]
-            parsers = [FieldsParser(g) if checked else EntryParser(g, config) for g in batch]
+            prompts, parsers = _requests(batch, config)
             results = structured_generate(generator, prompts, parsers, params, config.max_retries,
                                           config.retry_temperature, cache)
             for group, result, parser in zip(batch, results, parsers):
-                rejected.update(r["reason"] for r in parser.rejected)
-                rewritten.update(r["reason"] for r in parser.rewritten)
-                status = {
-                    "question_id": group.question_id, "fingerprint": group.fingerprint, "kind": group.kind,
-                    "successes": len(group.successes), "failures": len(group.failures),
-                    "attempts": result.attempts, "reflector": reflector, "created": time.time(),
-                    "rejected": parser.rejected, "rewritten": parser.rewritten,
-                }
-                if result.ok:
-                    parsed, problems = result.value
-                    entries = (checked_entries(group, parsed, reflector, config) if checked
-                               else make_entries(group, parsed, reflector, config))
-                    append_jsonl(out_path, [e.to_dict() for e in entries])
-                    append_jsonl(status_path, {**status, "status": "ok", "entries": len(entries),
-                                               "problems": problems})
-                    summary.groups_ok += 1
-                    summary.entries_written += len(entries)
-                    per_group[len(entries)] += 1
-                else:
-                    append_jsonl(status_path, {**status, "status": "failed", "entries": 0,
-                                               "reason": result.reason, "last_reply": result.last_reply[:2000]})
-                    summary.groups_failed += 1
-                    summary.failures.append((group.question_id, result.reason))
+                run.record(group, result, parser)
                 progress.advance(task)
-    summary.entries_per_group = dict(per_group)
-    summary.entries_rejected = dict(rejected)
-    summary.entries_rewritten = dict(rewritten)
-    summary.entries_total = sum(1 for _ in iter_jsonl(out_path, skip_bad=True))
-    return summary
 
 
-def summarize_groups(status_path: str | Path) -> dict[str, int]:
-    """Counts of the latest status per group in a ``.groups.jsonl`` file (for reports)."""
-    latest: dict[str, str] = {}
-    for record in iter_jsonl(status_path, skip_bad=True):
-        latest[str(record.get("question_id"))] = str(record.get("status"))
-    return dict(Counter(latest.values()))
+@dataclass
+class _Run:
+    """Where one run writes each group's outcome, and the counts its summary reports."""
+
+    out_path: Path
+    status_path: Path
+    reflector: str
+    config: DistillConfig
+    summary: DistillSummary
+    per_group: Counter[int] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    rewritten: Counter[str] = field(default_factory=Counter)
+
+    def record(self, group: Group, result: StructuredResult, parser: Any) -> None:
+        """Append the group's entries and an ok status line, or a failed status line with the reason and the
+        last reply (what a re-run retries)."""
+        self.rejected.update(r["reason"] for r in parser.rejected)
+        self.rewritten.update(r["reason"] for r in parser.rewritten)
+        status = {
+            "question_id": group.question_id, "fingerprint": group.fingerprint, "kind": group.kind,
+            "successes": len(group.successes), "failures": len(group.failures),
+            "attempts": result.attempts, "reflector": self.reflector, "created": time.time(),
+            "rejected": parser.rejected, "rewritten": parser.rewritten,
+        }
+        if not result.ok:
+            append_jsonl(self.status_path, {**status, "status": "failed", "entries": 0,
+                                             "reason": result.reason, "last_reply": result.last_reply[:2000]})
+            self.summary.groups_failed += 1
+            self.summary.failures.append((group.question_id, result.reason))
+            return
+        parsed, problems = result.value
+        entries = (checked_entries(group, parsed, self.reflector, self.config) if self.config.form == FORM
+                   else make_entries(group, parsed, self.reflector, self.config))
+        append_jsonl(self.out_path, [e.to_dict() for e in entries])
+        append_jsonl(self.status_path, {**status, "status": "ok", "entries": len(entries), "problems": problems})
+        self.summary.groups_ok += 1
+        self.summary.entries_written += len(entries)
+        self.per_group[len(entries)] += 1
+
+    def finish(self) -> DistillSummary:
+        """The summary with the run's counts and the size of the whole E1 file (earlier runs included)."""
+        self.summary.entries_per_group = dict(self.per_group)
+        self.summary.entries_rejected = dict(self.rejected)
+        self.summary.entries_rewritten = dict(self.rewritten)
+        self.summary.entries_total = sum(1 for _ in iter_jsonl(self.out_path, skip_bad=True))
+        return self.summary
 
 
 __all__ = [
-    "DistillConfig", "DistillSummary", "EntryParser", "Group", "ReplyCache", "StructuredResult", "build_prompt",
-    "distill", "format_attempt", "group_trajectories", "load_template", "load_trajectories", "structured_generate",
-    "to_model_prompt",
+    "DistillConfig", "DistillSummary", "EntryParser", "Group", "build_prompt", "distill", "format_attempt",
+    "group_trajectories", "load_trajectories",
 ]

@@ -23,9 +23,9 @@ from hiexp.errors import HiexpError
 from hiexp.io import stable_hash
 from hiexp.progress import progress_bar
 
-from .distill import ReplyCache, load_template, structured_generate
 from .leaks import narrates
 from .schema import Entry, ReplyParseError, parse_entries
+from .structured import ReplyCache, load_template, structured_generate
 
 
 @dataclass
@@ -104,41 +104,42 @@ def summarize_clusters(
     """
     config = config or SummarizeConfig()
     out: list[Entry | None] = [None] * len(clusters)
-    warnings: list[str] = []
     jobs: list[tuple[int, list[int], str]] = []  # (cluster index, members by centrality, prompt)
     for position, indices in enumerate(clusters):
         indices = list(indices)
         if len(indices) == 1:
-            member = entries[indices[0]]
-            out[position] = Entry(
-                id=f"{level}-" + stable_hash([level, member.id], 12), level=level, title=member.title,
-                tags=member.tags, description=member.description, thinking=member.thinking,
-                children=[member.id], sources=_union_sources([member]), model=None, meta={"promoted": True},
-            )
+            out[position] = _promoted(entries[indices[0]], level)
             continue
         ordered = _central_order(indices, vectors)
         jobs.append((position, ordered, build_summary_prompt([entries[i] for i in ordered], config)))
     if jobs and generator is None:
         raise HiexpError(f"{len(jobs)} {level} clusters need a summariser model, but none was given")
+    summaries, warnings = _summarize_jobs(jobs, entries, level, generator, config, show_progress)
+    for position, entry in summaries.items():
+        out[position] = entry
+    return [e for e in out if e is not None], warnings
+
+
+def _promoted(member: Entry, level: str) -> Entry:
+    """A singleton's entry: its one member copied one level up, so that it too has a parent (no model call)."""
+    return Entry(
+        id=f"{level}-" + stable_hash([level, member.id], 12), level=level, title=member.title,
+        tags=member.tags, description=member.description, thinking=member.thinking,
+        children=[member.id], sources=_union_sources([member]), model=None, meta={"promoted": True},
+    )
+
+
+def _summarize_jobs(
+    jobs: list[tuple[int, list[int], str]], entries: Sequence[Entry], level: str, generator: Generator | None,
+    config: SummarizeConfig, show_progress: bool,
+) -> tuple[dict[int, Entry], list[str]]:
+    """The summaries of the clusters of several members, by cluster index, and the warnings of those that
+    fell back to their central member; batched, and cached so that a rebuild re-asks only changed clusters."""
     model_id = getattr(generator, "model_id", "none") if generator is not None else "none"
     cache = ReplyCache(model_id, "summaries", enabled=config.use_cache)
     params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=config.temperature, seed=config.seed)
-
-    def finish(position: int, ordered: list[int], fields: dict | None, reason: str = "") -> None:
-        members = [entries[i] for i in ordered]
-        children = sorted(m.id for m in members)
-        meta: dict = {"size": len(members)}
-        if fields is None:
-            central = members[0]
-            fields = {"title": central.title, "tags": central.tags, "description": central.description,
-                      "thinking": central.thinking}
-            meta["fallback"] = f"summary failed: {reason}; used the most central member {central.id}"
-        out[position] = Entry(
-            id=f"{level}-" + stable_hash([level, children], 12), level=level, children=children,
-            sources=_union_sources(members), model=model_id if "fallback" not in meta else None, meta=meta,
-            **fields,
-        )
-
+    made: dict[int, Entry] = {}
+    warnings: list[str] = []
     with progress_bar() as progress:
         task = progress.add_task(f"summarising {level}", total=len(jobs), visible=show_progress and bool(jobs))
         for start in range(0, len(jobs), max(1, config.batch_size)):
@@ -146,8 +147,9 @@ def summarize_clusters(
             results = structured_generate(generator, [job[2] for job in batch], _parse_one, params,
                                           config.max_retries, config.retry_temperature, cache)
             for (position, ordered, _), result in zip(batch, results):
+                members = [entries[i] for i in ordered]
                 if result.ok:
-                    finish(position, ordered, result.value.model_dump())
+                    made[position] = _summary_entry(members, level, model_id, result.value.model_dump())
                 else:
                     if config.strict:
                         raise HiexpError(
@@ -155,9 +157,25 @@ def summarize_clusters(
                             f"{result.reason} (finished summaries are cached; re-run to resume)"
                         )
                     warnings.append(f"{level} cluster of {len(ordered)}: {result.reason}; used its central member")
-                    finish(position, ordered, None, result.reason)
+                    made[position] = _summary_entry(members, level, model_id, None, result.reason)
                 progress.advance(task)
-    return [e for e in out if e is not None], warnings
+    return made, warnings
 
+
+def _summary_entry(members: list[Entry], level: str, model_id: str, fields: dict | None, reason: str = "") -> Entry:
+    """A summarised cluster's entry; without ``fields`` (the summary failed) the most central member's text,
+    with the reason in ``meta.fallback`` and no model named, since no model wrote it."""
+    children = sorted(m.id for m in members)
+    meta: dict = {"size": len(members)}
+    if fields is None:
+        central = members[0]
+        fields = {"title": central.title, "tags": central.tags, "description": central.description,
+                  "thinking": central.thinking}
+        meta["fallback"] = f"summary failed: {reason}; used the most central member {central.id}"
+    return Entry(
+        id=f"{level}-" + stable_hash([level, children], 12), level=level, children=children,
+        sources=_union_sources(members), model=model_id if "fallback" not in meta else None, meta=meta,
+        **fields,
+    )
 
 __all__ = ["SummarizeConfig", "summarize_clusters", "build_summary_prompt"]

@@ -166,48 +166,83 @@ class _Level:
     vectors: _Vectors
 
 
+@dataclass
+class _Update:
+    """What every level of one update shares: the parent's summaries it may reuse (none of the harmful ones),
+    the models, the options and the report it fills."""
+
+    reusable: dict[str, Entry]
+    summarizer: Generator | None
+    embedder: Embedder
+    config: UpdateConfig
+    report: UpdateReport
+
+
 def _update_level(
-    level: str, below: _Level, parents: list[Entry],
-    replaced: dict[str, str | None], unplaced: list[str], threshold: float, old_ids: dict[str, Entry],
-    summarizer: Generator | None, embedder: Embedder, config: UpdateConfig, report: UpdateReport,
+    level: str, below: _Level, parents: list[Entry], replaced: dict[str, str | None], unplaced: list[str],
+    threshold: float, run: _Update,
 ) -> tuple[_Level, dict[str, str | None], list[str]]:
     """Next version of one level. ``replaced`` maps children that changed id (or vanished: None);
     ``unplaced`` are children that belong to no cluster yet. Returns the level, the same mapping for the
     level above, and this level's entries that need a place there."""
-    clusters: list[list[str]] = []
-    origin: list[str | None] = []  # the parent entry a cluster continues, None for a new cluster
-    for parent in parents:
-        members = [replaced.get(c, c) for c in parent.children]
-        clusters.append(list(dict.fromkeys(m for m in members if m is not None and m in below.entries)))
-        origin.append(parent.id)
+    clusters = [_continued(parent, replaced, below) for parent in parents]
+    origin: list[str | None] = [parent.id for parent in parents]  # None for a new cluster
     pending = [u for u in dict.fromkeys(unplaced) if u in below.entries]
     if pending and clusters:
-        sizes = np.array([len(c) for c in clusters], dtype=np.float64)
-        live = np.flatnonzero(sizes > 0)
-        if len(live):
-            members = [m for i in live for m in clusters[i]]  # cluster by cluster, so sums are segments
-            starts = np.concatenate([[0], np.cumsum(sizes[live])[:-1]]).astype(np.int64)
-            centroids = np.add.reduceat(below.vectors.of(members), starts, axis=0).astype(np.float64)
-            centroids /= sizes[live][:, None]
-            points = below.vectors.of(pending).astype(np.float64)
-            sq = (points ** 2).sum(1)[:, None] + (centroids ** 2).sum(1)[None, :] - 2 * points @ centroids.T
-            n = sizes[live]
-            cost = np.sqrt(np.maximum(sq, 0.0)) * np.sqrt(2 * n / (n + 1))[None, :]
-            best = cost.argmin(axis=1)
-            still = []
-            for row, member in enumerate(pending):
-                if cost[row, best[row]] <= threshold:
-                    clusters[live[best[row]]].append(member)
-                else:
-                    still.append(member)
-            pending = still
+        pending = _place(pending, clusters, below.vectors, threshold)
     if pending:
-        points = below.vectors.of(pending)
-        labels = cluster_embeddings(points, ClusterConfig(threshold=threshold, seed=config.seed)).labels
-        for label in range(int(labels.max()) + 1 if len(labels) else 0):
-            clusters.append([pending[i] for i in np.flatnonzero(labels == label)])
-            origin.append(None)
+        new = _new_clusters(pending, below.vectors, threshold, run.config)
+        clusters += new
+        origin += [None] * len(new)
+    kept, todo, up_replaced, up_unplaced = _sort_clusters(level, clusters, origin, run.reusable)
+    run.report.kept_clusters[level] = len(kept)
+    kept.update((e.id, e) for e in _resummarise(level, todo, below, run))
+    return _Level(kept, below.vectors), up_replaced, up_unplaced
 
+
+def _continued(parent: Entry, replaced: dict[str, str | None], below: _Level) -> list[str]:
+    """The members a parent's cluster keeps: its children under their new ids, without the vanished ones."""
+    members = [replaced.get(c, c) for c in parent.children]
+    return list(dict.fromkeys(m for m in members if m is not None and m in below.entries))
+
+
+def _place(pending: list[str], clusters: list[list[str]], vectors: _Vectors, threshold: float) -> list[str]:
+    """Put each pending entry into the cluster whose Ward merge cost is lowest, when that is within
+    ``threshold`` (step 3 of the module doc); returns the entries that fit nowhere."""
+    sizes = np.array([len(c) for c in clusters], dtype=np.float64)
+    live = np.flatnonzero(sizes > 0)
+    if not len(live):
+        return pending
+    members = [m for i in live for m in clusters[i]]  # cluster by cluster, so sums are segments
+    starts = np.concatenate([[0], np.cumsum(sizes[live])[:-1]]).astype(np.int64)
+    centroids = np.add.reduceat(vectors.of(members), starts, axis=0).astype(np.float64)
+    centroids /= sizes[live][:, None]
+    points = vectors.of(pending).astype(np.float64)
+    sq = (points ** 2).sum(1)[:, None] + (centroids ** 2).sum(1)[None, :] - 2 * points @ centroids.T
+    n = sizes[live]
+    cost = np.sqrt(np.maximum(sq, 0.0)) * np.sqrt(2 * n / (n + 1))[None, :]
+    best = cost.argmin(axis=1)
+    still = []
+    for row, member in enumerate(pending):
+        if cost[row, best[row]] <= threshold:
+            clusters[live[best[row]]].append(member)
+        else:
+            still.append(member)
+    return still
+
+
+def _new_clusters(pending: list[str], vectors: _Vectors, threshold: float, config: UpdateConfig) -> list[list[str]]:
+    """The entries that fit no existing cluster, clustered among themselves at the level's threshold."""
+    labels = cluster_embeddings(vectors.of(pending), ClusterConfig(threshold=threshold, seed=config.seed)).labels
+    return [[pending[i] for i in np.flatnonzero(labels == label)]
+            for label in range(int(labels.max()) + 1 if len(labels) else 0)]
+
+
+def _sort_clusters(
+    level: str, clusters: list[list[str]], origin: list[str | None], reusable: dict[str, Entry],
+) -> tuple[dict[str, Entry], list[tuple[int, list[str]]], dict[str, str | None], list[str]]:
+    """Which clusters keep a summary of the parent version (the same members give the same id) and which
+    need a new one, and what the level above sees: ``(kept, todo, replaced, unplaced)``."""
     kept: dict[str, Entry] = {}
     up_replaced: dict[str, str | None] = {}
     up_unplaced: list[str] = []
@@ -219,34 +254,37 @@ def _update_level(
             continue
         new_id = _summary_id(level, members)
         if parent_id is not None and new_id == parent_id:
-            kept[parent_id] = old_ids[parent_id]
+            kept[parent_id] = reusable[parent_id]
             continue
-        if new_id in old_ids:  # the same members as a cluster of the parent version: its summary stays
-            kept[new_id] = old_ids[new_id]
+        if new_id in reusable:  # the same members as a cluster of the parent version: its summary stays
+            kept[new_id] = reusable[new_id]
         else:
             todo.append((position, members))
         if parent_id is not None:
             up_replaced[parent_id] = new_id
         else:
             up_unplaced.append(new_id)
-    report.kept_clusters[level] = len(kept)
-    if todo:
-        member_ids = list(dict.fromkeys(m for _, members in todo for m in members))
-        position_of = {m: i for i, m in enumerate(member_ids)}
-        member_entries = [below.entries[m] for m in member_ids]
-        member_vectors = below.vectors.of(member_ids)
-        made, warnings = summarize_clusters(member_entries, member_vectors,
-                                            [[position_of[m] for m in members] for _, members in todo], level,
-                                            summarizer, config.summarize, show_progress=False)
-        report.resummarised[level] = sum(1 for _, members in todo if len(members) > 1)
-        fresh = [e for e in made if e.id not in below.vectors.row]
-        if fresh:
-            below.vectors.add([e.id for e in fresh], unit_rows(np.asarray(
-                embedder.encode_passages([e.title for e in fresh]), dtype=np.float32)))
-        kept.update((e.id, e) for e in made)
-    else:
-        report.resummarised[level] = 0
-    return _Level(kept, below.vectors), up_replaced, up_unplaced
+    return kept, todo, up_replaced, up_unplaced
+
+
+def _resummarise(level: str, todo: list[tuple[int, list[str]]], below: _Level, run: _Update) -> list[Entry]:
+    """Summaries of the clusters whose members changed (step 4), their title vectors added to the table."""
+    if not todo:
+        run.report.resummarised[level] = 0
+        return []
+    member_ids = list(dict.fromkeys(m for _, members in todo for m in members))
+    position_of = {m: i for i, m in enumerate(member_ids)}
+    member_entries = [below.entries[m] for m in member_ids]
+    member_vectors = below.vectors.of(member_ids)
+    made, warnings = summarize_clusters(member_entries, member_vectors,
+                                        [[position_of[m] for m in members] for _, members in todo], level,
+                                        run.summarizer, run.config.summarize, show_progress=False)
+    run.report.resummarised[level] = sum(1 for _, members in todo if len(members) > 1)
+    fresh = [e for e in made if e.id not in below.vectors.row]
+    if fresh:
+        below.vectors.add([e.id for e in fresh], unit_rows(np.asarray(
+            run.embedder.encode_passages([e.title for e in fresh]), dtype=np.float32)))
+    return made
 
 
 EXACT_DEDUP_MAX = 20_000
@@ -307,19 +345,34 @@ def update_hek(
     thresholds = config.thresholds or hek_thresholds(hek)
     old_ids = {e.id: e for e in hek.entries}
     table = _Vectors([e.id for e in hek.entries], hek.embeddings)
+    harmful = _harmful(old_ids, usefulness, config, report)
+    e1 = {e.id: e for e in hek.level("E1") if e.id not in harmful}
+    reusable = {i: e for i, e in old_ids.items() if i not in harmful}  # a harmful summary is never reused
+    run = _Update(reusable, summarizer, embedder, config, report)
+    _add_new([e for e in new_e1 if e.id not in old_ids], new_vectors, e1, hek, table, run)
+    change = len(report.added) + len(report.evicted)
+    report.reclustered = change > config.recluster_fraction * max(1, report.counts_before.get("E1", 0))
+    levels = _update_levels(hek, _Level(e1, table), harmful, thresholds, run)
+    return _next_version(hek, levels, table, report, started)
 
+
+def _harmful(old_ids: dict[str, Entry], usefulness: Usefulness | None, config: UpdateConfig,
+             report: UpdateReport) -> set[str]:
+    """The entries to evict (step 1), recorded in the report as evicted E1 entries and dissolved summaries."""
     harmful: set[str] = set()
     if usefulness is not None and config.evict_harmful:
         harmful = usefulness.harmful_ids(config.min_episodes, config.margin) & set(old_ids)
-    e1 = {e.id: e for e in hek.level("E1") if e.id not in harmful}
     report.evicted = sorted(i for i in harmful if old_ids[i].level == "E1")
     report.dissolved = sorted(i for i in harmful if old_ids[i].level != "E1")
-    reusable = {i: e for i, e in old_ids.items() if i not in harmful}  # a harmful summary is never reused
+    return harmful
 
-    # dedup the new entries against the kept ones and each other
-    new_e1 = [e for e in new_e1 if e.id not in old_ids]
+
+def _add_new(new_e1: list[Entry], new_vectors: np.ndarray | None, e1: dict[str, Entry], hek: HEK,
+             table: _Vectors, run: _Update) -> None:
+    """Deduplicate the new entries against the kept ones and each other (step 2): each joins ``e1``, or is
+    merged into the entry it repeats; the added ones get their rows in ``table``."""
     if new_vectors is None:
-        new_vectors = embedder.encode_passages([e.title for e in new_e1]) if new_e1 else np.zeros((0, hek.dim))
+        new_vectors = run.embedder.encode_passages([e.title for e in new_e1]) if new_e1 else np.zeros((0, hek.dim))
     new_vectors = unit_rows(np.asarray(new_vectors, dtype=np.float32).reshape(len(new_e1), hek.dim))
     kept_ids = list(e1)
     best_column = best_score = None
@@ -330,37 +383,45 @@ def update_hek(
     added_rows: list[int] = []
     for row, entry in enumerate(new_e1):
         target = None
-        if best_score is not None and best_score[row] >= config.dedup_threshold:
+        if best_score is not None and best_score[row] >= run.config.dedup_threshold:
             target = kept_ids[int(best_column[row])]
         if target is None and added_rows:
             among = among_new[row, added_rows]
             column = int(among.argmax())
-            if among[column] >= config.dedup_threshold:
+            if among[column] >= run.config.dedup_threshold:
                 target = added[column]
         if target is None:
             e1[entry.id] = entry
             added.append(entry.id)
             added_rows.append(row)
             continue
-        host = e1[target]
-        sources = dict(host.sources)
-        question = entry.sources.get("question")
-        merged_questions = list(sources.get("merged_questions") or [])
-        if question and question not in merged_questions and question != sources.get("question"):
-            merged_questions.append(question)
-        sources["merged_questions"] = merged_questions
-        sources["merged_ids"] = sorted(set(sources.get("merged_ids") or []) | {entry.id})
-        e1[target] = host.model_copy(update={"sources": sources})
-        report.merged[entry.id] = target
-    report.added = added
+        e1[target] = _merged(e1[target], entry)
+        run.report.merged[entry.id] = target
+    run.report.added = added
     if added:
         table.add(added, new_vectors[added_rows])
 
-    change = len(added) + len(report.evicted)
-    report.reclustered = change > config.recluster_fraction * max(1, report.counts_before.get("E1", 0))
-    below = _Level(e1, table)
+
+def _merged(host: Entry, duplicate: Entry) -> Entry:
+    """``host`` with a duplicate's question and id recorded, so that the leak guard also keeps it from the
+    duplicate's question."""
+    sources = dict(host.sources)
+    question = duplicate.sources.get("question")
+    merged_questions = list(sources.get("merged_questions") or [])
+    if question and question not in merged_questions and question != sources.get("question"):
+        merged_questions.append(question)
+    sources["merged_questions"] = merged_questions
+    sources["merged_ids"] = sorted(set(sources.get("merged_ids") or []) | {duplicate.id})
+    return host.model_copy(update={"sources": sources})
+
+
+def _update_levels(hek: HEK, below: _Level, harmful: set[str], thresholds: tuple[float, float],
+                   run: _Update) -> dict[str, _Level]:
+    """E2 then E3, each updated from the changes of the level below (steps 3 to 5): its replaced and
+    unplaced children, and the children of its dissolved entries."""
+    report = run.report
     replaced: dict[str, str | None] = {i: None for i in report.evicted}
-    unplaced = list(added)
+    unplaced = list(report.added)
     levels_out: dict[str, _Level] = {"E1": below}
     for level, threshold in zip(("E2", "E3"), thresholds, strict=True):
         parents = [e for e in hek.level(level) if e.id not in harmful]
@@ -371,11 +432,16 @@ def update_hek(
             unplaced = list(below.entries)
             parents = []
         unplaced = [u for u in unplaced if u is not None]
-        below, replaced, unplaced = _update_level(level, below, parents, replaced, unplaced, threshold,
-                                                  reusable, summarizer, embedder, config, report)
+        below, replaced, unplaced = _update_level(level, below, parents, replaced, unplaced, threshold, run)
         # the summaries of unchanged clusters name their (unchanged) children: nothing to rewrite
         levels_out[level] = below
-    entries = [e for lv in LEVELS for e in levels_out[lv].entries.values()]
+    return levels_out
+
+
+def _next_version(hek: HEK, levels: dict[str, _Level], table: _Vectors, report: UpdateReport,
+                  started: float) -> tuple[HEK, UpdateReport]:
+    """The new HEK from its levels, checked, with the parent and the report in its manifest."""
+    entries = [e for lv in LEVELS for e in levels[lv].entries.values()]
     vectors = table.of([e.id for e in entries]) if entries else np.zeros((0, hek.dim))
     manifest = {k: v for k, v in (hek.manifest or {}).items()
                 if k not in ("created", "hek_version", "files", "counts", "update", "parent")}
