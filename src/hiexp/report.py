@@ -3,7 +3,7 @@
 Writes three files into one directory: ``report.md`` (readable on a terminal or in a repository viewer,
 chart as ``chart.png`` beside it), ``report.html`` (self-contained: the chart embedded as base64) and
 ``trajectories.html`` (every training trajectory with an anchor, so that an E1 entry links to the
-trajectories it was distilled from and back). Templates live in ``hiexp/templates``.
+trajectories it was distilled from and back). Templates live in ``hiexp/templates``; all HTML comes from them.
 """
 
 from __future__ import annotations
@@ -159,71 +159,42 @@ def render_chart(comparison: Comparison, path: Path, label_a: str, label_b: str)
     tmp.replace(path)
 
 
-def _tree(entries: Iterable[Any]) -> tuple[list[tuple[int, Any]], dict[str, list[str]]]:
-    """Entries in tree order (E3 → E2 → E1, orphans after) with depth, and E1 id → trajectory ids."""
+def _entry_view(entry: Any, sources: list[str]) -> dict[str, Any]:
+    """One entry as both templates show it; the text stays raw so that each template escapes it its own way."""
+    eid = str(_get(entry, "id"))
+    return {
+        "id": eid,
+        "anchor": anchor("entry", eid),
+        "level": str(_get(entry, "level")),
+        "title": str(_get(entry, "title", "")),
+        "description": str(_get(entry, "description", "")),
+        "sources": [{"id": t, "anchor": anchor("traj", t)} for t in sources],
+        "children": [],
+    }
+
+
+def _tree(entries: Iterable[Any], listed: set[str]) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Entries nested E3 → E2 → E1 (orphans after, each entry once), and E1 id → its trajectory ids. Only
+    trajectories in ``listed`` count: a shipped HEK's sources are not in this run, and a link must not dangle."""
     entries = list(entries)
     by_id = {str(_get(e, "id")): e for e in entries}
+    sources = {str(_get(e, "id")): [t for t in source_trajectory_ids(e) if t in listed]
+               for e in entries if _get(e, "level") == "E1"}
     placed: set[str] = set()
-    order: list[tuple[int, Any]] = []
 
-    def visit(entry: Any, depth: int) -> None:
+    def visit(entry: Any) -> dict[str, Any] | None:
         eid = str(_get(entry, "id"))
         if eid in placed:
-            return
+            return None
         placed.add(eid)
-        order.append((depth, entry))
+        node = _entry_view(entry, sources.get(eid, []))
         for child in _get(entry, "children") or []:
-            if str(child) in by_id:
-                visit(by_id[str(child)], depth + 1)
+            if str(child) in by_id and (child_node := visit(by_id[str(child)])):
+                node["children"].append(child_node)
+        return node
 
-    for level in ("E3", "E2", "E1"):
-        for entry in entries:
-            if _get(entry, "level") == level:
-                visit(entry, 0)
-    sources = {str(_get(e, "id")): source_trajectory_ids(e) for e in entries if _get(e, "level") == "E1"}
-    return order, sources
-
-
-def _tree_markdown(order: list[tuple[int, Any]], sources: dict[str, list[str]], traj_page: str) -> list[str]:
-    lines = []
-    for depth, entry in order:
-        eid = str(_get(entry, "id"))
-        title = html.escape(str(_get(entry, "title", "")).replace("\n", " "), quote=False)
-        description = html.escape(str(_get(entry, "description", "")).replace("\n", " "), quote=False)
-        links = ", ".join(f"[{t}]({traj_page}#{anchor('traj', t)})" for t in sources.get(eid, []))
-        line = f"{'  ' * depth}- <a id=\"{anchor('entry', eid)}\"></a>**{_get(entry, 'level')}** `{eid}` {title}: {description}"
-        if links:
-            line += f" (from {links})"
-        lines.append(line)
-    return lines
-
-
-def _tree_html(order: list[tuple[int, Any]], sources: dict[str, list[str]], traj_page: str) -> str:
-    parts: list[str] = []
-    depth_now = -1
-    for depth, entry in order:
-        while depth_now < depth:
-            parts.append('<ul class="tree">')
-            depth_now += 1
-        while depth_now > depth:
-            parts.append("</li></ul>")
-            depth_now -= 1
-        if parts and parts[-1] != '<ul class="tree">':
-            parts.append("</li>")
-        eid = str(_get(entry, "id"))
-        links = " ".join(
-            f'<a href="{traj_page}#{anchor("traj", t)}">{html.escape(t)}</a>' for t in sources.get(eid, [])
-        )
-        parts.append(
-            f'<li id="{anchor("entry", eid)}"><span class="level">{html.escape(str(_get(entry, "level")))}</span> '
-            f"<b>{html.escape(str(_get(entry, 'title', '')))}</b> <code>{html.escape(eid)}</code>"
-            f'<br><span class="desc">{html.escape(str(_get(entry, "description", "")))}</span>'
-            + (f"<br>from: {links}" if links else "")
-        )
-    while depth_now >= 0:
-        parts.append("</li></ul>")
-        depth_now -= 1
-    return "\n".join(parts) if parts else "<p>(the HEK is empty)</p>"
+    roots = [visit(entry) for level in ("E3", "E2", "E1") for entry in entries if _get(entry, "level") == level]
+    return [root for root in roots if root], sources
 
 
 def _trajectory_view(record: dict[str, Any], entries_of: dict[str, list[str]]) -> dict[str, Any]:
@@ -247,93 +218,104 @@ def _trajectory_view(record: dict[str, Any], entries_of: dict[str, list[str]]) -
     }
 
 
+@dataclass
+class _ReportView:
+    """What the three pages show, gathered once so that the templates only lay it out (and escape it)."""
+
+    context: dict[str, Any]  # shared by report.md and report.html
+    trajectories: list[dict[str, Any]]
+    n_questions: int
+
+
 def write_report(out_dir: str | Path, inputs: ReportInputs) -> dict[str, Path]:
     """Render ``report.md``, ``report.html``, ``trajectories.html`` and ``chart.png`` into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    comparison = inputs.comparison
-    chart_path = out_dir / CHART_PNG
-    render_chart(comparison, chart_path, inputs.label_a, inputs.label_b)
-    chart_b64 = base64.b64encode(chart_path.read_bytes()).decode("ascii")
+    chart = out_dir / CHART_PNG
+    render_chart(inputs.comparison, chart, inputs.label_a, inputs.label_b)
+    texts = _render_pages(_gather(inputs), chart)
+    paths = {"md": out_dir / REPORT_MD, "html": out_dir / REPORT_HTML, "trajectories": out_dir / TRAJECTORIES_HTML}
+    for key in ("trajectories", "md", "html"):  # the listing first, so the report's links find their anchors
+        atomic_write_text(paths[key], texts[key])
+    return {**paths, "chart": chart}
 
+
+def _gather(inputs: ReportInputs) -> _ReportView:
+    """Everything the pages show, from the inputs: the templates get plain values, never pre-built markup."""
+    heks, entries_of = _hek_views(inputs)
+    ordered = sorted(inputs.trajectories, key=lambda t: (str(t.get("question_id")), int(t.get("sample", 0) or 0)))
+    return _ReportView(
+        context={**_overview(inputs), **_tables(inputs), "heks": heks},
+        trajectories=[_trajectory_view(t, entries_of) for t in ordered],
+        n_questions=len({str(t.get("question_id")) for t in inputs.trajectories}),
+    )
+
+
+def _render_pages(view: _ReportView, chart: Path) -> dict[str, str]:
+    """The three pages' texts; report.html embeds the chart so that it stands alone."""
+    env = _environment()
+    chart_base64 = base64.b64encode(chart.read_bytes()).decode("ascii")
+    return {
+        "md": env.get_template("report.md.jinja").render(**view.context, chart=CHART_PNG),
+        "html": env.get_template("report.html.jinja").render(**view.context, chart_base64=chart_base64),
+        "trajectories": env.get_template("trajectories.html.jinja").render(
+            report_page=REPORT_HTML, trajectories=view.trajectories, n_questions=view.n_questions),
+    }
+
+
+def _percent(comparison: Comparison) -> int:
+    return int(round(comparison.confidence * 100))
+
+
+def _overview(inputs: ReportInputs) -> dict[str, Any]:
+    """The text around the tables: title, settings, labels, notes and the stage timings."""
+    return {
+        "title": inputs.title,
+        "summary": inputs.summary,
+        "settings": dict(inputs.settings),
+        "label_a": inputs.label_a,
+        "label_b": inputs.label_b,
+        "confidence": _percent(inputs.comparison),
+        "resamples": inputs.comparison.resamples,
+        "notes": list(inputs.notes) + list(inputs.comparison.warnings),
+        "trajectories_page": TRAJECTORIES_HTML,
+        "stages": [{"name": s.name, "status": s.status,
+                    "seconds": f"{s.seconds:.1f}" if isinstance(s.seconds, float) else s.seconds}
+                   for s in inputs.stages],
+    }
+
+
+def _tables(inputs: ReportInputs) -> dict[str, Any]:
+    """The with/without table and the ablations (each variant against A), as rows for both templates."""
+    comparison = inputs.comparison
+    level = _percent(comparison)
+    header = ["dataset", "n", "metric", inputs.label_a, inputs.label_b, "B - A", f"{level}% interval"]
+    ablation_rows = [[name, *row] for name, abl in inputs.ablations.items() for row in comparison_rows(abl)]
+    ablation_header = ["variant", *header[:3], inputs.label_a, "variant", "B - A", f"{level}% interval"]
+    return {
+        "table": comparison_markdown(comparison, inputs.label_a, inputs.label_b).rstrip("\n"),
+        "header": header,
+        "rows": comparison_rows(comparison),
+        "ablation_header": ablation_header if ablation_rows else [],
+        "ablation_rows": ablation_rows,
+    }
+
+
+def _hek_views(inputs: ReportInputs) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Each HEK section with its tree, and trajectory id → the E1 entries distilled from it (the listing's
+    links back to the report)."""
     listed = {str(t.get("id")) for t in inputs.trajectories}
     sections = [HekSection(inputs.hek_title, list(inputs.entries), inputs.hek_version), *inputs.extra_heks]
     entries_of: dict[str, list[str]] = {}
     views = []
     for section in sections:
-        order, sources = _tree(section.entries)
-        # link only to trajectories that the listing holds (a shipped HEK's sources are not in this run)
-        sources = {eid: [t for t in tids if t in listed] for eid, tids in sources.items()}
+        tree, sources = _tree(section.entries, listed)
         for eid, tids in sources.items():
             for tid in tids:
                 entries_of.setdefault(tid, []).append(eid)
         views.append({"title": section.title, "version": section.version or "?", "note": section.note,
-                      "counts": _count_levels(section.entries), "order": order, "sources": sources})
-
-    level = int(round(comparison.confidence * 100))
-    header = ["dataset", "n", "metric", inputs.label_a, inputs.label_b, "B - A", f"{level}% interval"]
-    ablation_md = ""
-    ablation_rows: list[list[str]] = []
-    for name, abl in inputs.ablations.items():
-        ablation_rows += [[name, *row] for row in comparison_rows(abl)]
-    if ablation_rows:
-        ablation_header = ["variant", *header[:3], inputs.label_a, "variant", "B - A", f"{level}% interval"]
-        ablation_md = "\n".join(
-            ["| " + " | ".join(ablation_header) + " |", "|" + "---|" * len(ablation_header)]
-            + ["| " + " | ".join(r) + " |" for r in ablation_rows]
-        ) + "\n"
-    else:
-        ablation_header = []
-
-    common = {
-        "title": inputs.title,
-        "summary": inputs.summary,
-        "settings": {k: v for k, v in inputs.settings.items()},
-        "label_a": inputs.label_a,
-        "label_b": inputs.label_b,
-        "confidence": level,
-        "resamples": comparison.resamples,
-        "notes": list(inputs.notes) + list(comparison.warnings),
-        "trajectories_page": TRAJECTORIES_HTML,
-        "stages": [
-            {"name": s.name, "status": s.status, "seconds": f"{s.seconds:.1f}" if isinstance(s.seconds, float) else s.seconds}
-            for s in inputs.stages
-        ],
-    }
-    env = _environment()
-    md = env.get_template("report.md.jinja").render(
-        **common,
-        table=comparison_markdown(comparison, inputs.label_a, inputs.label_b).rstrip("\n"),
-        ablation_table=ablation_md.rstrip("\n"),
-        chart=CHART_PNG,
-        heks=[{**v, "tree": _tree_markdown(v["order"], v["sources"], TRAJECTORIES_HTML)} for v in views],
-    )
-    page = env.get_template("report.html.jinja").render(
-        **common,
-        header=header,
-        rows=comparison_rows(comparison),
-        ablation_header=ablation_header,
-        ablation_rows=ablation_rows,
-        chart_base64=chart_b64,
-        heks=[{**v, "tree_html": _markup(_tree_html(v["order"], v["sources"], TRAJECTORIES_HTML))} for v in views],
-    )
-    questions = {str(t.get("question_id")) for t in inputs.trajectories}
-    ordered = sorted(inputs.trajectories, key=lambda t: (str(t.get("question_id")), int(t.get("sample", 0) or 0)))
-    listing = env.get_template("trajectories.html.jinja").render(
-        report_page=REPORT_HTML,
-        trajectories=[_trajectory_view(t, entries_of) for t in ordered],
-        n_questions=len(questions),
-    )
-    paths = {
-        "md": out_dir / REPORT_MD,
-        "html": out_dir / REPORT_HTML,
-        "trajectories": out_dir / TRAJECTORIES_HTML,
-        "chart": chart_path,
-    }
-    atomic_write_text(paths["trajectories"], listing)
-    atomic_write_text(paths["md"], md)
-    atomic_write_text(paths["html"], page)
-    return paths
+                      "counts": _count_levels(section.entries), "tree": tree})
+    return views, entries_of
 
 
 def _count_levels(entries: Iterable[Any]) -> str:
@@ -341,9 +323,3 @@ def _count_levels(entries: Iterable[Any]) -> str:
     for entry in entries:
         counts[str(_get(entry, "level"))] = counts.get(str(_get(entry, "level")), 0) + 1
     return ", ".join(f"{counts.get(lv, 0)} {lv}" for lv in ("E3", "E2", "E1")) + " entries"
-
-
-def _markup(text: str):
-    import markupsafe
-
-    return markupsafe.Markup(text)
