@@ -49,7 +49,9 @@ def _root(
 ) -> None:
     """hiexp: search agents guided by Hierarchical Experience."""
     from hiexp.components import HTTP
+    from hiexp.progress import show_logs
 
+    show_logs()
     HTTP.timeout, HTTP.retries = http_timeout, http_retries
     HTTP.concurrency, HTTP.routing = http_concurrency, http_routing
 

@@ -8,6 +8,7 @@ that would give other counts (taken from the dendrogram's merge heights), and th
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +21,6 @@ from hiexp.contracts.generation import Generator
 from hiexp.contracts.trajectory import Trajectory
 from hiexp.errors import HiexpError
 from hiexp.io import check_output_dir, iter_jsonl, sha256_file
-from hiexp.progress import console
 
 from .calibrate import DEFAULT_FIRE_RATE, calibrate_e1_threshold, training_searches
 from .cases import CaseConfig, cases_from_trajectories
@@ -31,6 +31,8 @@ from .lessons import FORM, type_plans
 from .retrieve import CASE_PLACEMENTS
 from .schema import Entry
 from .summarize import SummarizeConfig, summarize_clusters
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,7 +72,7 @@ def read_e1(paths: Sequence[str | Path], skip_bad: bool = False) -> list[Entry]:
             except ValidationError as exc:
                 problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
                 if skip_bad:
-                    console.print(f"[yellow]warning[/]: {where}: not an E1 entry ({problem}); skipped")
+                    logger.warning("%s: not an E1 entry (%s); skipped", where, problem)
                     continue
                 raise HiexpError(f"{where}: not an E1 entry ({problem})") from None
             if entry.level != "E1":
@@ -94,7 +96,7 @@ def _sources(paths: Sequence[str | Path]) -> dict:
                 meta = json.loads(meta_path.read_text(encoding="utf-8"))
                 trajectories.extend(meta.get("trajectory_files", []))
             except ValueError:
-                console.print(f"[yellow]warning[/]: {meta_path} is not valid JSON; trajectory sources unknown")
+                logger.warning("%s is not valid JSON; trajectory sources unknown", meta_path)
     return {"e1_files": e1_files, "trajectory_files": trajectories, "reflectors": reflectors}
 
 
@@ -109,12 +111,12 @@ def _level(
     warning = degenerate_warning(clustering, f"{below[0].level} -> {name}" if below else name)
     if warning:
         warnings.append(warning)
-        console.print(f"[yellow]warning[/]: {warning}")
+        logger.warning(warning)
     clusters = clustering.members()
     entries, summary_warnings = summarize_clusters(below, vectors, clusters, name, summarizer,
                                                    config.summarize, show_progress)
     for message in summary_warnings:
-        console.print(f"[yellow]warning[/]: {message}")
+        logger.warning(message)
     warnings.extend(summary_warnings)
     level_vectors = embedder.encode_passages([e.title for e in entries]) if entries else np.zeros(
         (0, vectors.shape[1]), dtype=np.float32)
@@ -159,7 +161,7 @@ def build_hek(
     thresholds = list(config.thresholds)
     if len(thresholds) != 2 or len(n_clusters) != 2:
         raise HiexpError("give two thresholds (E1->E2, E2->E3) and at most two cluster counts")
-    console.print(f"embedding {len(entries_e1)} E1 titles with {embedder.model_id}")
+    logger.info("embedding %d E1 titles with %s", len(entries_e1), embedder.model_id)
     vectors_e1 = embedder.encode_passages([e.title for e in entries_e1])
     warnings: list[str] = []
     if all(e.meta.get("form") == FORM for e in entries_e1):
@@ -194,8 +196,8 @@ def build_hek(
     calibration = _calibrate(hek, embedder, sources.get("trajectory_files", []), config.e1_fire_rate)
     if calibration is not None:
         manifest["e1_threshold"] = calibration
-        console.print(f"E1 threshold {calibration['value']} (a {calibration['fire_rate']:g} share of "
-                      f"{calibration['queries']} training searches reach it)")
+        logger.info("E1 threshold %s (a %g share of %s training searches reach it)", calibration["value"],
+                    calibration["fire_rate"], calibration["queries"])
     if out_dir is not None:
         hek.save(out_dir, overwrite=overwrite)
     return hek
@@ -210,7 +212,7 @@ def _calibrate(hek: HEK, embedder: Embedder, files: list[dict], fire_rate: float
     try:
         queries, questions = training_searches(read_rollouts(paths))
     except HiexpError as exc:
-        console.print(f"[yellow]warning[/]: no E1 threshold calibration ({exc})")
+        logger.warning("no E1 threshold calibration (%s)", exc)
         return None
     return calibrate_e1_threshold(hek, embedder, queries, questions, fire_rate)
 
@@ -259,8 +261,8 @@ def build_case_hek(
     if not entries:
         raise HiexpError(f"no verified success ({case_config.reward_key} >= {case_config.threshold:g}) that searched "
                          f"and answered in {', '.join(map(str, rollouts))} ({counts['episodes']} episodes): no case to keep")
-    console.print(f"{counts['cases']} cases from {counts['questions']} questions ({counts['episodes']} episodes); "
-                  f"embedding their questions with {embedder.model_id}")
+    logger.info("%d cases from %d questions (%d episodes); embedding their questions with %s", counts["cases"],
+                counts["questions"], counts["episodes"], embedder.model_id)
     vectors = embedder.encode_passages([e.title for e in entries])
     hek = HEK(entries, vectors)
     hek.manifest = {

@@ -16,9 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
-import json
 import os
-import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -401,23 +399,3 @@ def _require(*modules: str) -> None:
                 f"the '{module}' package is needed to load local models; install it with: "
                 f'pip install {_PIP_NAMES.get(module, module)} (or pip install -e ".")'
             )
-
-
-def clear_model_cache(name: str) -> None:
-    """Delete a preset's converted directory (the next load converts again)."""
-    preset = preset_for(name)
-    if preset is None:
-        raise HiexpError(f"unknown model preset '{name}'")
-    suffix = f"tiny-random-v{TINY_RANDOM_VERSION}" if preset.kind == "tiny_random" else (
-        f"{preset.name}-v{CONVERSION_VERSION}-hf"
-    )
-    shutil.rmtree(cache_dir("models") / suffix, ignore_errors=True)
-
-
-def read_marker(directory: str | Path) -> dict:
-    """The provenance record this module wrote into a built model directory ({} if none)."""
-    path = Path(directory) / DONE_MARKER
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}

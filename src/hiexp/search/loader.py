@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from hiexp.contracts.passage import Retriever
 from hiexp.errors import HiexpError
 from hiexp.io import cache_dir, sha256_file, stable_hash
+
+logger = logging.getLogger(__name__)
 
 # Bump when the on-disk index layout changes, so that cached indexes are rebuilt instead of misread.
 CACHE_LAYOUT = 1
@@ -59,7 +62,6 @@ def load_index(directory: str | Path) -> Retriever:
 
 def cached_bm25_index(corpus: str | Path, skip_bad: bool = False):
     """The BM25 index of a corpus file, built on first use and reused while the file's bytes are unchanged."""
-    from hiexp.progress import console
     from hiexp.search.bm25 import BM25Config, BM25Retriever, status_spinner
 
     corpus = Path(corpus)
@@ -81,7 +83,7 @@ def cached_bm25_index(corpus: str | Path, skip_bad: bool = False):
         passages = load_corpus(corpus, skip_bad=skip_bad)
     if not passages:
         raise HiexpError(f"{corpus}: the corpus is empty: there are no passages to index")
-    console.print(f"building a BM25 index of {len(passages)} passages from {corpus} (cached for next time)")
+    logger.info("building a BM25 index of %d passages from %s (cached for next time)", len(passages), corpus)
     retriever = BM25Retriever.build(passages, config=config)  # shows its own progress on large corpora
     retriever.save(directory)
     return BM25Retriever.load(directory)

@@ -12,6 +12,7 @@ stamped on every checkpoint (``callbacks.py``, ``checkpoints.py``).
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from hiexp.io import append_jsonl, atomic_write_text
 from hiexp.train.checkpoints import check_resume, drop_rollouts_after, latest_checkpoint, rollouts_file
 from hiexp.train.config import TrainConfig, dump_config
 from hiexp.train.telemetry import truncate_after
+
+logger = logging.getLogger(__name__)
 
 
 def grpo_args(config: TrainConfig, use_cpu: bool | None = None) -> Any:
@@ -168,9 +171,7 @@ class InterruptHandler:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        from hiexp.progress import console
-
-        console.print("[yellow]interrupt: saving a checkpoint after this step (Ctrl-C again to stop now)[/]")
+        logger.warning("interrupt: saving a checkpoint after this step (Ctrl-C again to stop now)")
 
     def callback(self) -> Any:
         from hiexp.train.callbacks import SaveOnInterrupt
