@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hiexp.cli.agent import make_config
 from hiexp.cli.checks import finite
+
+if TYPE_CHECKING:
+    from hiexp.experience.build import BuildConfig
+    from hiexp.experience.hek import HEK
 
 
 def _load_model(spec: str, what: str, backend: str = "auto"):
@@ -135,43 +139,66 @@ def build_command(
 ) -> None:
     """Cluster E1 entries (Ward) and summarise clusters into E2 and E3: write the HEK directory. With
     --cases-only, keep the verified successes of rollouts as worked cases instead."""
-    from hiexp.errors import HiexpError
-    from hiexp.experience.build import BuildConfig, build_hek, read_e1
+    from hiexp.experience.build import BuildConfig, build_hek
     from hiexp.experience.hek import is_hek_dir
-    from hiexp.experience.show import tree
     from hiexp.experience.summarize import SummarizeConfig
-    from hiexp.io import check_output_dir
-    from hiexp.progress import console
-    from hiexp.search.embed import load_embedder
+    from hiexp.io import check_output_dir, exclusive_output
 
     check_output_dir(out, is_hek_dir, overwrite, what="HEK directory")  # before any work
     if cases_only:
         _build_cases(e1, out, embedder, cases_per_episode, case_placement, case_reward, description, overwrite)
         return
-    levels = _floats(thresholds, "thresholds")
-    counts = None
-    if clusters:
-        try:
-            parsed = [int(v) for v in clusters.split(",")]
-        except ValueError:
-            raise HiexpError(f"--clusters: expected two integers such as 20,5, got {clusters!r}") from None
-        if len(parsed) != 2 or any(v < 0 for v in parsed):
-            raise HiexpError(f"--clusters: give two non-negative integers (E1->E2, E2->E3), got {clusters!r}")
-        counts = tuple(v or None for v in parsed)
-    config = BuildConfig(thresholds=tuple(levels), n_clusters=counts, exact_max=exact_max,
-                         summarize=SummarizeConfig(strict=strict, batch_size=batch_size), skip_bad=skip_bad,
-                         description=description, e1_fire_rate=e1_fire_rate or None)
-    entries = read_e1(e1, skip_bad)
-    if not entries:
-        raise HiexpError(f"no E1 entries in {', '.join(map(str, e1))}: nothing to build (see the .groups.jsonl "
-                         "status file of the distill run)")
-    with console.status(f"loading embedder {embedder}"):
-        embedding_model = load_embedder(embedder)
-    generator = _load_model(summarizer, "summariser", backend)
-    from hiexp.io import exclusive_output
-
+    config = BuildConfig(thresholds=tuple(_floats(thresholds, "thresholds")), n_clusters=_cluster_counts(clusters),
+                         exact_max=exact_max, summarize=SummarizeConfig(strict=strict, batch_size=batch_size),
+                         skip_bad=skip_bad, description=description, e1_fire_rate=e1_fire_rate or None)
+    _check_e1(e1, config)
+    embedding_model, generator = _build_models(embedder, summarizer, backend)
     with exclusive_output(out, "hiexp build"):
         hek = build_hek(e1, out, embedding_model, generator, config, overwrite=overwrite)
+    _report_build(hek, out)
+
+
+def _cluster_counts(clusters: str | None) -> tuple[int | None, int | None] | None:
+    """``--clusters N,M`` as target counts per level (0: that level keeps its threshold), None when not given;
+    a bad value fails before any model loads."""
+    from hiexp.errors import HiexpError
+
+    if not clusters:
+        return None
+    try:
+        parsed = [int(v) for v in clusters.split(",")]
+    except ValueError:
+        raise HiexpError(f"--clusters: expected two integers such as 20,5, got {clusters!r}") from None
+    if len(parsed) != 2 or any(v < 0 for v in parsed):
+        raise HiexpError(f"--clusters: give two non-negative integers (E1->E2, E2->E3), got {clusters!r}")
+    return tuple(v or None for v in parsed)
+
+
+def _check_e1(e1: list[Path], config: BuildConfig) -> None:
+    """Fail on E1 files that hold no entry before any model loads."""
+    from hiexp.errors import HiexpError
+    from hiexp.experience.build import read_e1
+
+    if not read_e1(e1, config.skip_bad):
+        raise HiexpError(f"no E1 entries in {', '.join(map(str, e1))}: nothing to build (see the .groups.jsonl "
+                         "status file of the distill run)")
+
+
+def _build_models(embedder: str, summarizer: str, backend: str):
+    """The embedder and the summariser of a build, each under its own progress line."""
+    from hiexp.progress import console
+    from hiexp.search.embed import load_embedder
+
+    with console.status(f"loading embedder {embedder}"):
+        embedding_model = load_embedder(embedder)
+    return embedding_model, _load_model(summarizer, "summariser", backend)
+
+
+def _report_build(hek: HEK, out: Path) -> None:
+    """The top of the new tree and its size per level."""
+    from hiexp.experience.show import tree
+    from hiexp.progress import console
+
     console.print(tree(hek, max_children=5))
     counts_now = hek.counts()
     typer.echo(f"HEK {hek.version}: {counts_now['E1']} E1, {counts_now['E2']} E2, {counts_now['E3']} E3 -> {out}")

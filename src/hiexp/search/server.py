@@ -296,11 +296,132 @@ def passage_document(passage: Passage) -> dict[str, Any]:
     }
 
 
+class _Refused(Exception):
+    """A request answered with an error status instead of a search: raised by the checks, answered in one
+    place, so each check reads as a plain step."""
+
+    def __init__(self, status: int, detail: Any, **headers: str) -> None:
+        super().__init__(status, detail)
+        self.status, self.detail, self.headers = status, detail, headers
+
+    def response(self) -> Any:
+        from fastapi.responses import JSONResponse
+
+        return JSONResponse({"detail": self.detail}, status_code=self.status, headers=self.headers or None)
+
+
+async def _bounded_body(request: Any, max_bytes: int) -> bytes:
+    """The body, read no further than ``max_bytes``: a larger one costs nothing and gets 413."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise _Refused(413, f"request body over {max_bytes} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _Refused(413, f"request body over {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_request(body: bytes, limits: ServerLimits, default_topk: int) -> tuple[RetrieveRequest, int]:
+    """The request and its topk, or 422 naming what it gets wrong or asks too much of (before any search)."""
+    try:
+        parsed = RetrieveRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise _Refused(422, [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()[:5]]) from None
+    problem = limits.problem(parsed)
+    if problem is not None:
+        raise _Refused(422, problem)
+    k = default_topk if parsed.topk is None else parsed.topk
+    problem = limits.answer_problem(len(parsed.queries), k)
+    if problem is not None:
+        raise _Refused(422, problem)
+    return parsed, k
+
+
+async def _search_request(batcher: QueryBatcher, request: Any, parsed: RetrieveRequest, k: int,
+                          queue_seconds: float) -> list[list[Passage]]:
+    """The rows of the request's queries; 503 when the queue is full or no slot came in time, 500 for a damaged
+    index (the server's fault, said plainly, not as a traceback), 400 for another refusal of the retriever."""
+    if batcher.full(len(parsed.queries)):
+        raise _Refused(503, "busy: the search queue is full", **{"Retry-After": "1"})
+    gone = asyncio.ensure_future(_hang_up(request))
+    try:
+        hits = await batcher.search(parsed.queries, k, queue_seconds, gone)
+    except IndexDamaged as exc:
+        raise _Refused(500, str(exc)) from None
+    except HiexpError as exc:
+        raise _Refused(400, str(exc)) from None
+    finally:
+        gone.cancel()
+    if hits is None:
+        raise _Refused(503, "busy: every search slot is taken", **{"Retry-After": "1"})
+    return hits
+
+
+def _result(hits: list[list[Passage]], return_scores: bool) -> list[list[dict[str, Any]]]:
+    """The rows as Search-R1 clients read them: documents, or documents with their scores."""
+    if return_scores:
+        return [[{"document": passage_document(p), "score": p.score} for p in row] for row in hits]
+    return [[passage_document(p) for p in row] for row in hits]
+
+
+@dataclass(frozen=True)
+class _Endpoints:
+    """What the routes do, apart from the app, so that each reads on its own (the app holds thin wrappers)."""
+
+    retriever: Any
+    default_topk: int
+    limits: ServerLimits
+    batcher: QueryBatcher
+    respond: Any
+    """The response class of the answers (orjson when installed)."""
+
+    async def retrieve(self, request: Any) -> Any:
+        try:
+            body = await _bounded_body(request, self.limits.max_body_bytes)
+            parsed, k = _parse_request(body, self.limits, self.default_topk)
+            hits = await _search_request(self.batcher, request, parsed, k, self.limits.queue_seconds)
+        except _Refused as refused:
+            return refused.response()
+        return self.respond({"result": _result(hits, parsed.return_scores)})
+
+    def info(self) -> dict[str, Any]:
+        size = len(self.retriever) if hasattr(self.retriever, "__len__") else None
+        return {
+            "kind": type(self.retriever).__name__,
+            "fingerprint": getattr(self.retriever, "fingerprint", None),
+            "passages": size,
+            "default_topk": self.default_topk,
+            "limits": {name: getattr(self.limits, name) for name in self.limits.__dataclass_fields__},
+        }
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "searches": self.batcher.batches}
+
+
+def _add_routes(app: Any, fastapi: Any, endpoints: _Endpoints) -> None:
+    """The three routes; their names and annotations are what FastAPI reads (operation ids, no response model
+    for ``/retrieve``), so they stay plain functions here."""
+
+    # (no ``from __future__ import annotations`` in this module: FastAPI reads this annotation at runtime)
+    @app.post("/retrieve")
+    async def retrieve(request: fastapi.Request) -> Any:
+        return await endpoints.retrieve(request)
+
+    @app.get("/info")
+    def info() -> dict[str, Any]:
+        return endpoints.info()
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return endpoints.health()
+
+
 def create_app(retriever: Retriever, default_topk: int = 3, limits: ServerLimits | None = None, docs: bool = False):
     """A FastAPI app with ``POST /retrieve``, ``GET /info`` (kind, fingerprint, size, limits) and ``GET /health``."""
     fastapi, _ = _require_server_packages()
-    from fastapi.responses import JSONResponse
-
     limits = limits or ServerLimits()
     respond = _json_response()
     if not 0 <= default_topk <= limits.max_topk:
@@ -310,74 +431,7 @@ def create_app(retriever: Retriever, default_topk: int = 3, limits: ServerLimits
     batcher = QueryBatcher(retriever, limits.max_in_flight, limits.max_batch_queries, limits.max_queued_queries,
                            limits.chunk_queries)
     app.state.batcher = batcher
-
-    def refuse(status: int, detail: Any, **headers: str) -> Any:
-        return JSONResponse({"detail": detail}, status_code=status, headers=headers or None)
-
-    async def bounded_body(request: Any) -> bytes | None:
-        """The body, or None when it is larger than the limit (read no further than that)."""
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
-            return None
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limits.max_body_bytes:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    # (no ``from __future__ import annotations`` in this module: FastAPI reads this annotation at runtime)
-    @app.post("/retrieve")
-    async def retrieve(request: fastapi.Request) -> Any:
-        body = await bounded_body(request)
-        if body is None:
-            return refuse(413, f"request body over {limits.max_body_bytes} bytes")
-        try:
-            parsed = RetrieveRequest.model_validate_json(body)
-        except ValidationError as exc:
-            return refuse(422, [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()[:5]])
-        problem = limits.problem(parsed)
-        if problem is not None:
-            return refuse(422, problem)
-        k = default_topk if parsed.topk is None else parsed.topk
-        problem = limits.answer_problem(len(parsed.queries), k)
-        if problem is not None:
-            return refuse(422, problem)
-        if batcher.full(len(parsed.queries)):
-            return refuse(503, "busy: the search queue is full", **{"Retry-After": "1"})
-        gone = asyncio.ensure_future(_hang_up(request))
-        try:
-            hits = await batcher.search(parsed.queries, k, limits.queue_seconds, gone)
-        except IndexDamaged as exc:  # the server's fault, not the request's: said plainly, not as a traceback
-            return refuse(500, str(exc))
-        except HiexpError as exc:
-            return refuse(400, str(exc))
-        finally:
-            gone.cancel()
-        if hits is None:
-            return refuse(503, "busy: every search slot is taken", **{"Retry-After": "1"})
-        if parsed.return_scores:
-            result = [[{"document": passage_document(p), "score": p.score} for p in row] for row in hits]
-        else:
-            result = [[passage_document(p) for p in row] for row in hits]
-        return respond({"result": result})
-
-    @app.get("/info")
-    def info() -> dict[str, Any]:
-        size = len(retriever) if hasattr(retriever, "__len__") else None
-        return {
-            "kind": type(retriever).__name__,
-            "fingerprint": getattr(retriever, "fingerprint", None),
-            "passages": size,
-            "default_topk": default_topk,
-            "limits": {name: getattr(limits, name) for name in limits.__dataclass_fields__},
-        }
-
-    @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "searches": batcher.batches}
-
+    _add_routes(app, fastapi, _Endpoints(retriever, default_topk, limits, batcher, respond))
     return app
 
 
