@@ -215,6 +215,20 @@ def _merged_scores(runs: list[Path]) -> dict[str, dict[str, dict[str, float]]]:
     return merged
 
 
+@dataclass(frozen=True)
+class _Bootstrap:
+    """The interval settings of one ``compare_runs`` call, handed whole to the steps that draw intervals."""
+
+    resamples: int
+    seed: int
+    confidence: float
+
+    def delta(self, metric: str, offset: int, va: np.ndarray, vb: np.ndarray) -> Delta:
+        """``metric``'s means and paired interval; ``offset`` (the metric's position) gives each its own draw."""
+        mean, low, high = paired_bootstrap(va, vb, self.resamples, self.seed + offset, self.confidence)
+        return Delta(metric, float(va.mean()), float(vb.mean()), mean, low, high)
+
+
 def compare_runs(
     run_a: str | Path | Sequence[str | Path],
     run_b: str | Path | Sequence[str | Path],
@@ -238,56 +252,9 @@ def compare_runs(
     if len(runs_a) != len(runs_b):
         raise HiexpError(f"give as many runs for B as for A ({len(runs_b)} vs {len(runs_a)})")
     pa, pb = _merged_scores(runs_a), _merged_scores(runs_b)
-    notes = []
-    for a, b in zip(runs_a, runs_b, strict=True):
-        diffs = manifest_differences(_load_manifest(a), _load_manifest(b))
-        if diffs:
-            notes.append(f"{b} differs from {a} in more than the HEK: " + "; ".join(diffs)
-                         if len(runs_a) > 1 else "the runs differ in more than the HEK: " + "; ".join(diffs))
-    datasets: dict[str, DatasetComparison] = {}
-    pooled: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {m: ([], []) for m in METRICS}
-    for dataset in sorted(set(pa) | set(pb)):
-        qa, qb = pa.get(dataset, {}), pb.get(dataset, {})
-        shared = sorted(set(qa) & set(qb))
-        if not shared:
-            notes.append(f"{dataset}: no shared questions (A has {len(qa)}, B has {len(qb)}); skipped")
-            continue
-        comparison = DatasetComparison(dataset, len(shared), len(set(qa) - set(qb)), len(set(qb) - set(qa)))
-        if comparison.only_a or comparison.only_b:
-            notes.append(
-                f"{dataset}: compared on the {len(shared)} shared questions "
-                f"({comparison.only_a} only in A, {comparison.only_b} only in B)"
-            )
-        is_math = all(qa[q].get("math") and qb[q].get("math") for q in shared)
-        if is_math:
-            comparison.task = "math"
-            comparison.samples = (int(max(qa[q]["samples"] for q in shared)), int(max(qb[q]["samples"] for q in shared)))
-        for offset, metric in enumerate(MATH_METRICS if is_math else METRICS):
-            source = "em" if metric == "accuracy" else metric
-            va = np.array([qa[q][source] for q in shared], dtype=np.float64)
-            vb = np.array([qb[q][source] for q in shared], dtype=np.float64)
-            keep = ~(np.isnan(va) | np.isnan(vb))
-            va, vb = va[keep], vb[keep]
-            if va.size == 0:
-                continue
-            mean, low, high = paired_bootstrap(va, vb, resamples, seed + offset, confidence)
-            comparison.deltas[metric] = Delta(metric, float(va.mean()), float(vb.mean()), mean, low, high)
-            if not is_math:
-                pooled[metric][0].append(va)
-                pooled[metric][1].append(vb)
-        datasets[dataset] = comparison
-    qa_sets = [name for name, dc in datasets.items() if dc.task == "qa"]
-    if len(qa_sets) >= 2:  # every shared question of every QA dataset, paired as one sample
-        total = sum(datasets[name].n for name in qa_sets)
-        together = DatasetComparison(POOLED, total, 0, 0)
-        for offset, metric in enumerate(METRICS):
-            parts_a, parts_b = pooled[metric]
-            if not parts_a:
-                continue
-            va, vb = np.concatenate(parts_a), np.concatenate(parts_b)
-            mean, low, high = paired_bootstrap(va, vb, resamples, seed + offset, confidence)
-            together.deltas[metric] = Delta(metric, float(va.mean()), float(vb.mean()), mean, low, high)
-        datasets[POOLED] = together
+    notes = _manifest_notes(runs_a, runs_b)
+    datasets, coverage = _compare_datasets(pa, pb, _Bootstrap(resamples, seed, confidence))
+    notes += coverage
     if not datasets:
         raise HiexpError(
             f"{run_a} and {run_b} share no questions: compare two runs of `hiexp eval` on the same data "
@@ -297,6 +264,95 @@ def compare_runs(
         warnings.warn(note, stacklevel=2)
     return Comparison(",".join(map(str, runs_a)), ",".join(map(str, runs_b)), datasets, resamples, seed, confidence,
                       notes)
+
+
+def _manifest_notes(runs_a: list[Path], runs_b: list[Path]) -> list[str]:
+    """A note per pair of runs whose manifests differ in more than the HEK: then B - A is not the HEK's effect."""
+    notes = []
+    for a, b in zip(runs_a, runs_b, strict=True):
+        diffs = manifest_differences(_load_manifest(a), _load_manifest(b))
+        if diffs:
+            notes.append(f"{b} differs from {a} in more than the HEK: " + "; ".join(diffs)
+                         if len(runs_a) > 1 else "the runs differ in more than the HEK: " + "; ".join(diffs))
+    return notes
+
+
+def _compare_datasets(
+    pa: dict[str, dict[str, dict[str, float]]], pb: dict[str, dict[str, dict[str, float]]], boot: _Bootstrap
+) -> tuple[dict[str, DatasetComparison], list[str]]:
+    """Each dataset's comparison (plus the pooled row) and the notes on questions that could not be paired."""
+    datasets: dict[str, DatasetComparison] = {}
+    notes: list[str] = []
+    qa_pairs: list[dict[str, tuple[np.ndarray, np.ndarray]]] = []
+    for dataset in sorted(set(pa) | set(pb)):
+        qa, qb = pa.get(dataset, {}), pb.get(dataset, {})
+        note = _coverage_note(dataset, qa, qb)
+        if note:
+            notes.append(note)
+        if not set(qa) & set(qb):
+            continue
+        comparison, pairs = _compare_dataset(dataset, qa, qb, boot)
+        if comparison.task == "qa":
+            qa_pairs.append(pairs)
+        datasets[dataset] = comparison
+    together = _pooled_comparison(datasets, qa_pairs, boot)
+    if together is not None:
+        datasets[POOLED] = together
+    return datasets, notes
+
+
+def _coverage_note(dataset: str, qa: dict[str, Any], qb: dict[str, Any]) -> str | None:
+    """Say when a dataset is skipped or compared on part of its questions, so a smaller n is not a surprise."""
+    only_a, only_b, shared = len(set(qa) - set(qb)), len(set(qb) - set(qa)), len(set(qa) & set(qb))
+    if not shared:
+        return f"{dataset}: no shared questions (A has {len(qa)}, B has {len(qb)}); skipped"
+    if only_a or only_b:
+        return f"{dataset}: compared on the {shared} shared questions ({only_a} only in A, {only_b} only in B)"
+    return None
+
+
+def _compare_dataset(
+    dataset: str, qa: dict[str, dict[str, float]], qb: dict[str, dict[str, float]], boot: _Bootstrap
+) -> tuple[DatasetComparison, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """One dataset's deltas over its shared questions, and the paired values behind them for the pooled row.
+
+    A question missing a metric in either run (NaN) drops out of that metric only.
+    """
+    shared = sorted(set(qa) & set(qb))
+    comparison = DatasetComparison(dataset, len(shared), len(set(qa) - set(qb)), len(set(qb) - set(qa)))
+    is_math = all(qa[q].get("math") and qb[q].get("math") for q in shared)
+    if is_math:
+        comparison.task = "math"
+        comparison.samples = (int(max(qa[q]["samples"] for q in shared)), int(max(qb[q]["samples"] for q in shared)))
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for offset, metric in enumerate(MATH_METRICS if is_math else METRICS):
+        source = "em" if metric == "accuracy" else metric
+        va = np.array([qa[q][source] for q in shared], dtype=np.float64)
+        vb = np.array([qb[q][source] for q in shared], dtype=np.float64)
+        keep = ~(np.isnan(va) | np.isnan(vb))
+        va, vb = va[keep], vb[keep]
+        if va.size == 0:
+            continue
+        comparison.deltas[metric] = boot.delta(metric, offset, va, vb)
+        pairs[metric] = (va, vb)
+    return comparison, pairs
+
+
+def _pooled_comparison(
+    datasets: dict[str, DatasetComparison], qa_pairs: list[dict[str, tuple[np.ndarray, np.ndarray]]], boot: _Bootstrap
+) -> DatasetComparison | None:
+    """With two or more QA datasets, every shared question of all of them paired as one sample; else None."""
+    qa_sets = [name for name, dc in datasets.items() if dc.task == "qa"]
+    if len(qa_sets) < 2:
+        return None
+    together = DatasetComparison(POOLED, sum(datasets[name].n for name in qa_sets), 0, 0)
+    for offset, metric in enumerate(METRICS):
+        parts = [pairs[metric] for pairs in qa_pairs if metric in pairs]
+        if not parts:
+            continue
+        va, vb = np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
+        together.deltas[metric] = boot.delta(metric, offset, va, vb)
+    return together
 
 
 def _fmt(metric: str, value: float, signed: bool = False) -> str:

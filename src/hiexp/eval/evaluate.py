@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +109,6 @@ def render_table(metrics: dict[str, dict[str, Any]], method: str, tasks: dict[st
 
 def _experience_settings(hook: Any) -> dict[str, Any] | None:
     """The hook's options (top-k, threshold, levels) for the manifest, so runs of two ablations differ."""
-    from dataclasses import asdict, is_dataclass
-
     config = getattr(hook, "config", None)
     return asdict(config) if is_dataclass(config) else None
 
@@ -146,6 +145,27 @@ def _check_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
             "use another --out, or delete the directory to start over")
 
 
+@dataclass(frozen=True)
+class _EvalRun:
+    """The settings of one ``run_eval`` call, handed whole to each step instead of field by field."""
+
+    method: str
+    config: AgentConfig
+    generator: Any
+    hook: ExperienceHook | None
+    split: str | None
+    n: int | None
+    seed: int
+    samples: int
+    index: str | None
+    progress: bool
+
+    @property
+    def agent_hook(self) -> ExperienceHook | None:
+        """Only the agent reads experience; the baselines run without it."""
+        return self.hook if self.method == "agent" else None
+
+
 def run_eval(datasets: list[str] | dict[str, list[Example]], generator: Any, retriever: Any | None, method: str,
              out_dir: str | Path, hook: ExperienceHook | None = None, n: int | None = None,
              config: AgentConfig | None = None, split: str | None = "test", seed: int = 0,
@@ -169,63 +189,15 @@ def run_eval(datasets: list[str] | dict[str, list[Example]], generator: Any, ret
         samples: episodes per question (k); with k > 1 (and a temperature above 0) the metrics are Avg@k,
             the mean over every sample, and ``pass@k`` is reported beside them.
     """
-    import hiexp
     from hiexp.agent.formats import make_format
 
-    if method not in METHODS:
-        raise HiexpError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    if samples < 1:
-        raise HiexpError(f"samples must be >= 1, got {samples}")
-    config = config or AgentConfig()
-    if samples > 1 and config.temperature <= 0:
-        raise HiexpError(f"{samples} samples per question need a temperature above 0 (greedy samples are all the same)")
+    config = _checked_config(method, samples, config)
+    run = _EvalRun(method, config, generator, hook, split, n, seed, samples, index, progress)
     out_dir = Path(out_dir)
-    if isinstance(datasets, dict):
-        loaded = {name: list(examples) for name, examples in datasets.items()}
-    else:
-        from hiexp.data import load_dataset
-
-        if not datasets:
-            raise HiexpError("no dataset given")
-        loaded = {name: load_dataset(name, split=split, n=n, seed=seed) for name in datasets}
-    for name, examples in loaded.items():
-        if not examples:
-            raise HiexpError(f"dataset {name!r} has no examples to evaluate")
-
+    loaded = _load_datasets(datasets, run)
     fmt = make_format(config, getattr(generator, "tokenizer", None))
-    retrievers: dict[str, Any] = {}
-    for name in loaded:
-        if method == "closed-book" or config.format == "math":  # the math task has no search tool
-            retrievers[name] = None
-        elif retriever is not None:
-            retrievers[name] = retriever
-        else:
-            retrievers[name] = make_retriever(dataset=name)
-    hek_version = getattr(hook, "version", None) if (hook is not None and method == "agent") else None
-    manifest = {
-        "method": method,
-        "model": str(getattr(generator, "model_id", "unknown")),
-        "engine": getattr(generator, "engine", None),
-        "format": config.format,
-        "prompt_template_hash": fmt.template_hash(method),
-        "retrievers": {name: (getattr(r, "fingerprint", None) if r is not None else None) for name, r in retrievers.items()},
-        "index": public_url(index),
-        "top_k": config.top_k,
-        "max_turns": config.max_turns,
-        "max_tokens": config.max_tokens,
-        "max_new_tokens": config.max_new_tokens,
-        "temperature": config.temperature,
-        "top_p": config.top_p,
-        "seed": seed,
-        "split": split,
-        "n": n,
-        "samples": samples,
-        "datasets": {name: len(ex) for name, ex in loaded.items()},
-        "hek_version": hek_version,
-        "experience": _experience_settings(hook) if hek_version is not None else None,
-        "package_version": hiexp.__version__,
-        "agent_config": config.to_dict(),
-    }
+    retrievers = _pick_retrievers(loaded, retriever, run)
+    manifest = _build_manifest(run, fmt, loaded, retrievers)
     with exclusive_output(out_dir, "hiexp eval"):  # a second eval into the same --out stops at once
         _check_manifest(out_dir, manifest)
         atomic_write_json(out_dir / "manifest.json", manifest)
@@ -233,42 +205,133 @@ def run_eval(datasets: list[str] | dict[str, list[Example]], generator: Any, ret
         metrics: dict[str, dict[str, Any]] = {}
         predictions: list[dict[str, Any]] = []
         for name, examples in loaded.items():
-            agent = SearchAgent(generator, retrievers[name], config, hook if method == "agent" else None)
-            path = out_dir / "trajectories" / f"{dataset_slug(name)}.jsonl"
-            summary = run_rollouts(examples, agent, samples, path, seed=seed, progress=progress, method=method)
-            done = read_trajectories(path) if path.exists() else []  # every episode may have failed
-            by_id = {(t.question_id, t.sample): t for t in done if t.sample < samples}
-            missing = [ex.id for ex in examples for s in range(samples) if (ex.id, s) not in by_id]
-            if missing:
-                why = (f"{summary.failed} episodes got no answer from the generator (reasons in {summary.failed_path})"
-                       if summary.failed else f"no trajectory for {len(missing)} episodes (e.g. {missing[0]})")
-                raise HiexpError(f"{path}: {why}; re-run to try them again")
-            trajs = [by_id[(ex.id, s)] for ex in examples for s in range(samples)]
-            metrics[name] = summarise(trajs)
-            task = next((str(ex.metadata.get("task")) for ex in examples if ex.metadata.get("task")), "qa")
-            metrics[name]["task"] = task
-            for t in trajs:
-                predictions.append({
-                    "dataset": name, "task": task, "id": t.question_id, "sample": t.sample, "question": t.question,
-                    "golden_answers": t.golden_answers,
-                    "prediction": t.answer, "em": t.rewards.get("em", 0.0), "cem": t.rewards.get("cem", 0.0),
-                    "f1": t.rewards.get("f1", 0.0), "searches": t.num_searches, "tokens": t.num_tokens,
-                    "finish": t.finish, "trajectory_id": t.id, "queries": t.queries,
-                })
-        atomic_write_jsonl(out_dir / "predictions.jsonl", predictions)
-        atomic_write_json(out_dir / "metrics.json", metrics)
-        atomic_write_text(out_dir / "table.md", render_table(metrics, method, {k: m["task"] for k, m in metrics.items()}))
+            trajs = _dataset_episodes(run, out_dir, name, examples, retrievers[name])
+            metrics[name] = _dataset_metrics(trajs, examples)
+            predictions.extend(_prediction_records(name, metrics[name]["task"], trajs))
+        _write_results(out_dir, method, metrics, predictions)
         return metrics
 
 
-def load_metrics(run_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """The metrics of a finished run directory."""
-    import json
+def _checked_config(method: str, samples: int, config: AgentConfig | None) -> AgentConfig:
+    """Refuse impossible settings before anything loads; returns the agent config (the default if None)."""
+    if method not in METHODS:
+        raise HiexpError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if samples < 1:
+        raise HiexpError(f"samples must be >= 1, got {samples}")
+    config = config or AgentConfig()
+    if samples > 1 and config.temperature <= 0:
+        raise HiexpError(f"{samples} samples per question need a temperature above 0 (greedy samples are all the same)")
+    return config
 
-    path = Path(run_dir) / "metrics.json"
-    if not path.exists():
-        raise HiexpError(f"{run_dir}: no metrics.json (not a finished hiexp eval run?)")
-    return json.loads(path.read_text(encoding="utf-8"))
+
+def _load_datasets(datasets: list[str] | dict[str, list[Example]], run: _EvalRun) -> dict[str, list[Example]]:
+    """Every dataset's examples, loaded (and subsampled) up front so an empty one fails before any episode."""
+    if isinstance(datasets, dict):
+        loaded = {name: list(examples) for name, examples in datasets.items()}
+    else:
+        from hiexp.data import load_dataset
+
+        if not datasets:
+            raise HiexpError("no dataset given")
+        loaded = {name: load_dataset(name, split=run.split, n=run.n, seed=run.seed) for name in datasets}
+    for name, examples in loaded.items():
+        if not examples:
+            raise HiexpError(f"dataset {name!r} has no examples to evaluate")
+    return loaded
+
+
+def _pick_retrievers(loaded: dict[str, list[Example]], retriever: Any | None, run: _EvalRun) -> dict[str, Any]:
+    """The retriever of each dataset: none without search, the one given, or the dataset's own corpus."""
+    retrievers: dict[str, Any] = {}
+    for name in loaded:
+        if run.method == "closed-book" or run.config.format == "math":  # the math task has no search tool
+            retrievers[name] = None
+        elif retriever is not None:
+            retrievers[name] = retriever
+        else:
+            retrievers[name] = make_retriever(dataset=name)
+    return retrievers
+
+
+def _build_manifest(run: _EvalRun, fmt: Any, loaded: dict[str, list[Example]],
+                    retrievers: dict[str, Any]) -> dict[str, Any]:
+    """Everything that decides the numbers, so a resume can refuse a run with other settings."""
+    import hiexp
+
+    config = run.config
+    hek_version = getattr(run.agent_hook, "version", None)  # None without a hook, and for the baselines
+    return {
+        "method": run.method,
+        "model": str(getattr(run.generator, "model_id", "unknown")),
+        "engine": getattr(run.generator, "engine", None),
+        "format": config.format,
+        "prompt_template_hash": fmt.template_hash(run.method),
+        "retrievers": {name: (getattr(r, "fingerprint", None) if r is not None else None) for name, r in retrievers.items()},
+        "index": public_url(run.index),
+        "top_k": config.top_k,
+        "max_turns": config.max_turns,
+        "max_tokens": config.max_tokens,
+        "max_new_tokens": config.max_new_tokens,
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "seed": run.seed,
+        "split": run.split,
+        "n": run.n,
+        "samples": run.samples,
+        "datasets": {name: len(ex) for name, ex in loaded.items()},
+        "hek_version": hek_version,
+        "experience": _experience_settings(run.hook) if hek_version is not None else None,
+        "package_version": hiexp.__version__,
+        "agent_config": config.to_dict(),
+    }
+
+
+def _dataset_episodes(run: _EvalRun, out_dir: Path, name: str, examples: list[Example], retriever: Any) -> list[Any]:
+    """Every episode of one dataset, in example-then-sample order.
+
+    The episodes are read back from the trajectory file rather than taken from the rollout, so those an
+    earlier (interrupted) run wrote count too; a missing one stops the run, since metrics over part of
+    the questions would look like a finished result.
+    """
+    agent = SearchAgent(run.generator, retriever, run.config, run.agent_hook)
+    path = out_dir / "trajectories" / f"{dataset_slug(name)}.jsonl"
+    summary = run_rollouts(examples, agent, run.samples, path, seed=run.seed, progress=run.progress,
+                           method=run.method)
+    done = read_trajectories(path) if path.exists() else []  # every episode may have failed
+    by_id = {(t.question_id, t.sample): t for t in done if t.sample < run.samples}
+    missing = [ex.id for ex in examples for s in range(run.samples) if (ex.id, s) not in by_id]
+    if missing:
+        why = (f"{summary.failed} episodes got no answer from the generator (reasons in {summary.failed_path})"
+               if summary.failed else f"no trajectory for {len(missing)} episodes (e.g. {missing[0]})")
+        raise HiexpError(f"{path}: {why}; re-run to try them again")
+    return [by_id[(ex.id, s)] for ex in examples for s in range(run.samples)]
+
+
+def _dataset_metrics(trajs: list[Any], examples: list[Example]) -> dict[str, Any]:
+    """The dataset's summary plus its task, which decides how the table and ``hiexp compare`` show it."""
+    metrics = summarise(trajs)
+    metrics["task"] = next((str(ex.metadata.get("task")) for ex in examples if ex.metadata.get("task")), "qa")
+    return metrics
+
+
+def _prediction_records(name: str, task: str, trajs: list[Any]) -> list[dict[str, Any]]:
+    """One predictions.jsonl record per episode: the per-question scores ``hiexp compare`` pairs on."""
+    return [{
+        "dataset": name, "task": task, "id": t.question_id, "sample": t.sample, "question": t.question,
+        "golden_answers": t.golden_answers,
+        "prediction": t.answer, "em": t.rewards.get("em", 0.0), "cem": t.rewards.get("cem", 0.0),
+        "f1": t.rewards.get("f1", 0.0), "searches": t.num_searches, "tokens": t.num_tokens,
+        "finish": t.finish, "trajectory_id": t.id, "queries": t.queries,
+    } for t in trajs]
+
+
+def _write_results(out_dir: Path, method: str, metrics: dict[str, dict[str, Any]],
+                   predictions: list[dict[str, Any]]) -> None:
+    """Write the results only once every dataset is complete, so they never describe half a run."""
+    atomic_write_jsonl(out_dir / "predictions.jsonl", predictions)
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    tasks = {k: m["task"] for k, m in metrics.items()}
+    atomic_write_text(out_dir / "table.md", render_table(metrics, method, tasks))
 
 
 def load_predictions(run_dir: str | Path) -> list[dict[str, Any]]:
