@@ -56,4 +56,3 @@ def show_logs(level: int = logging.INFO) -> None:
     logger.setLevel(level)
     if not any(isinstance(h, ConsoleLogHandler) for h in logger.handlers):
         logger.addHandler(ConsoleLogHandler())
-    logger.propagate = False
