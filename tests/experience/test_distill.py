@@ -155,6 +155,10 @@ def test_other_schema_version_is_refused(tmp_path):
                               edit=lambda r: r.update(schema_version=99))
     with pytest.raises(HiexpError, match=r"t.jsonl:1: trajectory schema_version 99"):
         load_trajectories([path])
+    from hiexp.experience.build import read_rollouts  # the cases and the threshold calibration read alike
+
+    with pytest.raises(HiexpError, match=r"t.jsonl:1: trajectory schema_version 99"):
+        read_rollouts([path])
 
 
 def test_missing_rewards_are_listed_before_any_work(tmp_path):

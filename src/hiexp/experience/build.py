@@ -25,7 +25,7 @@ from hiexp.io import check_output_dir, iter_jsonl, sha256_file
 from .calibrate import DEFAULT_FIRE_RATE, calibrate_e1_threshold, training_searches
 from .cases import CaseConfig, cases_from_trajectories
 from .cluster import ClusterConfig, cluster_embeddings, degenerate_warning
-from .distill import sidecar_paths
+from .distill import iter_trajectory_records, sidecar_paths
 from .hek import HEK, is_hek_dir
 from .lessons import FORM, type_plans
 from .retrieve import CASE_PLACEMENTS
@@ -220,16 +220,7 @@ def _calibrate(hek: HEK, embedder: Embedder, files: list[dict], fire_rate: float
 def read_rollouts(paths: Sequence[str | Path]) -> list[Trajectory]:
     """Trajectory records of rollout files, with file:line errors (ids may repeat across files: two runs
     of the same questions are two sets of episodes)."""
-    records: list[Trajectory] = []
-    for path in paths:
-        for lineno, record in enumerate(iter_jsonl(path), start=1):
-            try:
-                records.append(Trajectory.from_dict(record))
-            except HiexpError as exc:
-                raise HiexpError(f"{path}:{lineno}: {exc}") from None
-            except (TypeError, ValueError) as exc:
-                raise HiexpError(f"{path}:{lineno}: not a trajectory record ({exc})") from None
-    return records
+    return [trajectory for _, _, trajectory in iter_trajectory_records(paths)]
 
 
 def check_case_placement(placement: str) -> None:

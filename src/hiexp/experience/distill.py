@@ -25,7 +25,7 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -174,17 +174,10 @@ def reward_of(record: dict[str, Any], key: str) -> float | None:
         return None
 
 
-def load_trajectories(paths: Sequence[str | Path], reward_key: str = "cem") -> list[Trajectory]:
-    """Read trajectory files, checking the schema version and that every record carries the reward.
-
-    Errors name the file and line; all records missing a reward are listed (the first five) before
-    anything is distilled, so that no group is reflected on with half its outcomes unknown.
-    """
-    trajectories: list[Trajectory] = []
-    missing: list[str] = []
-    seen: dict[str, str] = {}
+def iter_trajectory_records(paths: Sequence[str | Path]) -> Iterator[tuple[str, dict, Trajectory]]:
+    """Every record of trajectory files as (``file:line``, the raw record, its ``Trajectory``); a record of
+    another schema version, or one that is no trajectory, stops the reading with its file and line."""
     for path in paths:
-        path = Path(path)
         for lineno, record in enumerate(iter_jsonl(path), start=1):
             where = f"{path}:{lineno}"
             version = record.get("schema_version", SCHEMA_VERSION)
@@ -199,12 +192,25 @@ def load_trajectories(paths: Sequence[str | Path], reward_key: str = "cem") -> l
                 raise HiexpError(f"{where}: {exc}") from None
             except (TypeError, ValueError) as exc:
                 raise HiexpError(f"{where}: not a trajectory record ({exc})") from None
-            if reward_of(record, reward_key) is None:
-                missing.append(f"{where} ({trajectory.id})")
-            if trajectory.id in seen:
-                raise HiexpError(f"{where}: trajectory id {trajectory.id!r} already appeared at {seen[trajectory.id]}")
-            seen[trajectory.id] = where
-            trajectories.append(trajectory)
+            yield where, record, trajectory
+
+
+def load_trajectories(paths: Sequence[str | Path], reward_key: str = "cem") -> list[Trajectory]:
+    """Read trajectory files, checking the schema version and that every record carries the reward.
+
+    Errors name the file and line; all records missing a reward are listed (the first five) before
+    anything is distilled, so that no group is reflected on with half its outcomes unknown.
+    """
+    trajectories: list[Trajectory] = []
+    missing: list[str] = []
+    seen: dict[str, str] = {}
+    for where, record, trajectory in iter_trajectory_records([Path(p) for p in paths]):
+        if reward_of(record, reward_key) is None:
+            missing.append(f"{where} ({trajectory.id})")
+        if trajectory.id in seen:
+            raise HiexpError(f"{where}: trajectory id {trajectory.id!r} already appeared at {seen[trajectory.id]}")
+        seen[trajectory.id] = where
+        trajectories.append(trajectory)
     if missing:
         shown = "; ".join(missing[:5]) + (f"; and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise HiexpError(
@@ -704,5 +710,5 @@ class _Run:
 
 __all__ = [
     "DistillConfig", "DistillSummary", "EntryParser", "Group", "build_prompt", "distill", "format_attempt",
-    "group_trajectories", "load_trajectories",
+    "group_trajectories", "iter_trajectory_records", "load_trajectories",
 ]
