@@ -284,3 +284,18 @@ def test_the_cases_form_keeps_the_live_successes_as_cases_without_a_reflector(tm
     assert shown and all(t["meta"]["where"] == "example" for t in shown)
     report = (out / "report.md").read_text()
     assert "worked cases" in report and "no reflector" in report
+
+
+def test_the_e1_threshold_is_the_one_the_hek_calibrated_unless_given():
+    from types import SimpleNamespace
+
+    from hiexp.demo import _experience_line
+    from hiexp.experience.schema import Entry
+
+    entry = Entry(id="E1-0", level="E1", title="Search the film first", description="advice")
+    hek = SimpleNamespace(entries=[entry], counts=lambda: {"E1": 1, "E2": 0, "E3": 0},
+                          manifest={"e1_threshold": {"value": 0.55}})
+    assert "E1 at search time if cos >= 0.55" in _experience_line(hek, DemoConfig())
+    assert "if cos >= 0.7" in _experience_line(hek, DemoConfig(experience_threshold=0.7))
+    hek.manifest = {}  # no calibration recorded: the paper's value
+    assert "if cos >= 0.8" in _experience_line(hek, DemoConfig())

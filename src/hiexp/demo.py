@@ -77,7 +77,8 @@ class DemoConfig:
     agent: the agent's settings for the rollouts and the evaluation (format, passages per search, searches
       per episode, token budgets); each stage sets its own temperature, and the seed is ``seed``.
     experience_top_k: E2/E3 entries put into the system prompt.
-    experience_threshold: cosine an E1 title must reach for its description to be injected.
+    experience_threshold: cosine an E1 title must reach for its description to be injected; None: the one the
+      HEK's manifest calibrated for its embedder (else the paper's 0.8, which suits its embedder, not ours).
     ablations: also evaluate ``no-e1`` and ``no-e2e3`` to see which component helps or hurts.
     resamples: bootstrap resamples of the comparison.
     """
@@ -104,7 +105,7 @@ class DemoConfig:
     eval_temperature: float = 0.0
     agent: AgentConfig = field(default_factory=AgentConfig)
     experience_top_k: int = 5
-    experience_threshold: float = 0.8
+    experience_threshold: float | None = None
     ablations: bool = False
     resamples: int = 2000
 
@@ -130,7 +131,7 @@ class DemoConfig:
         for name in ("success_threshold", "rollout_temperature", "rollout_top_p", "eval_temperature",
                      "experience_threshold"):
             value = getattr(self, name)
-            if not math.isfinite(value):
+            if value is not None and not math.isfinite(value):
                 raise HiexpError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
         if self.success not in ("em", "cem", "f1"):
             raise HiexpError(f"--success must be em, cem or f1 (got {self.success!r})")
@@ -621,6 +622,8 @@ def _counts(hek: Any) -> str:
 
 def _experience_line(hek: Any, config: DemoConfig) -> str:
     """What the with-arm's HEK puts into an episode, for the report."""
+    from hiexp.experience.retrieve import manifest_threshold
+
     recommended = (getattr(hek, "manifest", None) or {}).get("cases") or {}
     parts = []
     if recommended.get("per_episode"):
@@ -632,7 +635,8 @@ def _experience_line(hek: Any, config: DemoConfig) -> str:
         parts.append(f"top-{config.experience_top_k} E2/E3 at the start")
     if any(e.level == "E1" and not e.is_case_only for e in hek.entries):
         where = "matched on the problem, at the start" if config.task == "math" else "at search time"
-        parts.append(f"E1 {where} if cos >= {config.experience_threshold}")
+        threshold = config.experience_threshold
+        parts.append(f"E1 {where} if cos >= {manifest_threshold(hek.manifest) if threshold is None else threshold:g}")
     return "; ".join(parts) or "none"
 
 
