@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
+
+# A rendered passage's header; a title may hold one level of parentheses ("Jaws (film)").
+_HEADER = re.compile(r"Doc\s*\d+\s*\(Title:\s*((?:[^()\n]|\([^()\n]*\))*?)\)[ \t]*")
 
 
 @dataclass
@@ -59,3 +63,11 @@ def check_queries(queries: list[str] | str, k: int) -> list[str]:
 def render_passages(passages: list[Passage]) -> str:
     """The text the model reads: ``Doc 1(Title: ...) text`` per passage, one per line."""
     return "\n".join(f"Doc {i}(Title: {p.title}) {p.text}" for i, p in enumerate(passages, start=1))
+
+
+def parse_passages(text: str) -> list[tuple[str, str]]:
+    """(title, text) of each passage ``render_passages`` wrote into ``text`` (an observation, perhaps inside
+    the format's tags): a passage's text runs to the next header or the end, whatever it holds."""
+    heads = list(_HEADER.finditer(text))
+    ends = [h.start() for h in heads[1:]] + [len(text)]
+    return [(head.group(1).strip(), text[head.end():end].strip()) for head, end in zip(heads, ends)]

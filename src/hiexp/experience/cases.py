@@ -18,11 +18,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hiexp.contracts.passage import parse_passages
 from hiexp.search.abridge import abridge, search_terms
 
 from .schema import Case, CaseDoc, CaseStep, Entry
 
-_DOC = re.compile(r"Doc \d+\(Title: (.*?)\) (.*?)(?=\nDoc \d+\(Title: |\Z)", re.S)
 _TAG = re.compile(r"</?(think|search|answer|information|tool_call|tool_response)>")
 
 
@@ -77,7 +77,7 @@ def _thought(policy_text: str, limit: int) -> str:
 def _read_docs(observation: str, wanted: frozenset[str], keep: int) -> list[tuple[str, str]]:
     """The passages of an observation worth showing: those holding most of the ``wanted`` terms (what the
     search led to: the next query, the answer) first, then the retriever's order; shown in that order."""
-    docs = _DOC.findall(observation)
+    docs = [(title, _TAG.sub(" ", body)) for title, body in parse_passages(observation)]
     holds = [len(wanted & search_terms(title + " " + body)) for title, body in docs]
     chosen = sorted(sorted(range(len(docs)), key=lambda i: (-holds[i], i))[:keep])
     return [docs[i] for i in chosen]

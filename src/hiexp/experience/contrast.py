@@ -14,12 +14,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from hiexp.contracts.passage import parse_passages
 from hiexp.contracts.trajectory import Trajectory
 from hiexp.experience.leaks import NOT_NAMES
 from hiexp.scoring.kinds import expects_yes_no
 from hiexp.scoring.metrics import normalize_answer
 
-_DOC = re.compile(r"Doc\s*\d+\s*\(Title:\s*(.*?)\)\s*(.*)")
 _SEARCH_TAG = re.compile(r"<search>(.*?)</search>", re.DOTALL)
 _NAME = re.compile(r"\b[A-Z][\w'-]*[\w]")
 # leaks' list plus the passage header's words and pronouns that open sentences
@@ -35,13 +35,8 @@ def search_steps(trajectory: Trajectory) -> list[tuple[str, list[tuple[str, str]
         queries = [q.strip() for t in trajectory.turns if t.role == "policy" for q in _SEARCH_TAG.findall(t.text)]
     steps = []
     for index, query in enumerate(queries):
-        passages = []
-        if index < len(tool_texts):
-            for line in tool_texts[index].splitlines():
-                match = _DOC.search(line)
-                if match:
-                    text = re.sub(r"</?\w+>", " ", match.group(2)).strip()
-                    passages.append((match.group(1).strip(), text))
+        rendered = tool_texts[index] if index < len(tool_texts) else ""
+        passages = [(title, re.sub(r"</?\w+>", " ", text).strip()) for title, text in parse_passages(rendered)]
         steps.append((query, passages))
     return steps
 
