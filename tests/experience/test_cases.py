@@ -173,3 +173,24 @@ def test_cases_are_shown_only_to_questions_asking_for_the_same_kind_of_answer(em
     assert shown == [[questions["yes/no"]], [questions["choice"]], [questions["open"]]]
     mixed = ExperienceRetriever(hek, embedder, cases=3, match_answer_kind=False)
     assert all(len(i.cases) == 3 for i in mixed.for_questions(asked))
+
+
+def test_in_rank_mode_a_case_that_helped_is_shown_before_an_equally_similar_one(embedder):
+    from hiexp.experience.cases import case_entry
+    from hiexp.experience.schema import Case, CaseDoc, CaseStep
+    from hiexp.experience.usefulness import compute_usefulness
+    from tests.experience.test_usefulness import episode
+
+    def case(qid):
+        step = CaseStep(thought="t", query="q", docs=[CaseDoc(title="T", text="x")])
+        return Case(question_id=qid, question="Where was the director of Jaws born?", steps=[step], answer="x")
+
+    entries = [case_entry(case("a"), "C-plain"), case_entry(case("b"), "C-helped")]  # the same question: a tie
+    hek = HEK(entries, embedder.encode_passages([e.title for e in entries]))
+    table = compute_usefulness([episode("r", 0, 1.0, [["C-helped"]]), episode("r", 1, 0.0, [])], "cem")
+    asked = ["Where was the director of Duel born?"]
+    plain = ExperienceRetriever(hek, embedder, cases=1, prefer_multi_search=False)
+    assert [c["question_id"] for c in plain.for_questions(asked)[0].cases] == ["a"]  # the tie: the first row
+    ranked = ExperienceRetriever(hek, embedder, cases=1, prefer_multi_search=False, usefulness=table,
+                                 usefulness_mode="rank")
+    assert [c["question_id"] for c in ranked.for_questions(asked)[0].cases] == ["b"]

@@ -458,9 +458,11 @@ class ExperienceRetriever:
         return out
 
     def _pick_cases(self, questions: list[str], vectors: np.ndarray) -> list[tuple[list[Any], dict[str, Any]]]:
-        """Per question, the cases to show (most similar last, nearest the question) and their record."""
+        """Per question, the cases to show (most similar last, nearest the question) and their record. In
+        ``rank`` mode the candidates are first ordered by cosine plus the weighted usefulness effect, as the
+        lessons are."""
         k = self.config.cases
-        fetch = 3 * k if self.config.prefer_multi_search else k
+        fetch = 3 * k if self.config.prefer_multi_search or self._effect else k
         excluded = self._excluded(self._cases, questions, len(questions))
         if self.config.match_answer_kind:
             others = [self._other_kinds[answer_kind(q)] for q in questions]
@@ -469,6 +471,9 @@ class ExperienceRetriever:
         out = []
         for row in range(len(questions)):
             picks = [(int(s), float(c)) for s, c in zip(slots[row], scores[row]) if s >= 0 and np.isfinite(c)]
+            if self._effect:
+                weight = self.config.usefulness_weight
+                picks.sort(key=lambda pick: -(pick[1] + weight * self._effect.get(self._cases.ids[pick[0]], 0.0)))
             if self.config.prefer_multi_search:
                 picks.sort(key=lambda pick: not 2 <= _case_searches(self.entries[self._cases.ids[pick[0]]]) <= 3)
             picks = sorted(picks[:k], key=lambda pick: pick[1])
