@@ -13,7 +13,8 @@ from hiexp.contracts.example import Example
 from hiexp.contracts.passage import Passage
 from hiexp.errors import HiexpError
 from hiexp.experience.build import build_case_hek
-from hiexp.experience.curate import CurationConfig, contested_questions, curate, plan_screen, without
+from hiexp.experience.curate import (CurationConfig, case_placement, contested_questions, curate, plan_screen,
+                                    without)
 from hiexp.search.embed import load_embedder
 from tests.agent.conftest import PASSAGES, KeywordRetriever
 from tests.experience.test_cases import FRANCE, JAWS, policy
@@ -78,6 +79,31 @@ def test_a_rerun_replays_nothing_it_already_logged(hek, tmp_path):
     table, kept, evicted = curate(hek, embedder, counting, [SPAIN, ITALY], tmp_path / "work",
                                   CurationConfig(questions_per_candidate=2))
     assert calls == [] and len(kept) == 1 and len(evicted) == 1
+
+
+def test_cases_are_screened_where_the_hek_recommends_showing_them(hek, tmp_path):
+    """A case HEK built to show its cases beside the fixed example is screened that way (evaluation shows them
+    so); an explicit placement wins; a placement that does not exist is refused before any replay."""
+    path = tmp_path / "rollouts.jsonl"
+    trajectories = SearchAgent(ScriptedGenerator(policy), KeywordRetriever(), AgentConfig()).run([JAWS, FRANCE])
+    path.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in trajectories))
+    beside = build_case_hek([path], None, load_embedder("hashing-64"), placement="beside")
+    assert case_placement(hek, CurationConfig()) == "replace"
+    assert case_placement(beside, CurationConfig()) == "beside"
+    assert case_placement(beside, CurationConfig(case_placement="replace")) == "replace"
+    shown = []
+
+    def recording(hook):
+        if hook is not None:
+            shown.extend(i.replace_example for i in hook.for_questions(["q"]))
+        return make_agent(hook)
+
+    table, _, _ = curate(beside, load_embedder("hashing-64"), recording, [SPAIN, ITALY], tmp_path / "work",
+                         CurationConfig(questions_per_candidate=2))
+    assert shown == [False, False] and table.sources[0]["case_placement"] == "beside"
+    with pytest.raises(HiexpError, match="case placement 'above'"):
+        curate(beside, load_embedder("hashing-64"), recording, [SPAIN], tmp_path / "other",
+               CurationConfig(case_placement="above"))
 
 
 def test_a_candidate_is_never_replayed_on_its_own_question(hek):

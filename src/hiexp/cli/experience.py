@@ -389,6 +389,9 @@ def curate_command(
     backend: Annotated[str, typer.Option(help="Generator backend: auto, transformers, openai or llamacpp.")] = "auto",
     index: Annotated[str | None, typer.Option(help="Retriever (default: each question's dataset corpus).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Episodes generated together.")] = 8,
+    case_placement: Annotated[str | None, typer.Option(help="How a case candidate is shown: replace the fixed "
+                                                            "worked example, or beside it (default: what the HEK "
+                                                            "recommends, else replace).")] = None,
 ) -> None:
     """Keep only what measurably helps: replay each case or entry on contested training questions, with and
     without it; evict what lowers the reward, record the counts in usefulness.json."""
@@ -398,6 +401,7 @@ def curate_command(
     from hiexp.experience.build import read_rollouts
     from hiexp.experience.curate import KEEP_RULES, CurationConfig, contested_questions, curate, without
     from hiexp.experience.hek import HEK, is_hek_dir
+    from hiexp.experience.retrieve import CASE_PLACEMENTS
     from hiexp.experience.usefulness import USEFULNESS_FILE
     from hiexp.io import check_output_dir, exclusive_output
     from hiexp.progress import console
@@ -405,6 +409,8 @@ def curate_command(
 
     if keep not in KEEP_RULES:
         raise HiexpError(f"--keep {keep!r}; choose from {', '.join(KEEP_RULES)}")
+    if case_placement is not None and case_placement not in CASE_PLACEMENTS:
+        raise HiexpError(f"--case-placement {case_placement!r}; choose from {', '.join(CASE_PLACEMENTS)}")
     check_output_dir(out, is_hek_dir, what="HEK directory")
     hek = HEK.load(hek_dir)
     contested = contested_questions(read_rollouts(rollouts), reward_key)
@@ -422,7 +428,7 @@ def curate_command(
         return SearchAgent(generator, retriever, make_config(temperature=0.0, batch_size=batch_size), hook)
 
     config = CurationConfig(questions_per_candidate=questions_per_candidate, max_candidates=max_candidates,
-                            reward_key=reward_key, keep=keep)
+                            reward_key=reward_key, keep=keep, case_placement=case_placement)
     with exclusive_output(out, "hiexp curate"):
         work = out.parent / f".{out.name}.curation"
         table, kept, evicted = curate(hek, embedder, make_agent, contested, work, config,

@@ -34,7 +34,7 @@ from hiexp.io import append_jsonl, iter_jsonl, stable_hash
 
 from .hek import HEK
 from .index import unit_rows
-from .retrieve import question_key, question_provenance, start_entry_text
+from .retrieve import CASE_PLACEMENTS, question_key, question_provenance, start_entry_text
 from .schema import Entry
 from .usefulness import EntryUsefulness, Usefulness
 
@@ -52,14 +52,16 @@ class CurationConfig:
     reward_key: the reward compared.
     keep: ``helps`` keeps a candidate whose effect is above 0; ``not-hurts`` also keeps one at 0. A candidate
       below 0 is always evicted.
-    case_placement: how a case candidate is shown (``replace`` the fixed example, or ``beside`` it).
+    case_placement: how a case candidate is shown (``replace`` the fixed example, or ``beside`` it); None:
+      what the HEK's manifest recommends (``cases.placement``, as ``hiexp build --cases-only`` writes it), else
+      ``replace``, so a candidate is screened the way evaluation will show it.
     """
 
     questions_per_candidate: int = 4
     max_candidates: int | None = None
     reward_key: str = "cem"
     keep: str = "helps"
-    case_placement: str = "replace"
+    case_placement: str | None = None
 
 
 def contested_questions(records: Iterable[Any], reward_key: str = "cem", threshold: float = 1.0) -> list[Example]:
@@ -151,6 +153,19 @@ def _done(log: Path) -> dict[str, dict[str, float]]:
     return done
 
 
+def case_placement(hek: HEK, config: CurationConfig) -> str:
+    """Where a case candidate is shown: the configured placement, else the HEK's recommended one, else
+    ``replace``."""
+    placement = config.case_placement
+    if placement is None:
+        recommended = (hek.manifest or {}).get("cases")
+        placement = recommended.get("placement") if isinstance(recommended, dict) else None
+        placement = placement if placement in CASE_PLACEMENTS else "replace"
+    if placement not in CASE_PLACEMENTS:
+        raise HiexpError(f"case placement {placement!r}; choose from {', '.join(CASE_PLACEMENTS)}")
+    return placement
+
+
 def curate(
     hek: HEK,
     embedder: Any,
@@ -170,6 +185,7 @@ def curate(
         raise HiexpError("questions_per_candidate must be at least 1")
     if not contested:
         raise HiexpError("no contested training question (some rollouts right, some wrong) to replay on")
+    placement = case_placement(hek, config)
     log = Path(work_dir) / LOG
     log.parent.mkdir(parents=True, exist_ok=True)
     done = _done(log)
@@ -192,7 +208,8 @@ def curate(
         progress(f"baseline on {len(needed)} contested questions")
     baseline = run("baseline", None, list(needed.values()))
     table = Usefulness(reward_key=config.reward_key, hek_version=hek.version,
-                       sources=[{"curation": str(log), "questions_per_candidate": config.questions_per_candidate}])
+                       sources=[{"curation": str(log), "questions_per_candidate": config.questions_per_candidate,
+                                     "case_placement": placement}])
     kept: list[str] = []
     evicted: list[str] = []
     for n, (candidate, questions) in enumerate(plan, start=1):
@@ -201,7 +218,7 @@ def curate(
             continue
         if progress:
             progress(f"candidate {n}/{len(plan)}: {candidate.id}")
-        hook = SingleEntryHook(candidate, hek.version or "hek", config.case_placement)
+        hook = SingleEntryHook(candidate, hek.version or "hek", placement)
         with_it = run(candidate.id, hook, questions)
         diffs = [with_it[q.id] - baseline[q.id] for q in questions]
         stats = EntryUsefulness(episodes=len(diffs), injections=len(diffs),
@@ -231,5 +248,5 @@ def without(hek: HEK, evicted: Iterable[str], description: str = "") -> HEK:
     return HEK(entries, hek.embeddings[rows] if rows else hek.embeddings[:0], manifest)
 
 
-__all__ = ["CurationConfig", "SingleEntryHook", "contested_questions", "curate", "plan_screen", "without",
+__all__ = ["CurationConfig", "SingleEntryHook", "case_placement", "contested_questions", "curate", "plan_screen", "without",
            "KEEP_RULES"]
