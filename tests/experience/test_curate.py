@@ -13,8 +13,16 @@ from hiexp.contracts.example import Example
 from hiexp.contracts.passage import Passage
 from hiexp.errors import HiexpError
 from hiexp.experience.build import build_case_hek
-from hiexp.experience.curate import (CurationConfig, case_placement, contested_questions, curate, plan_screen,
-                                    without)
+from hiexp.experience.curate import (
+    CurationConfig,
+    case_placement,
+    contested_questions,
+    curate,
+    plan_screen,
+    screen_spread,
+    without,
+)
+from hiexp.experience.usefulness import EntryUsefulness, Usefulness
 from hiexp.search.embed import load_embedder
 from tests.agent.conftest import PASSAGES, KeywordRetriever
 from tests.experience.test_cases import FRANCE, JAWS, policy
@@ -106,6 +114,23 @@ def test_cases_are_screened_where_the_hek_recommends_showing_them(hek, tmp_path)
                CurationConfig(case_placement="above"))
 
 
+def test_the_spread_of_alike_candidates_is_what_the_pooled_rates_predict():
+    """Two candidates replayed once each, one up and one down: pooled rates 1/2 up, 1/2 down, so alike
+    candidates land on -1 or +1 with equal chance, and the seen spread equals the expected one."""
+    table = Usefulness(entries={"a": EntryUsefulness(paired=1, helpful=1), "b": EntryUsefulness(paired=1, harmful=1),
+                                "unscreened": EntryUsefulness()})
+    spread = screen_spread(table)
+    assert spread.seen == {-1: 1, 1: 1} and spread.expected == pytest.approx({-1: 1.0, 0: 0.0, 1: 1.0})
+    assert (spread.up, spread.down, spread.episodes) == (1, 1, 2) and spread.ratio == pytest.approx(1.0)
+    assert "seen:   -1: 1  +1: 1" in spread.render()
+    # one candidate that always rises and three that never move: more spread than alike candidates give
+    table = Usefulness(entries={"up": EntryUsefulness(paired=4, helpful=4),
+                                **{f"flat{i}": EntryUsefulness(paired=4) for i in range(3)}})
+    spread = screen_spread(table)
+    assert sum(spread.expected.values()) == pytest.approx(4.0) and spread.ratio > 2
+    assert screen_spread(Usefulness()).ratio is None
+
+
 def test_a_candidate_is_never_replayed_on_its_own_question(hek):
     plan = plan_screen(hek, load_embedder("hashing-64"), [FRANCE, SPAIN, JAWS], CurationConfig(questions_per_candidate=3))
     for candidate, questions in plan:
@@ -151,7 +176,7 @@ def test_the_curate_command_writes_a_curated_hek_with_its_counts_and_resumes(tmp
                "--index", str(corpus), "--questions-per-candidate", "2"]
     result = runner.invoke(app, command)
     assert result.exit_code == 0, result.output
-    assert "kept 1, evicted 1" in result.output
+    assert "kept 1, evicted 1" in result.output and "spread ratio 1.00" in result.output
     curated = HEK.load(tmp_path / "curated")
     (kept,) = curated.entries
     assert kept.case.question == FRANCE.question

@@ -399,7 +399,7 @@ def curate_command(
     from hiexp.components import make_generator, make_retriever
     from hiexp.errors import HiexpError
     from hiexp.experience.build import read_rollouts
-    from hiexp.experience.curate import KEEP_RULES, CurationConfig, contested_questions, curate, without
+    from hiexp.experience.curate import KEEP_RULES, CurationConfig, contested_questions, curate, screen_spread, without
     from hiexp.experience.hek import HEK, is_hek_dir
     from hiexp.experience.retrieve import CASE_PLACEMENTS
     from hiexp.experience.usefulness import USEFULNESS_FILE
@@ -440,6 +440,7 @@ def curate_command(
                      extra_files={USEFULNESS_FILE: (json.dumps(table.to_dict(), indent=2) + "\n").encode()})
     typer.echo(f"screened {len(table.entries)} candidates on {len(contested)} contested questions: kept "
                f"{len(kept)}, evicted {len(evicted)} -> {out} (HEK {curated.version}; the replays: {work})")
+    typer.echo(screen_spread(table).render())
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,8 @@ What a screen of this size can see: with ``m`` questions per candidate the effec
 and any injected text changes about a fifth of a 1.5B policy's greedy answers in either direction (docs/
 results.md), so with m = 4 only a candidate that flips two or more answers the same way stands out from
 that noise; the screen removes what clearly hurts and keeps what clearly helps, it does not rank the rest.
+``screen_spread`` says whether a screen saw more than that: it sets the candidates' net flips beside the
+spread that candidates with one shared effect would give.
 
 Every replayed episode is appended to ``curation.jsonl`` in the output directory as it finishes; a re-run
 reads it and replays only what is missing.
@@ -234,6 +236,60 @@ def curate(
     return table, kept, evicted
 
 
+@dataclass
+class ScreenSpread:
+    """How the screened candidates' net flips (episodes above their baseline minus episodes below it) spread,
+    beside the spread expected if every candidate had the same effect: the pooled rates of going up and down.
+
+    A screen that tells candidates apart shows more of them in the tails than expected; ``ratio`` is the seen
+    variance of the net flips over the expected one (about 1 when the candidates look alike).
+    """
+
+    seen: dict[int, int]
+    expected: dict[int, float]
+    up: int
+    down: int
+    episodes: int
+    ratio: float | None
+
+    def render(self) -> str:
+        keys = sorted(set(self.seen) | {k for k, v in self.expected.items() if v >= 0.05})
+        label = [f"{k:+d}" if k else "0" for k in keys]
+        seen = "  ".join(f"{name}: {self.seen.get(k, 0)}" for name, k in zip(label, keys))
+        alike = "  ".join(f"{name}: {self.expected.get(k, 0.0):.1f}" for name, k in zip(label, keys))
+        ratio = "n/a" if self.ratio is None else f"{self.ratio:.2f}"
+        return (f"net flips per screened candidate (episodes above minus below the baseline)\n"
+                f"  seen:   {seen}\n"
+                f"  alike:  {alike}   (every candidate with the pooled effect: {self.up} up, {self.down} down "
+                f"in {self.episodes} episodes)\n"
+                f"  spread ratio {ratio} (seen / alike variance; near 1 the screen cannot tell candidates apart)")
+
+
+def screen_spread(table: Usefulness) -> ScreenSpread:
+    """The net flips of the screened candidates against what alike candidates would show (``ScreenSpread``)."""
+    stats = [u for u in table.entries.values() if u.paired]
+    up, down, episodes = sum(u.helpful for u in stats), sum(u.harmful for u in stats), sum(u.paired for u in stats)
+    seen: dict[int, int] = {}
+    expected: dict[int, float] = {}
+    if not episodes:
+        return ScreenSpread(seen, expected, up, down, episodes, None)
+    p_up, p_down = up / episodes, down / episodes
+    step = np.array([p_down, 1.0 - p_up - p_down, p_up])  # net -1, 0, +1 in one episode
+    expected_variance = 0.0
+    for u in stats:
+        net = u.helpful - u.harmful
+        seen[net] = seen.get(net, 0) + 1
+        distribution = np.array([1.0])
+        for _ in range(u.paired):
+            distribution = np.convolve(distribution, step)
+        for offset, probability in enumerate(distribution):
+            expected[offset - u.paired] = expected.get(offset - u.paired, 0.0) + float(probability)
+        expected_variance += u.paired * (p_up + p_down - (p_up - p_down) ** 2)
+    nets = np.array([u.helpful - u.harmful for u in stats], dtype=float)
+    ratio = float(nets.var() / (expected_variance / len(stats))) if expected_variance > 0 else None
+    return ScreenSpread(dict(sorted(seen.items())), dict(sorted(expected.items())), up, down, episodes, ratio)
+
+
 def without(hek: HEK, evicted: Iterable[str], description: str = "") -> HEK:
     """The HEK without the evicted entries (and without them in any entry's children)."""
     gone = set(evicted)
@@ -248,5 +304,5 @@ def without(hek: HEK, evicted: Iterable[str], description: str = "") -> HEK:
     return HEK(entries, hek.embeddings[rows] if rows else hek.embeddings[:0], manifest)
 
 
-__all__ = ["CurationConfig", "SingleEntryHook", "case_placement", "contested_questions", "curate", "plan_screen", "without",
-           "KEEP_RULES"]
+__all__ = ["KEEP_RULES", "CurationConfig", "ScreenSpread", "SingleEntryHook", "case_placement", "contested_questions",
+           "curate", "plan_screen", "screen_spread", "without"]
