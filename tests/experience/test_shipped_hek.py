@@ -38,3 +38,12 @@ def test_the_math_demo_hek_comes_from_gsm8k_train_problems_and_names_no_fact_of_
         example = train[qid]
         leaks = LeakFilter(example.golden_answers, question=example.question)
         assert leaks.reason([entry.title, entry.description, entry.thinking, *entry.tags]) is None, entry.id
+
+
+def test_the_demo_hek_carries_an_e1_threshold_calibrated_for_its_embedder_and_retrieval_uses_it():
+    from hiexp.experience.retrieve import PAPER_THRESHOLD, manifest_threshold
+
+    hek = HEK.load("demo")
+    record = hek.manifest["e1_threshold"]
+    assert record["embedder"] == hek.embedder_name and 0.0 < record["value"] < PAPER_THRESHOLD
+    assert manifest_threshold(hek.manifest) == record["value"]
