@@ -206,8 +206,9 @@ def _report_build(hek: HEK, out: Path) -> None:
 
 def _build_cases(rollouts: list[Path], out: Path, embedder: str, per_episode: int, placement: str, reward_key: str,
                  description: str, overwrite: bool) -> None:
-    from hiexp.experience.build import build_case_hek, check_case_placement
+    from hiexp.experience.build import build_case_hek
     from hiexp.experience.cases import CaseConfig
+    from hiexp.experience.retrieve import check_case_placement
     from hiexp.io import exclusive_output
     from hiexp.progress import console
     from hiexp.search.embed import load_embedder
@@ -401,7 +402,7 @@ def curate_command(
     from hiexp.experience.build import read_rollouts
     from hiexp.experience.curate import KEEP_RULES, CurationConfig, contested_questions, curate, screen_spread, without
     from hiexp.experience.hek import HEK, is_hek_dir
-    from hiexp.experience.retrieve import CASE_PLACEMENTS
+    from hiexp.experience.retrieve import check_case_placement
     from hiexp.experience.usefulness import USEFULNESS_FILE
     from hiexp.io import check_output_dir, exclusive_output
     from hiexp.progress import console
@@ -409,8 +410,8 @@ def curate_command(
 
     if keep not in KEEP_RULES:
         raise HiexpError(f"--keep {keep!r}; choose from {', '.join(KEEP_RULES)}")
-    if case_placement is not None and case_placement not in CASE_PLACEMENTS:
-        raise HiexpError(f"--case-placement {case_placement!r}; choose from {', '.join(CASE_PLACEMENTS)}")
+    if case_placement is not None:
+        check_case_placement(case_placement)  # before any model loads
     check_output_dir(out, is_hek_dir, what="HEK directory")
     hek = HEK.load(hek_dir)
     contested = contested_questions(read_rollouts(rollouts), reward_key)

@@ -28,7 +28,7 @@ from .cluster import ClusterConfig, cluster_embeddings, degenerate_warning
 from .distill import iter_trajectory_records, sidecar_paths
 from .hek import HEK, is_hek_dir
 from .lessons import FORM, type_plans
-from .retrieve import CASE_PLACEMENTS
+from .retrieve import check_case_placement
 from .schema import Entry
 from .summarize import SummarizeConfig, summarize_clusters
 
@@ -221,12 +221,6 @@ def read_rollouts(paths: Sequence[str | Path]) -> list[Trajectory]:
     """Trajectory records of rollout files, with file:line errors (ids may repeat across files: two runs
     of the same questions are two sets of episodes)."""
     return [trajectory for _, _, trajectory in iter_trajectory_records(paths)]
-
-
-def check_case_placement(placement: str) -> None:
-    """Refuse a placement the retriever does not know, before any work."""
-    if placement not in CASE_PLACEMENTS:
-        raise HiexpError(f"case placement {placement!r}; choose from {', '.join(CASE_PLACEMENTS)}")
 
 
 def build_case_hek(

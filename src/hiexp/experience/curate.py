@@ -36,7 +36,13 @@ from hiexp.io import append_jsonl, iter_jsonl, stable_hash
 
 from .hek import HEK
 from .index import unit_rows
-from .retrieve import CASE_PLACEMENTS, question_key, question_provenance, start_entry_text
+from .retrieve import (
+    check_case_placement,
+    question_key,
+    question_provenance,
+    recommended_case_placement,
+    start_entry_text,
+)
 from .schema import Entry
 from .usefulness import EntryUsefulness, Usefulness
 
@@ -158,14 +164,10 @@ def _done(log: Path) -> dict[str, dict[str, float]]:
 def case_placement(hek: HEK, config: CurationConfig) -> str:
     """Where a case candidate is shown: the configured placement, else the HEK's recommended one, else
     ``replace``."""
-    placement = config.case_placement
-    if placement is None:
-        recommended = (hek.manifest or {}).get("cases")
-        placement = recommended.get("placement") if isinstance(recommended, dict) else None
-        placement = placement if placement in CASE_PLACEMENTS else "replace"
-    if placement not in CASE_PLACEMENTS:
-        raise HiexpError(f"case placement {placement!r}; choose from {', '.join(CASE_PLACEMENTS)}")
-    return placement
+    if config.case_placement is None:
+        return recommended_case_placement(hek.manifest)
+    check_case_placement(config.case_placement)
+    return config.case_placement
 
 
 def curate(
@@ -276,17 +278,17 @@ def screen_spread(table: Usefulness) -> ScreenSpread:
     p_up, p_down = up / episodes, down / episodes
     step = np.array([p_down, 1.0 - p_up - p_down, p_up])  # net -1, 0, +1 in one episode
     expected_variance = 0.0
-    for u in stats:
-        net = u.helpful - u.harmful
+    nets = [u.helpful - u.harmful for u in stats]
+    for net in nets:
         seen[net] = seen.get(net, 0) + 1
+    for u in stats:
         distribution = np.array([1.0])
         for _ in range(u.paired):
             distribution = np.convolve(distribution, step)
         for offset, probability in enumerate(distribution):
             expected[offset - u.paired] = expected.get(offset - u.paired, 0.0) + float(probability)
         expected_variance += u.paired * (p_up + p_down - (p_up - p_down) ** 2)
-    nets = np.array([u.helpful - u.harmful for u in stats], dtype=float)
-    ratio = float(nets.var() / (expected_variance / len(stats))) if expected_variance > 0 else None
+    ratio = float(np.var(nets) / (expected_variance / len(stats))) if expected_variance > 0 else None
     return ScreenSpread(dict(sorted(seen.items())), dict(sorted(expected.items())), up, down, episodes, ratio)
 
 

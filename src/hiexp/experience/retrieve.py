@@ -511,6 +511,19 @@ class ExperienceRetriever:
         return out
 
 
+def recommended_case_placement(manifest: dict[str, Any] | None) -> str:
+    """Where a HEK's manifest says its cases go (``cases.placement``), else ``replace``."""
+    recommended = (manifest or {}).get("cases")
+    placement = recommended.get("placement") if isinstance(recommended, dict) else None
+    return placement if placement in CASE_PLACEMENTS else "replace"
+
+
+def check_case_placement(placement: str) -> None:
+    """Refuse a placement the retriever does not know, before any work."""
+    if placement not in CASE_PLACEMENTS:
+        raise HiexpError(f"case placement {placement!r}; choose from {', '.join(CASE_PLACEMENTS)}")
+
+
 def load_experience_hook(
     hek_dir: str | Path,
     embedder: Any | None = None,
@@ -557,7 +570,7 @@ def load_experience_hook(
         cases = recommended.get("per_episode", 0)
         cases = cases if isinstance(cases, int) and not isinstance(cases, bool) and 0 <= cases <= 16 else 0
     if case_placement is None:
-        case_placement = recommended.get("placement") if recommended.get("placement") in CASE_PLACEMENTS else "replace"
+        case_placement = recommended_case_placement(hek.manifest)
     return ExperienceRetriever(
         hek, embedder, top_k=top_k, threshold=threshold, exclude_own_question=exclude_own_question,
         usefulness=table, usefulness_mode=usefulness_mode, cases=cases, case_placement=case_placement,
