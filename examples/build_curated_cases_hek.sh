@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Rebuilds the curated case HEK of docs/results.md ("The curated arm"), the best form measured for the
-# 1.5B policy: the policy's own verified successes on HotpotQA demo TRAIN questions (never test) as worked
+# Rebuilds the HEK that ships inside hiexp (`--hek demo`, src/hiexp/data/demo/hek): the curated case HEK of
+# docs/results.md ("The curated arm"), the best form measured for the 1.5B policy: the policy's own verified successes on HotpotQA demo TRAIN questions (never test) as worked
 # cases, screened by `hiexp curate` on the contested train questions. No reflector, no model call until
 # the screen. Inputs are the train episodes archived in docs/results/ (the greedy train rollout and the
 # train-split runs of earlier evaluations), pooled into 1,118 episodes of 195 questions.
@@ -22,3 +22,4 @@ done
   --out "$OUT/cases"
 hiexp curate "$OUT/cases" "$OUT/train-pool.jsonl" --out "$OUT/hek"
 hiexp show "$OUT/hek"
+echo "to ship it: rm -rf src/hiexp/data/demo/hek && cp -r $OUT/hek src/hiexp/data/demo/hek"

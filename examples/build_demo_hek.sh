@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuilds the HEK that ships inside hiexp (`--hek demo`, src/hiexp/data/demo/hek): Qwen2.5-Coder-1.5B
+# Rebuilds the paper-form HEK that ships inside hiexp (`--hek demo-paper`, src/hiexp/data/demo/hek-paper): Qwen2.5-Coder-1.5B
 # self-distils it from its own rollouts on 40 questions of the demo set's TRAIN split (never the test
 # split): 4 rollouts each at temperature 1.0, contrast by cover exact match (leaking entries mended or
 # refused), Ward clusters summarised into E2 and E3. About 1.5 hours on 2 CPU cores (llama.cpp): rollouts
@@ -16,4 +16,4 @@ hiexp distill "$OUT/trajectories.jsonl" --out "$OUT/e1.jsonl" --reward-key cem -
 hiexp build "$OUT/e1.jsonl" --out "$OUT/hek" --batch-size 8 \
   --description "self-distilled by Qwen2.5-Coder-1.5B from 4 rollouts (T=1.0, top-p 0.95) on each of $N HotpotQA demo train questions; contrast by cover exact match"
 hiexp show "$OUT/hek"
-echo "to ship it: rm -rf src/hiexp/data/demo/hek && cp -r $OUT/hek src/hiexp/data/demo/hek"
+echo "to ship it: rm -rf src/hiexp/data/demo/hek-paper && cp -r $OUT/hek src/hiexp/data/demo/hek-paper"

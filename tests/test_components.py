@@ -25,8 +25,10 @@ def test_an_index_wins_over_the_dataset(tmp_path):
 
 def test_no_hek_is_no_hook_and_a_shipped_name_is_one():
     assert make_experience_hook(None) is None and make_experience_hook("none") is None
-    hook = make_experience_hook("demo")  # the embedder named in its manifest
-    assert hook.version and hook.for_questions(["Who is older, X or Y?"])[0].text
+    hook = make_experience_hook("demo")  # the embedder named in its manifest; worked cases, no lessons
+    assert hook.version and hook.for_questions(["Who is older, X or Y?"])[0].cases
+    paper = make_experience_hook("demo-paper")
+    assert paper.version and paper.for_questions(["Who is older, X or Y?"])[0].text
 
 
 def test_auto_means_transformers_for_a_model_directory_and_llama_cpp_for_a_gguf_file(tmp_path):

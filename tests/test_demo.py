@@ -84,7 +84,7 @@ def demo_parts():
 
 
 def run(tmp_path, parts, generator=None, **overrides):
-    options = dict(out=str(tmp_path / "demo"), n=2, n_test=3, k=2, seed=0, hek="live")
+    options = dict(out=str(tmp_path / "demo"), n=2, n_test=3, k=2, seed=0, hek="live", form="paper")
     options.update(overrides)
     lines: list[str] = []
     result = run_demo(
@@ -155,11 +155,11 @@ def test_demo_options_are_checked():
 def test_live_rollouts_use_questions_the_shipped_hek_found_contrastive_unless_asked_for_random(tmp_path, demo_parts):
     from hiexp.experience.hek import HEK
 
-    sources = {e.sources["question_id"] for e in HEK.load("demo").level("E1")}
+    sources = {e.sources["question_id"] for e in HEK.load("demo-paper").level("E1")}
     run(tmp_path / "a", demo_parts)
     asked = {json.loads(line)["question_id"] for line in (tmp_path / "a" / "demo" / "trajectories.jsonl").open()}
     assert len(asked) == 2 and asked <= sources
-    assert "the shipped demo HEK was distilled from" in (tmp_path / "a" / "demo" / "report.md").read_text()
+    assert "the shipped demo-paper HEK was distilled from" in (tmp_path / "a" / "demo" / "report.md").read_text()
     run(tmp_path / "b", demo_parts, train_questions="random")
     drawn = {json.loads(line)["question_id"] for line in (tmp_path / "b" / "demo" / "trajectories.jsonl").open()}
     assert drawn == {e.id for e in load_dataset("hotpotqa", split="train", n=2, seed=0)}
@@ -176,7 +176,8 @@ def test_demo_without_contrast_falls_back_to_uniform_groups_and_says_so(tmp_path
 def test_demo_restart_discards_the_previous_run(tmp_path, demo_parts):
     run(tmp_path, demo_parts)
     lines: list[str] = []
-    result = run_demo(DemoConfig(out=str(tmp_path / "demo"), n=2, n_test=3, k=3, seed=0, hek="live"), echo=lines.append,
+    result = run_demo(DemoConfig(out=str(tmp_path / "demo"), n=2, n_test=3, k=3, seed=0, hek="live", form="paper"),
+                      echo=lines.append,
                       restart=True, generator=ScriptedGenerator(scripted_policy(demo_parts["gold"])),
                       embedder=demo_parts["embedder"], retriever=demo_parts["retriever"])
     assert [s.status for s in result.stages] == ["done"] * 6
@@ -299,3 +300,22 @@ def test_the_e1_threshold_is_the_one_the_hek_calibrated_unless_given():
     assert "if cos >= 0.7" in _experience_line(hek, DemoConfig(experience_threshold=0.7))
     hek.manifest = {}  # no calibration recorded: the paper's value
     assert "if cos >= 0.8" in _experience_line(hek, DemoConfig())
+
+
+def test_by_default_the_demo_shows_the_shipped_cases_and_builds_cases_live():
+    config = DemoConfig()
+    assert (config.hek, config.form) == ("demo", "cases")
+    assert (DemoConfig(task="math").hek, DemoConfig(task="math").form) == ("demo-math", "paper")
+    with pytest.raises(HiexpError, match="--form cases needs search episodes"):
+        DemoConfig(task="math", form="cases").validate()
+
+
+def test_ablations_run_only_for_a_hek_with_lessons_or_summaries_to_ablate(tmp_path):
+    from hiexp.demo import DemoPipeline
+
+    def arms(hek):
+        config = DemoConfig(out=str(tmp_path), hek=hek, ablations=True)
+        return list(DemoPipeline(config, echo=print).arms)
+
+    assert arms("demo") == ["without", "with"]  # cases alone: no E1 lesson, no E2/E3
+    assert arms("demo-paper") == ["without", "with", "no-e1", "no-e2e3"]

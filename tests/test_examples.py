@@ -66,12 +66,12 @@ def test_compare_on_a_dev_set_leaves_out_the_questions_the_hek_came_from(tmp_pat
     from hiexp.eval.evaluate import load_predictions
     from hiexp.experience.hek import HEK
 
-    sources = {str(e.sources.get("question_id")) for e in HEK.load("demo").level("E1")}
+    sources = {str(e.sources.get("question_id")) for e in HEK.load("demo-paper").level("E1")}
     first = [str(e.id) for e in load_dataset("hotpotqa", split="train")[:11]]
     assert sources & set(first)  # the plain prefix would include one
     out = tmp_path / "dev"
     command = [sys.executable, str(EXAMPLES / "compare_on_test.py"), "--out", str(out), "--split", "train",
-               "--exclude-sources-of", "demo", "--n", "11", "--arms", "closed-book", "--model", "tiny-random"]
+               "--exclude-sources-of", "demo-paper", "--n", "11", "--arms", "closed-book", "--model", "tiny-random"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     ids = {p["id"] for p in load_predictions(out / "closed-book")}
@@ -163,3 +163,20 @@ def test_reading_errors_splits_wrong_answers_by_whether_the_gold_was_read(tmp_pa
                           capture_output=True, text=True, timeout=120, check=True)
     row = done.stdout.strip().splitlines()[-1]
     assert row.split("|")[2:5] == [" 2 ", " 1 ", " 1 "], done.stdout  # wrong (not yes/no), read, never read
+
+
+def test_the_random_control_keeps_as_many_cases_as_asked_drawn_from_the_given_hek(tmp_path):
+    def draw(seed, out):
+        return subprocess.run([sys.executable, str(EXAMPLES / "random_cases_control.py"), "demo", "--keep", "5",
+                               "--seed", str(seed), "--out", str(out)], capture_output=True, text=True, timeout=300)
+
+    shipped = HEK.load("demo")
+    assert draw(0, tmp_path / "a").returncode == 0
+    control = HEK.load(tmp_path / "a")
+    assert len(control.entries) == 5 and {e.id for e in control.entries} <= {e.id for e in shipped.entries}
+    assert control.manifest["curated_from"]["control"] == "random" and "random control" in control.manifest["description"]
+    assert draw(0, tmp_path / "b").returncode == 0  # the same seed draws the same cases
+    assert [e.id for e in HEK.load(tmp_path / "b").entries] == [e.id for e in control.entries]
+    refused = draw(0, tmp_path / "a")  # an existing HEK is never overwritten
+    assert refused.returncode != 0 and "error:" in refused.stderr
+    assert [e.id for e in HEK.load(tmp_path / "a").entries] == [e.id for e in control.entries]

@@ -95,3 +95,17 @@ def test_the_tables_keep_their_numbers(report):
     assert "| variant | hotpotqa | 2 | em | 20.0 | 50.0 | +30.0 | [+10.0, +50.0] |" in report["md"]
     assert '<td class="pos">+30.0</td>' in report["html"]  # the main table colours the difference
     assert "1.2" in report["md"] and "<td>1.2</td>" in report["html"]
+
+
+def test_a_hek_of_cases_alone_shows_each_case_with_its_searches_and_answer(tmp_path):
+    case = {"id": "C-1", "level": "E1", "title": "Which is older, A or B?", "meta": {"kind": "case"},
+            "sources": {"trajectory_ids": ["t1"]},
+            "case": {"question_id": "q1", "question": "Which is older, A or B?", "answer": "A",
+                     "steps": [{"query": "A founded", "docs": []}, {"query": f"B founded {HOSTILE}", "docs": []}]}}
+    paths = write_report(tmp_path, ReportInputs(title="t", comparison=comparison(), entries=[case],
+                                                trajectories=TRAJECTORIES, hek_version="1"))
+    md, html = paths["md"].read_text(encoding="utf-8"), paths["html"].read_text(encoding="utf-8")
+    assert "1 worked case." in md and "**case** `C-1`" in md
+    assert "searched “A founded” → “B founded" in md and "answered A" in md
+    assert ESCAPED in html and HOSTILE not in html
+    assert 'href="trajectories.html#traj-t1"' in html  # a case links to the episode it keeps

@@ -34,8 +34,11 @@ from hiexp.io import atomic_write_json, check_output_dir, exclusive_output, iter
 from hiexp.llm import inference_backend
 
 STATE_FILE = "demo.json"
-# The HEK shipped for each task's demo set (``SHIPPED_HEKS``), and the tokens of a math turn (the whole solution).
+# The HEK shipped for each task's demo set (``SHIPPED_HEKS``), the shipped HEK whose sources are the task's
+# contrastive training questions, and the tokens of a math turn (the whole solution).
 SHIPPED_HEK_OF_TASK = {"qa": "demo", "math": "demo-math"}
+CONTRASTIVE_HEK_OF_TASK = {"qa": "demo-paper", "math": "demo-math"}
+FORM_OF_TASK = {"qa": "cases", "math": "paper"}
 MATH_TURN_TOKENS = 768
 
 
@@ -52,15 +55,17 @@ class DemoConfig:
       ``task="math"`` the shipped GSM8K demo set).
     n: training questions for the live rollouts.
     train_questions: which ``n`` training questions: ``contrastive`` draws them from the questions the
-      shipped demo HEK was distilled from (where the default policy's rollouts both succeeded and failed, so
-      a few minutes of rollouts have something to contrast; the demo set only), ``random`` from the whole
-      train split.
+      shipped paper-form HEK (``demo-paper``) was distilled from (where the default policy's rollouts both
+      succeeded and failed, so a few minutes of rollouts have something to contrast; the demo set only),
+      ``random`` from the whole train split.
     n_test: test questions for the with/without evaluation (ignored with ``full``).
-    hek: the experience of the "with" arm: ``demo`` (the HEK shipped with hiexp), ``live`` (the one this run
-      builds) or a HEK directory.
+    hek: the experience of the "with" arm: ``demo`` (the HEK shipped with hiexp: worked cases curated for the
+      default policy), ``demo-paper`` (the shipped paper-form HEK), ``live`` (the one this run builds) or a
+      HEK directory.
     form: what this run builds from its rollouts: ``cases`` (its verified successes, kept as worked examples;
-      no reflector, seconds) or ``paper`` (contrastive distillation into E1, then E2/E3 by clustering and
-      summaries). docs/experience.md says which form suits which policy.
+      no reflector, seconds; the form measured best for the 1.5B policy; QA only, as a case is a search
+      episode) or ``paper`` (contrastive distillation into E1, then E2/E3 by clustering and summaries). None:
+      the task's own (``FORM_OF_TASK``). docs/experience.md says which form suits which policy.
     full: evaluate on every test question, and the ablations too.
     k: rollouts per training question (contrast needs both successes and failures: K >= 2).
     model: the policy (a preset, a local directory, a .gguf file or an OpenAI-compatible URL).
@@ -79,7 +84,8 @@ class DemoConfig:
     experience_top_k: E2/E3 entries put into the system prompt.
     experience_threshold: cosine an E1 title must reach for its description to be injected; None: the one the
       HEK's manifest calibrated for its embedder (else the paper's 0.8, which suits its embedder, not ours).
-    ablations: also evaluate ``no-e1`` and ``no-e2e3`` to see which component helps or hurts.
+    ablations: also evaluate ``no-e1`` and ``no-e2e3`` to see which component helps or hurts (skipped for a
+      HEK of cases alone, which has neither component).
     resamples: bootstrap resamples of the comparison.
     """
 
@@ -90,7 +96,7 @@ class DemoConfig:
     train_questions: str = "contrastive"
     n_test: int = 6
     hek: str = "demo"
-    form: str = "paper"
+    form: str | None = None
     full: bool = False
     k: int = 4
     model: str = "default"
@@ -110,6 +116,8 @@ class DemoConfig:
     resamples: int = 2000
 
     def __post_init__(self) -> None:
+        if self.form is None:
+            self.form = FORM_OF_TASK.get(self.task, "paper")
         if self.task == "math":  # the math task's own defaults, where the QA ones were left in place
             from hiexp.data.demo_set import MATH_DEMO_DATASET
 
@@ -137,6 +145,8 @@ class DemoConfig:
             raise HiexpError(f"--success must be em, cem or f1 (got {self.success!r})")
         if self.form not in ("cases", "paper"):
             raise HiexpError(f"--form must be cases or paper (got {self.form!r})")
+        if self.task == "math" and self.form == "cases":
+            raise HiexpError("--form cases needs search episodes: the math task builds the paper form (--form paper)")
         if self.train_questions not in ("contrastive", "random"):
             raise HiexpError(f"--train-questions must be contrastive or random (got {self.train_questions!r})")
 
@@ -262,7 +272,7 @@ class DemoPipeline:
         from hiexp.data.demo_set import MATH_DEMO_DATASET
         from hiexp.experience.hek import is_shipped_name
 
-        shipped = SHIPPED_HEK_OF_TASK[c.task]
+        shipped = CONTRASTIVE_HEK_OF_TASK[c.task]
         if c.train_questions == "contrastive" and c.dataset in (DEMO_DATASET, MATH_DEMO_DATASET) \
                 and is_shipped_name(shipped):
             import random
@@ -275,7 +285,7 @@ class DemoPipeline:
             if len(pool) >= c.n:
                 chosen = sorted(random.Random(c.seed).sample(range(len(pool)), c.n))
                 return [pool[i] for i in chosen], (
-                    f"{c.n} of the {len(pool)} training questions the shipped demo HEK was distilled from, where "
+                    f"{c.n} of the {len(pool)} training questions the shipped {shipped} HEK was distilled from, where "
                     "the default policy's rollouts both succeeded and failed (--train-questions random draws "
                     "from the whole train split)")
         return self.examples("train", c.n), f"{c.n} training questions drawn at random"
@@ -284,9 +294,16 @@ class DemoPipeline:
     def arms(self) -> dict[str, str | None]:
         """Evaluation arm -> experience ablation (None = no HEK)."""
         arms: dict[str, str | None] = {"without": None, "with": "full"}
-        if self.config.ablations or self.config.full:
+        if (self.config.ablations or self.config.full) and self._has_components():
             arms.update({"no-e1": "no-e1", "no-e2e3": "no-e2e3"})
         return arms
+
+    def _has_components(self) -> bool:
+        """Whether the with-arm's HEK has lessons or summaries to ablate (a HEK of cases alone has neither,
+        and its ablations would repeat the with-arm)."""
+        from hiexp.experience.hek import HEK
+
+        return any(not entry.is_case_only for entry in HEK.load(self.hek_dir()).entries)
 
     # --- running --------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -654,7 +671,9 @@ def _describe_hek(name: str, hek: Any) -> str:
         return f"built in this run ({_counts(hek)}; version {version})"
     manifest = getattr(hek, "manifest", {}) or {}
     note = manifest.get("description", "")
-    where = "shipped with hiexp" if name == "demo" else str(name)
+    from hiexp.experience.hek import is_shipped_name
+
+    where = f"shipped with hiexp ({name})" if is_shipped_name(name) else str(name)
     return f"{where} ({_counts(hek)}; version {version}){': ' + note if note else ''}"
 
 

@@ -159,15 +159,27 @@ def render_chart(comparison: Comparison, path: Path, label_a: str, label_b: str)
     tmp.replace(path)
 
 
+def _is_case_only(entry: Any) -> bool:
+    return (_get(entry, "meta") or {}).get("kind") == "case"
+
+
+def _case_line(case: Any) -> str:
+    """A worked case in one line, for a reader who wants to see what it shows: its searches, then its answer."""
+    queries = " → ".join(f"“{_get(step, 'query', '')}”" for step in _get(case, "steps") or [])
+    return f"searched {queries or 'nothing'}; answered {_get(case, 'answer', '')}"
+
+
 def _entry_view(entry: Any, sources: list[str]) -> dict[str, Any]:
-    """One entry as both templates show it; the text stays raw so that each template escapes it its own way."""
+    """One entry as both templates show it; the text stays raw so that each template escapes it its own way.
+    A bare case (a HEK of cases alone) shows as a case, its searches and answer in place of a description."""
     eid = str(_get(entry, "id"))
+    case = _get(entry, "case") if _is_case_only(entry) else None
     return {
         "id": eid,
         "anchor": anchor("entry", eid),
-        "level": str(_get(entry, "level")),
+        "level": "case" if case is not None else str(_get(entry, "level")),
         "title": str(_get(entry, "title", "")),
-        "description": str(_get(entry, "description", "")),
+        "description": _case_line(case) if case is not None else str(_get(entry, "description", "")),
         "sources": [{"id": t, "anchor": anchor("traj", t)} for t in sources],
         "children": [],
     }
@@ -321,5 +333,10 @@ def _hek_views(inputs: ReportInputs) -> tuple[list[dict[str, Any]], dict[str, li
 def _count_levels(entries: Iterable[Any]) -> str:
     counts: dict[str, int] = {}
     for entry in entries:
-        counts[str(_get(entry, "level"))] = counts.get(str(_get(entry, "level")), 0) + 1
-    return ", ".join(f"{counts.get(lv, 0)} {lv}" for lv in ("E3", "E2", "E1")) + " entries"
+        level = "case" if _is_case_only(entry) else str(_get(entry, "level"))
+        counts[level] = counts.get(level, 0) + 1
+    text = ", ".join(f"{counts.get(lv, 0)} {lv}" for lv in ("E3", "E2", "E1")) + " entries"
+    if "case" not in counts:
+        return text
+    cases = f"{counts['case']} worked case{'s' if counts['case'] != 1 else ''}"
+    return cases + (f" and {text}" if len(counts) > 1 else "")

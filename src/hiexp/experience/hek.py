@@ -49,8 +49,11 @@ def _embeddings_bytes(embeddings: np.ndarray) -> bytes:
 
 
 # HEKs that ship inside the package, by name: usable wherever a HEK directory is expected (``--hek demo``).
+# ``demo`` is the form measured best for the default 1.5B policy (curated worked cases, docs/results.md);
+# ``demo-paper`` is the paper's form (E1 lessons, E2/E3 summaries) distilled by that policy from its rollouts.
 SHIPPED_HEKS = {
     "demo": Path(__file__).resolve().parent.parent / "data" / "demo" / "hek",
+    "demo-paper": Path(__file__).resolve().parent.parent / "data" / "demo" / "hek-paper",
     "demo-math": Path(__file__).resolve().parent.parent / "data" / "demo" / "hek-math",
 }
 
