@@ -8,7 +8,6 @@ vectorised: one ``[resamples, n]`` index matrix per dataset, drawn from a seeded
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from hiexp.errors import HiexpError
-from hiexp.io import iter_jsonl
+from hiexp.io import iter_jsonl, read_json
 
 METRICS = ("em", "cem", "f1", "searches", "tokens")
 SCORE_METRICS = ("em", "cem", "f1")
@@ -167,12 +166,7 @@ def paired_bootstrap(
 
 def _load_manifest(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "manifest.json"
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise HiexpError(f"{path}: not valid JSON ({exc})") from None
+    return read_json(path) if path.exists() else {}
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
