@@ -109,3 +109,16 @@ def test_a_hek_of_cases_alone_shows_each_case_with_its_searches_and_answer(tmp_p
     assert "searched “A founded” → “B founded" in md and "answered A" in md
     assert ESCAPED in html and HOSTILE not in html
     assert 'href="trajectories.html#traj-t1"' in html  # a case links to the episode it keeps
+
+
+def test_two_heks_with_the_same_ids_keep_their_anchors_apart_and_links_find_their_own(tmp_path):
+    live = [{"id": "e1-1", "level": "E1", "title": "live lesson", "description": "d",
+             "sources": {"trajectory_ids": ["t1"]}}]
+    paths = write_report(tmp_path, ReportInputs(title="t", comparison=comparison(), entries=ENTRIES,
+                                                trajectories=TRAJECTORIES, hek_version="1",
+                                                extra_heks=[HekSection("live", live, "2", "")]))
+    html, listing = Page(paths["html"].read_text(encoding="utf-8")), Page(paths["trajectories"].read_text(encoding="utf-8"))
+    text = paths["html"].read_text(encoding="utf-8")
+    assert text.count('id="entry-e1-1"') == 1 and text.count('id="hek1-e1-1"') == 1
+    back = {h.split("#", 1)[1] for h in listing.hrefs if h.startswith("report.html#")}
+    assert back == {"entry-e1-1", "hek1-e1-1"} and back <= html.ids

@@ -169,14 +169,14 @@ def _case_line(case: Any) -> str:
     return f"searched {queries or 'nothing'}; answered {_get(case, 'answer', '')}"
 
 
-def _entry_view(entry: Any, sources: list[str]) -> dict[str, Any]:
+def _entry_view(entry: Any, sources: list[str], prefix: str = "entry") -> dict[str, Any]:
     """One entry as both templates show it; the text stays raw so that each template escapes it its own way.
     A bare case (a HEK of cases alone) shows as a case, its searches and answer in place of a description."""
     eid = str(_get(entry, "id"))
     case = _get(entry, "case") if _is_case_only(entry) else None
     return {
         "id": eid,
-        "anchor": anchor("entry", eid),
+        "anchor": anchor(prefix, eid),
         "level": "case" if case is not None else str(_get(entry, "level")),
         "title": str(_get(entry, "title", "")),
         "description": _case_line(case) if case is not None else str(_get(entry, "description", "")),
@@ -185,9 +185,11 @@ def _entry_view(entry: Any, sources: list[str]) -> dict[str, Any]:
     }
 
 
-def _tree(entries: Iterable[Any], listed: set[str]) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+def _tree(entries: Iterable[Any], listed: set[str],
+          prefix: str = "entry") -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
     """Entries nested E3 → E2 → E1 (orphans after, each entry once), and E1 id → its trajectory ids. Only
-    trajectories in ``listed`` count: a shipped HEK's sources are not in this run, and a link must not dangle."""
+    trajectories in ``listed`` count: a shipped HEK's sources are not in this run, and a link must not dangle.
+    ``prefix`` starts the entries' anchors, so that two HEKs on one page (whose ids repeat) keep theirs apart."""
     entries = list(entries)
     by_id = {str(_get(e, "id")): e for e in entries}
     sources = {str(_get(e, "id")): [t for t in source_trajectory_ids(e) if t in listed]
@@ -199,7 +201,7 @@ def _tree(entries: Iterable[Any], listed: set[str]) -> tuple[list[dict[str, Any]
         if eid in placed:
             return None
         placed.add(eid)
-        node = _entry_view(entry, sources.get(eid, []))
+        node = _entry_view(entry, sources.get(eid, []), prefix)
         for child in _get(entry, "children") or []:
             if str(child) in by_id and (child_node := visit(by_id[str(child)])):
                 node["children"].append(child_node)
@@ -209,7 +211,7 @@ def _tree(entries: Iterable[Any], listed: set[str]) -> tuple[list[dict[str, Any]
     return [root for root in roots if root], sources
 
 
-def _trajectory_view(record: dict[str, Any], entries_of: dict[str, list[str]]) -> dict[str, Any]:
+def _trajectory_view(record: dict[str, Any], entries_of: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
     turns = record.get("turns") or []
     text = "".join(str(t.get("text", "")) for t in turns if t.get("role") != "prompt") if turns else ""
     rewards = record.get("rewards") or {}
@@ -225,7 +227,7 @@ def _trajectory_view(record: dict[str, Any], entries_of: dict[str, list[str]]) -
         "num_searches": record.get("num_searches", 0),
         "finish": record.get("finish", ""),
         "success": bool(reward and float(reward) > 0),
-        "entries": [{"id": e, "anchor": anchor("entry", e)} for e in entries_of.get(tid, [])],
+        "entries": [{"id": e, "anchor": link} for e, link in entries_of.get(tid, [])],
         "text": text[:6000] + ("\n[...]" if len(text) > 6000 else ""),
     }
 
@@ -313,18 +315,20 @@ def _tables(inputs: ReportInputs) -> dict[str, Any]:
     }
 
 
-def _hek_views(inputs: ReportInputs) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
-    """Each HEK section with its tree, and trajectory id → the E1 entries distilled from it (the listing's
-    links back to the report)."""
+def _hek_views(inputs: ReportInputs) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, str]]]]:
+    """Each HEK section with its tree, and trajectory id → the (id, anchor) of each E1 entry that came from it
+    (the listing's links back to the report). The first section's anchors are ``entry-ID``; a further
+    section's are ``hekN-ID``."""
     listed = {str(t.get("id")) for t in inputs.trajectories}
     sections = [HekSection(inputs.hek_title, list(inputs.entries), inputs.hek_version), *inputs.extra_heks]
-    entries_of: dict[str, list[str]] = {}
+    entries_of: dict[str, list[tuple[str, str]]] = {}
     views = []
-    for section in sections:
-        tree, sources = _tree(section.entries, listed)
+    for index, section in enumerate(sections):
+        prefix = "entry" if index == 0 else f"hek{index}"
+        tree, sources = _tree(section.entries, listed, prefix)
         for eid, tids in sources.items():
             for tid in tids:
-                entries_of.setdefault(tid, []).append(eid)
+                entries_of.setdefault(tid, []).append((eid, anchor(prefix, eid)))
         views.append({"title": section.title, "version": section.version or "?", "note": section.note,
                       "counts": _count_levels(section.entries), "tree": tree})
     return views, entries_of
