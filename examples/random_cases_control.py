@@ -18,32 +18,30 @@ def main() -> None:
     parser.add_argument("hek", help="the cases HEK to draw from (a directory or a shipped name)")
     parser.add_argument("--keep", type=int, required=True, help="cases to keep (e.g. as many as curation kept)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draw")
-    parser.add_argument("--out", required=True, help="new HEK directory (must not exist)")
+    parser.add_argument("--out", required=True, help="new HEK directory (refused if it exists and is not empty)")
     args = parser.parse_args()
-
-    from pathlib import Path
 
     from hiexp.errors import HiexpError
     from hiexp.experience.curate import without
     from hiexp.experience.hek import HEK
+    from hiexp.io import check_output_dir, exclusive_output
 
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise SystemExit(f"error: {out} exists and is not empty: give a new --out")
-    hek = HEK.load(args.hek)
-    ids = [entry.id for entry in hek.entries]
-    if not 0 < args.keep <= len(ids):
-        raise SystemExit(f"error: --keep must be between 1 and {len(ids)}, the HEK's entries (got {args.keep})")
-    kept = set(random.Random(args.seed).sample(ids, args.keep))
-    control = without(hek, [i for i in ids if i not in kept],
-                      description=f"random control: {args.keep} of {len(ids)} entries of HEK {hek.version} drawn at "
-                                  f"random (seed {args.seed}), no screen")
-    control.manifest["curated_from"]["control"] = "random"
     try:
-        control.save(out)
+        out = check_output_dir(args.out, what="HEK directory", overwrite_option=None, inputs=[args.hek])
+        hek = HEK.load(args.hek)
+        ids = [entry.id for entry in hek.entries]
+        if not 0 < args.keep <= len(ids):
+            raise HiexpError(f"--keep must be between 1 and {len(ids)}, the HEK's entries (got {args.keep})")
+        kept = set(random.Random(args.seed).sample(ids, args.keep))
+        control = without(hek, [i for i in ids if i not in kept],
+                          description=f"random control: {args.keep} of {len(ids)} entries of HEK {hek.version} "
+                                      f"drawn at random (seed {args.seed}), no screen")
+        control.manifest["curated_from"]["control"] = "random"
+        with exclusive_output(out, "random_cases_control.py", inputs=[args.hek]):
+            control.save(out)
     except HiexpError as exc:
         raise SystemExit(f"error: {exc}") from None
-    print(f"kept {args.keep} of {len(ids)}: {', '.join(sorted(kept))} -> {args.out}")
+    print(f"kept {args.keep} of {len(ids)}: {', '.join(sorted(kept))} -> {out}")
 
 
 if __name__ == "__main__":

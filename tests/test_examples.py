@@ -180,3 +180,8 @@ def test_the_random_control_keeps_as_many_cases_as_asked_drawn_from_the_given_he
     refused = draw(0, tmp_path / "a")  # an existing HEK is never overwritten
     assert refused.returncode != 0 and "error:" in refused.stderr
     assert [e.id for e in HEK.load(tmp_path / "a").entries] == [e.id for e in control.entries]
+    from hiexp.experience.hek import resolve_hek_dir
+
+    inside = resolve_hek_dir("demo") / "control"  # never into the HEK it reads
+    refused = draw(0, inside)
+    assert refused.returncode != 0 and "inside the HEK" in refused.stderr and not inside.exists()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hiexp.eval.compare import SCORE_METRICS, Comparison, comparison_markdown, comparison_rows
+from hiexp.experience.schema import is_case_only
 from hiexp.io import atomic_write_text
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -159,10 +160,6 @@ def render_chart(comparison: Comparison, path: Path, label_a: str, label_b: str)
     tmp.replace(path)
 
 
-def _is_case_only(entry: Any) -> bool:
-    return (_get(entry, "meta") or {}).get("kind") == "case"
-
-
 def _case_line(case: Any) -> str:
     """A worked case in one line, for a reader who wants to see what it shows: its searches, then its answer."""
     queries = " → ".join(f"“{_get(step, 'query', '')}”" for step in _get(case, "steps") or [])
@@ -173,7 +170,7 @@ def _entry_view(entry: Any, sources: list[str], prefix: str = "entry") -> dict[s
     """One entry as both templates show it; the text stays raw so that each template escapes it its own way.
     A bare case (a HEK of cases alone) shows as a case, its searches and answer in place of a description."""
     eid = str(_get(entry, "id"))
-    case = _get(entry, "case") if _is_case_only(entry) else None
+    case = _get(entry, "case") if is_case_only(entry) else None
     return {
         "id": eid,
         "anchor": anchor(prefix, eid),
@@ -337,7 +334,7 @@ def _hek_views(inputs: ReportInputs) -> tuple[list[dict[str, Any]], dict[str, li
 def _count_levels(entries: Iterable[Any]) -> str:
     counts: dict[str, int] = {}
     for entry in entries:
-        level = "case" if _is_case_only(entry) else str(_get(entry, "level"))
+        level = "case" if is_case_only(entry) else str(_get(entry, "level"))
         counts[level] = counts.get(level, 0) + 1
     text = ", ".join(f"{counts.get(lv, 0)} {lv}" for lv in ("E3", "E2", "E1")) + " entries"
     if "case" not in counts:

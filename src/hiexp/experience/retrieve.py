@@ -32,6 +32,7 @@ from hiexp.errors import HiexpError
 from hiexp.scoring.kinds import ANSWER_KINDS, answer_kind
 
 from .index import EXACT_MAX, EntryIndex, unit_rows
+from .schema import is_case_only
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 LEVELS = ("E1", "E2", "E3")
@@ -116,10 +117,6 @@ def _ids_by_question(entries: Sequence[Any], provenance: dict[str, set[str]]) ->
 
 USEFULNESS_MODES = ("off", "filter", "rank")
 CASE_PLACEMENTS = ("replace", "beside")
-
-
-def _is_case_only(entry: Any) -> bool:
-    return (_field(entry, "meta", {}) or {}).get("kind") == "case"
 
 
 def _case_dict(case: Any) -> dict[str, Any]:
@@ -282,7 +279,7 @@ class ExperienceRetriever:
             entry_id = _field(entry, "id") or f"row-{row}"
             self.entries[entry_id] = entry
             level = _field(entry, "level")
-            if level in rows_of and not _is_case_only(entry):  # a bare case has no lesson to inject
+            if level in rows_of and not is_case_only(entry):  # a bare case has no lesson to inject
                 rows_of[level].append(row)
         ids = [(_field(e, "id") or f"row-{r}") for r, e in enumerate(entries)]
         dim = getattr(self.embedder, "dim", None)

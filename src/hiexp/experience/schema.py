@@ -63,6 +63,12 @@ class Case(BaseModel):
         return len(self.steps)
 
 
+def is_case_only(entry: Any) -> bool:
+    """Whether an entry (an ``Entry`` or its plain dict) is a bare case of a cases-only HEK (``meta.kind``)."""
+    meta = entry.get("meta") if isinstance(entry, dict) else getattr(entry, "meta", None)
+    return (meta or {}).get("kind") == "case"
+
+
 class Entry(BaseModel):
     """One experience entry (a line of a HEK's ``entries.jsonl``).
 
@@ -91,7 +97,7 @@ class Entry(BaseModel):
 
     @property
     def is_case_only(self) -> bool:
-        return self.meta.get("kind") == "case"
+        return is_case_only(self)
 
     @field_validator("sources")
     @classmethod
