@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hiexp.contracts.fields import field_of
 from hiexp.eval.compare import SCORE_METRICS, Comparison, comparison_markdown, comparison_rows
 from hiexp.experience.schema import is_case_only
 from hiexp.io import atomic_write_text
@@ -27,12 +28,6 @@ TRAJECTORIES_HTML = "trajectories.html"
 CHART_PNG = "chart.png"
 
 
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
 def anchor(kind: str, identifier: str) -> str:
     """An HTML id safe to use in a URL fragment (``#`` and other characters replaced)."""
     return f"{kind}-" + re.sub(r"[^A-Za-z0-9_-]", "_", str(identifier))
@@ -40,7 +35,7 @@ def anchor(kind: str, identifier: str) -> str:
 
 def source_trajectory_ids(entry: Any) -> list[str]:
     """The trajectory ids named in an entry's ``sources`` (any key mentioning trajectories)."""
-    sources = _get(entry, "sources") or {}
+    sources = field_of(entry, "sources") or {}
     out: list[str] = []
     if isinstance(sources, dict):
         for key, value in sources.items():
@@ -162,21 +157,21 @@ def render_chart(comparison: Comparison, path: Path, label_a: str, label_b: str)
 
 def _case_line(case: Any) -> str:
     """A worked case in one line, for a reader who wants to see what it shows: its searches, then its answer."""
-    queries = " → ".join(f"“{_get(step, 'query', '')}”" for step in _get(case, "steps") or [])
-    return f"searched {queries or 'nothing'}; answered {_get(case, 'answer', '')}"
+    queries = " → ".join(f"“{field_of(step, 'query', '')}”" for step in field_of(case, "steps") or [])
+    return f"searched {queries or 'nothing'}; answered {field_of(case, 'answer', '')}"
 
 
 def _entry_view(entry: Any, sources: list[str], prefix: str = "entry") -> dict[str, Any]:
     """One entry as both templates show it; the text stays raw so that each template escapes it its own way.
     A bare case (a HEK of cases alone) shows as a case, its searches and answer in place of a description."""
-    eid = str(_get(entry, "id"))
-    case = _get(entry, "case") if is_case_only(entry) else None
+    eid = str(field_of(entry, "id"))
+    case = field_of(entry, "case") if is_case_only(entry) else None
     return {
         "id": eid,
         "anchor": anchor(prefix, eid),
-        "level": "case" if case is not None else str(_get(entry, "level")),
-        "title": str(_get(entry, "title", "")),
-        "description": _case_line(case) if case is not None else str(_get(entry, "description", "")),
+        "level": "case" if case is not None else str(field_of(entry, "level")),
+        "title": str(field_of(entry, "title", "")),
+        "description": _case_line(case) if case is not None else str(field_of(entry, "description", "")),
         "sources": [{"id": t, "anchor": anchor("traj", t)} for t in sources],
         "children": [],
     }
@@ -188,23 +183,23 @@ def _tree(entries: Iterable[Any], listed: set[str],
     trajectories in ``listed`` count: a shipped HEK's sources are not in this run, and a link must not dangle.
     ``prefix`` starts the entries' anchors, so that two HEKs on one page (whose ids repeat) keep theirs apart."""
     entries = list(entries)
-    by_id = {str(_get(e, "id")): e for e in entries}
-    sources = {str(_get(e, "id")): [t for t in source_trajectory_ids(e) if t in listed]
-               for e in entries if _get(e, "level") == "E1"}
+    by_id = {str(field_of(e, "id")): e for e in entries}
+    sources = {str(field_of(e, "id")): [t for t in source_trajectory_ids(e) if t in listed]
+               for e in entries if field_of(e, "level") == "E1"}
     placed: set[str] = set()
 
     def visit(entry: Any) -> dict[str, Any] | None:
-        eid = str(_get(entry, "id"))
+        eid = str(field_of(entry, "id"))
         if eid in placed:
             return None
         placed.add(eid)
         node = _entry_view(entry, sources.get(eid, []), prefix)
-        for child in _get(entry, "children") or []:
+        for child in field_of(entry, "children") or []:
             if str(child) in by_id and (child_node := visit(by_id[str(child)])):
                 node["children"].append(child_node)
         return node
 
-    roots = [visit(entry) for level in ("E3", "E2", "E1") for entry in entries if _get(entry, "level") == level]
+    roots = [visit(entry) for level in ("E3", "E2", "E1") for entry in entries if field_of(entry, "level") == level]
     return [root for root in roots if root], sources
 
 
@@ -334,7 +329,7 @@ def _hek_views(inputs: ReportInputs) -> tuple[list[dict[str, Any]], dict[str, li
 def _count_levels(entries: Iterable[Any]) -> str:
     counts: dict[str, int] = {}
     for entry in entries:
-        level = "case" if is_case_only(entry) else str(_get(entry, "level"))
+        level = "case" if is_case_only(entry) else str(field_of(entry, "level"))
         counts[level] = counts.get(level, 0) + 1
     text = ", ".join(f"{counts.get(lv, 0)} {lv}" for lv in ("E3", "E2", "E1")) + " entries"
     if "case" not in counts:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hiexp.contracts.fields import field_of
 from hiexp.contracts.passage import parse_passages
 from hiexp.search.abridge import abridge, search_terms
 
@@ -50,13 +51,9 @@ class CaseConfig:
 
 
 def _reward(record: Any, key: str) -> float | None:
-    rewards = _get(record, "rewards") or {}
+    rewards = field_of(record, "rewards") or {}
     value = rewards.get(key) if isinstance(rewards, dict) else None
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _get(record: Any, name: str, default: Any = None) -> Any:
-    return record.get(name, default) if isinstance(record, dict) else getattr(record, name, default)
 
 
 def _words(text: str, limit: int) -> str:
@@ -88,13 +85,13 @@ def case_from_trajectory(record: Any, config: CaseConfig | None = None) -> Case 
     success that searched and answered."""
     config = config or CaseConfig()
     reward = _reward(record, config.reward_key)
-    answer = _get(record, "answer")
-    if reward is None or reward < config.threshold or not answer or _get(record, "finish") != "answer":
+    answer = field_of(record, "answer")
+    if reward is None or reward < config.threshold or not answer or field_of(record, "finish") != "answer":
         return None
     thoughts: list[str] = []
     searches: list[tuple[str, str, str]] = []  # (thought, query, observation)
-    for turn in _get(record, "turns") or []:
-        role, text, meta = _get(turn, "role"), _get(turn, "text") or "", _get(turn, "meta") or {}
+    for turn in field_of(record, "turns") or []:
+        role, text, meta = field_of(turn, "role"), field_of(turn, "text") or "", field_of(turn, "meta") or {}
         if role == "policy":
             thoughts.append(_thought(text, config.thought_words))
         elif role == "tool" and meta.get("query"):
@@ -112,9 +109,9 @@ def case_from_trajectory(record: Any, config: CaseConfig | None = None) -> Case 
     if not steps or any(not step.docs for step in steps):  # a search that found nothing is no model to copy
         return None
     final = thoughts[-1] if len(thoughts) > len(steps) else ""
-    return Case(question_id=str(_get(record, "question_id")), question=str(_get(record, "question")),
+    return Case(question_id=str(field_of(record, "question_id")), question=str(field_of(record, "question")),
                 steps=steps[: config.max_searches], final_thought=final, answer=str(answer).strip(),
-                trajectory_id=str(_get(record, "id") or ""), reward_key=config.reward_key, reward=reward)
+                trajectory_id=str(field_of(record, "id") or ""), reward_key=config.reward_key, reward=reward)
 
 
 def case_rank(case: Case) -> tuple:
@@ -151,14 +148,14 @@ def cases_from_trajectories(records: Iterable[Any], config: CaseConfig | None = 
     episodes = 0
     for record in records:
         episodes += 1
-        key = str(_get(record, "question_id"))
+        key = str(field_of(record, "question_id"))
         by_question.setdefault(key, []).append(record)
     entries: list[Entry] = []
     for n, (question_id, group) in enumerate(by_question.items()):
-        if " ".join(str(_get(group[0], "question", "")).split()).casefold() in excluded:
+        if " ".join(str(field_of(group[0], "question", "")).split()).casefold() in excluded:
             continue
         case = best_case(group, config)
         if case is not None:
-            model = _get(group[0], "model")
+            model = field_of(group[0], "model")
             entries.append(case_entry(case, f"C-{len(entries):04d}", model=model))
     return entries, {"episodes": episodes, "questions": len(by_question), "cases": len(entries)}

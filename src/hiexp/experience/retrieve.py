@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from hiexp.contracts.experience import Injection
+from hiexp.contracts.fields import field_of
 from hiexp.errors import HiexpError
 from hiexp.scoring.kinds import ANSWER_KINDS, answer_kind
 
@@ -57,13 +58,6 @@ def start_entry_text(title: str, description: str) -> str:
     return _template("question_entry.txt").format(title=title, description=description)
 
 
-def _field(entry: Any, name: str, default: Any = None) -> Any:
-    """Read a field of an entry that is either an ``Entry`` object or a plain dict."""
-    if isinstance(entry, dict):
-        return entry.get(name, default)
-    return getattr(entry, name, default)
-
-
 def question_key(question: str) -> str:
     """How questions are compared for provenance: case and runs of whitespace do not matter."""
     return " ".join(str(question).split()).casefold()
@@ -77,10 +71,10 @@ def question_provenance(entries: Sequence[Any]) -> dict[str, set[str]]:
     question texts through the E1 entries that carry both. Entries with no recorded question (hand-written
     ones) map to an empty set.
     """
-    by_id = {_field(e, "id"): e for e in entries}
+    by_id = {field_of(e, "id"): e for e in entries}
     text_of_id: dict[str, str] = {}
     for entry in entries:
-        sources = _field(entry, "sources", {}) or {}
+        sources = field_of(entry, "sources", {}) or {}
         if sources.get("question_id") and sources.get("question"):
             text_of_id[str(sources["question_id"])] = question_key(sources["question"])
     memo: dict[str, set[str]] = {}
@@ -91,25 +85,25 @@ def question_provenance(entries: Sequence[Any]) -> dict[str, set[str]]:
         entry = by_id.get(entry_id)
         if entry is None or entry_id in seen:
             return set()
-        sources = _field(entry, "sources", {}) or {}
+        sources = field_of(entry, "sources", {}) or {}
         keys = set()
         if sources.get("question"):
             keys.add(question_key(sources["question"]))
         keys.update(question_key(q) for q in sources.get("merged_questions") or [])  # dedup (update.py)
         ids = list(sources.get("question_ids") or []) + ([sources["question_id"]] if sources.get("question_id") else [])
         keys.update(text_of_id[str(i)] for i in ids if str(i) in text_of_id)
-        for child in _field(entry, "children", []) or []:
+        for child in field_of(entry, "children", []) or []:
             keys |= keys_of(child, seen | {entry_id})
         memo[entry_id] = keys
         return keys
 
-    return {_field(e, "id"): keys_of(_field(e, "id")) for e in entries}
+    return {field_of(e, "id"): keys_of(field_of(e, "id")) for e in entries}
 
 
 def _ids_by_question(entries: Sequence[Any], provenance: dict[str, set[str]]) -> dict[str, list[str]]:
     ids: dict[str, list[str]] = {}
     for entry in entries:
-        entry_id = _field(entry, "id")
+        entry_id = field_of(entry, "id")
         for key in provenance.get(entry_id, ()):
             ids.setdefault(key, []).append(entry_id)
     return ids
@@ -124,7 +118,7 @@ def _case_dict(case: Any) -> dict[str, Any]:
 
 
 def _case_searches(entry: Any) -> int:
-    return len(_field(_field(entry, "case"), "steps", []) or [])
+    return len(field_of(field_of(entry, "case"), "steps", []) or [])
 
 
 @dataclass
@@ -237,7 +231,7 @@ class ExperienceRetriever:
         self.embedder = embedder
         self.usefulness = usefulness
         self.version: str | None = getattr(hek, "version", None)
-        entries = list(_field(hek, "entries", []) or [])
+        entries = list(field_of(hek, "entries", []) or [])
         embeddings = self._checked_embeddings(hek, embedder, entries, previous)
         self._build_indexes(entries, embeddings, previous)
         # question key -> ids of entries distilled from that question
@@ -276,12 +270,12 @@ class ExperienceRetriever:
         self.entries: dict[str, Any] = {}
         rows_of: dict[str, list[int]] = {lv: [] for lv in LEVELS}
         for row, entry in enumerate(entries):
-            entry_id = _field(entry, "id") or f"row-{row}"
+            entry_id = field_of(entry, "id") or f"row-{row}"
             self.entries[entry_id] = entry
-            level = _field(entry, "level")
+            level = field_of(entry, "level")
             if level in rows_of and not is_case_only(entry):  # a bare case has no lesson to inject
                 rows_of[level].append(row)
-        ids = [(_field(e, "id") or f"row-{r}") for r, e in enumerate(entries)]
+        ids = [(field_of(e, "id") or f"row-{r}") for r, e in enumerate(entries)]
         dim = getattr(self.embedder, "dim", None)
         width = embeddings.shape[1] if embeddings.shape[1] else (dim or 1)
 
@@ -318,12 +312,12 @@ class ExperienceRetriever:
         """The index of the cases by their questions, question key -> ids of its cases, and answer kind ->
         the slots of the cases of every other kind (never shown to that kind). A bare case's title is its
         question, so its stored row is reused; other cases' questions are embedded here."""
-        rows = [r for r, e in enumerate(entries) if _field(e, "case") is not None]
+        rows = [r for r, e in enumerate(entries) if field_of(e, "case") is not None]
         if self.config.cases == 0 or not rows:
             return EntryIndex([], np.zeros((0, width)), dim=width, exact_max=exact_max), {}, {}
-        questions = [_field(_field(entries[r], "case"), "question") for r in rows]
+        questions = [field_of(field_of(entries[r], "case"), "question") for r in rows]
         vectors = np.zeros((len(rows), width), dtype=np.float32)
-        fresh = [i for i, r in enumerate(rows) if question_key(_field(entries[r], "title", "")) != question_key(questions[i])]
+        fresh = [i for i, r in enumerate(rows) if question_key(field_of(entries[r], "title", "")) != question_key(questions[i])]
         for i, r in enumerate(rows):
             vectors[i] = embeddings[r]
         if fresh:
@@ -357,7 +351,7 @@ class ExperienceRetriever:
         stored = getattr(hek, "embeddings", None)
         if entries and stored is not None and len(stored) >= len(entries) and callable(
                 getattr(embedder, "encode_passages", None)):
-            fresh = unit_rows(np.asarray(embedder.encode_passages([_field(e, "title", "") for e in entries]),
+            fresh = unit_rows(np.asarray(embedder.encode_passages([field_of(e, "title", "") for e in entries]),
                                           dtype=np.float32))
             if fresh.shape[1] != stored.shape[1]:
                 raise HiexpError(f"the HEK's vectors have {stored.shape[1]} dimensions but {model_id} gives "
@@ -423,7 +417,7 @@ class ExperienceRetriever:
             out = self._lessons(list(questions), vectors)
         if cases:
             for injection, (chosen, meta) in zip(out, self._pick_cases(list(questions), vectors)):
-                injection.cases = [_case_dict(_field(e, "case")) for e in chosen]
+                injection.cases = [_case_dict(field_of(e, "case")) for e in chosen]
                 injection.cases_meta = meta
                 injection.replace_example = self.config.case_placement == "replace"
         return out
@@ -435,10 +429,10 @@ class ExperienceRetriever:
         for row in range(len(questions)):
             picks = [(int(s), float(c)) for s, c in zip(slots[row], scores[row]) if s >= 0 and np.isfinite(c)]
             if self.config.start_order == "fixed":
-                picks.sort(key=lambda pick: (_field(self.entries[index.ids[pick[0]]], "level") != "E3", pick[0]))
+                picks.sort(key=lambda pick: (field_of(self.entries[index.ids[pick[0]]], "level") != "E3", pick[0]))
             chosen = [self.entries[index.ids[s]] for s, _ in picks]
             lines = "\n".join(
-                start_entry_text(_field(e, "title", ""), _field(e, "description", ""))
+                start_entry_text(field_of(e, "title", ""), field_of(e, "description", ""))
                 for e in chosen
             )
             out.append(
@@ -446,8 +440,8 @@ class ExperienceRetriever:
                     text=lines,
                     meta={
                         "stage": "question",
-                        "entry_ids": [_field(e, "id") for e in chosen],
-                        "levels": [_field(e, "level") for e in chosen],
+                        "entry_ids": [field_of(e, "id") for e in chosen],
+                        "levels": [field_of(e, "level") for e in chosen],
                         "scores": [round(c, 4) for _, c in picks],
                     },
                 )
@@ -475,7 +469,7 @@ class ExperienceRetriever:
                 picks.sort(key=lambda pick: not 2 <= _case_searches(self.entries[self._cases.ids[pick[0]]]) <= 3)
             picks = sorted(picks[:k], key=lambda pick: pick[1])
             chosen = [self.entries[self._cases.ids[s]] for s, _ in picks]
-            out.append((chosen, {"stage": "cases", "entry_ids": [_field(e, "id") for e in chosen],
+            out.append((chosen, {"stage": "cases", "entry_ids": [field_of(e, "id") for e in chosen],
                                  "scores": [round(c, 4) for _, c in picks]}))
         return out
 
@@ -498,10 +492,10 @@ class ExperienceRetriever:
                 out.append(Injection(text="", meta={"stage": "query", "best_id": None, "best_score": None}))
                 continue
             entry = self.entries[index.ids[slot]]
-            meta = {"stage": "query", "best_id": _field(entry, "id"), "best_score": round(score, 4)}
+            meta = {"stage": "query", "best_id": field_of(entry, "id"), "best_score": round(score, 4)}
             if score >= self.config.threshold:
-                meta.update(entry_ids=[_field(entry, "id")], scores=[round(score, 4)])
-                text = template.format(title=_field(entry, "title", ""), description=_field(entry, "description", ""))
+                meta.update(entry_ids=[field_of(entry, "id")], scores=[round(score, 4)])
+                text = template.format(title=field_of(entry, "title", ""), description=field_of(entry, "description", ""))
                 out.append(Injection(text=text, meta=meta))
             else:
                 out.append(Injection(text="", meta=meta))

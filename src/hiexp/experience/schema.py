@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hiexp.contracts.fields import field_of
+
 LEVELS = ("E1", "E2", "E3")
 MAX_TAGS = 8
 Level = Literal["E1", "E2", "E3"]
@@ -65,8 +67,7 @@ class Case(BaseModel):
 
 def is_case_only(entry: Any) -> bool:
     """Whether an entry (an ``Entry`` or its plain dict) is a bare case of a cases-only HEK (``meta.kind``)."""
-    meta = entry.get("meta") if isinstance(entry, dict) else getattr(entry, "meta", None)
-    return (meta or {}).get("kind") == "case"
+    return (field_of(entry, "meta") or {}).get("kind") == "case"
 
 
 class Entry(BaseModel):

@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from hiexp.contracts.fields import field_of
 from hiexp.errors import HiexpError
 from hiexp.io import atomic_write_json, check_output_place, iter_jsonl, read_json, sha256_file
 
@@ -35,12 +36,10 @@ USEFULNESS_SCHEMA = 1
 
 def injected_entry_ids(record: Any) -> list[str]:
     """Ids of the entries injected into one episode (a ``Trajectory`` or its dict), once per injection."""
-    turns = record.get("turns", []) if isinstance(record, dict) else getattr(record, "turns", [])
     ids: list[str] = []
-    for turn in turns:
-        role = turn.get("role") if isinstance(turn, dict) else getattr(turn, "role", None)
-        meta = (turn.get("meta") if isinstance(turn, dict) else getattr(turn, "meta", None)) or {}
-        if role == "experience":
+    for turn in field_of(record, "turns", []):
+        meta = field_of(turn, "meta") or {}
+        if field_of(turn, "role") == "experience":
             ids.extend(str(i) for i in meta.get("entry_ids") or [])
     return ids
 

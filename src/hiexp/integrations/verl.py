@@ -35,6 +35,7 @@ from typing import Any
 
 from hiexp.agent import AgentConfig, SearchAgent
 from hiexp.contracts.example import Example
+from hiexp.contracts.fields import field_of
 from hiexp.contracts.generation import Generation, SamplingParams
 from hiexp.data.formats import parse_record
 from hiexp.errors import HiexpError
@@ -78,11 +79,7 @@ class ServerManagerGenerator:
         if params.stop:
             sampling.update(stop=list(params.stop), include_stop_str_in_output=True)
         output = await self.server_manager.generate(self.request_id, prompt_ids=prompt_ids, sampling_params=sampling)
-        return generation_from_ids(self.tokenizer, _field(output, "token_ids"), _field(output, "log_probs"), params)
-
-
-def _field(output: Any, name: str) -> Any:
-    return output.get(name) if isinstance(output, dict) else getattr(output, name, None)
+        return generation_from_ids(self.tokenizer, field_of(output, "token_ids"), field_of(output, "log_probs"), params)
 
 
 def row_example(row: dict[str, Any], task: str | None = None) -> Example:
