@@ -167,3 +167,26 @@ def test_runs_of_several_datasets_get_a_pooled_row_over_every_shared_question(tm
 
     shown = CliRunner().invoke(app, ["compare", ",".join(map(str, runs["a"])), ",".join(map(str, runs["b"]))])
     assert shown.exit_code == 0 and "| pooled | 100 | em |" in shown.output
+
+
+def test_by_kind_compares_yes_no_choice_and_open_questions_apart(tmp_path):
+    questions = {"y": "Are A and B both poets?", "c": "Who was born first, Ann Lee or Bo Li?", "o": "Where is X?"}
+    ids = [f"{kind}{i}" for kind in questions for i in range(10)]
+    em_a = [1 if q[0] == "y" else 0 for q in ids]  # the experience loses every yes/no answer, wins every choice
+    em_b = [1 if q[0] == "c" else 0 for q in ids]
+    rows = {name: synthetic_rows(ids, em, [1] * 30) for name, em in (("a", em_a), ("b", em_b))}
+    for name in rows:
+        for row in rows[name]:
+            row["question"] = questions[row["question_id"][0]]
+    a, b = write_run(tmp_path / "a", rows["a"]), write_run(tmp_path / "b", rows["b"])
+    result = compare_runs(a, b, resamples=500, by_kind=True)
+    assert set(result.datasets) == {"hotpotqa yes/no", "hotpotqa choice", "hotpotqa open", "pooled"}
+    assert result.datasets["hotpotqa yes/no"].deltas["em"].delta == -1.0
+    assert result.datasets["hotpotqa choice"].deltas["em"].delta == 1.0
+    assert result.datasets["hotpotqa open"].deltas["em"].delta == 0.0
+    assert result.datasets["pooled"].n == 30 and result.datasets["pooled"].deltas["em"].delta == 0.0
+    assert set(compare_runs(a, b, resamples=500).datasets) == {"hotpotqa"}  # by dataset unless asked
+    from hiexp.cli import app
+
+    shown = CliRunner().invoke(app, ["compare", str(a), str(b), "--by-kind"])
+    assert shown.exit_code == 0 and "| hotpotqa yes/no | 10 | em | 100.0 | 0.0 | -100.0 |" in shown.output

@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
         resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples (100-100000)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
         confidence: float = typer.Option(0.95, "--confidence", help="Level of the interval (0-1)."),
+        by_kind: bool = typer.Option(False, "--by-kind", help="Compare yes/no, choice and open questions apart, "
+                                                               "with a pooled row over all of them."),
     ) -> None:
         """Deltas (B - A) of EM, CEM, F1 (points), searches and tokens per question, paired on question id."""
         from hiexp.errors import HiexpError
@@ -33,7 +35,7 @@ def register(app: typer.Typer) -> None:
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
             result = compare_runs([Path(r) for r in run_a.split(",") if r], [Path(r) for r in run_b.split(",") if r],
-                                  resamples=resamples, seed=seed, confidence=confidence)
+                                  resamples=resamples, seed=seed, confidence=confidence, by_kind=by_kind)
         if json_output:
             typer.echo(json.dumps(result.to_dict(), indent=2))
             return

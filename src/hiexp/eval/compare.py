@@ -18,6 +18,7 @@ import numpy as np
 
 from hiexp.errors import HiexpError
 from hiexp.io import iter_jsonl, read_json
+from hiexp.scoring.kinds import answer_kind
 
 METRICS = ("em", "cem", "f1", "searches", "tokens")
 SCORE_METRICS = ("em", "cem", "f1")
@@ -104,11 +105,17 @@ def _prediction_values(record: dict[str, Any]) -> dict[str, float | None]:
     return values
 
 
-def load_scores(run_dir: str | Path) -> dict[str, dict[str, dict[str, float]]]:
+def group_name(dataset: str, question: str) -> str:
+    """The group a QA question joins when runs are compared by answer kind: ``hotpotqa yes/no`` and the like."""
+    return f"{dataset} {answer_kind(question)}"
+
+
+def load_scores(run_dir: str | Path, by_kind: bool = False) -> dict[str, dict[str, dict[str, float]]]:
     """``{dataset: {question_id: {metric: value}}}`` from a run's predictions.jsonl.
 
     Several records of one question (samples) are averaged. A record without a question id or with no
-    usable score is an error naming the file and line.
+    usable score is an error naming the file and line. ``by_kind`` splits each QA dataset by the kind of
+    answer its questions ask for (``group_name``): experience can help one kind and hurt another.
     """
     path = Path(run_dir) / "predictions.jsonl"
     if not Path(run_dir).is_dir():
@@ -122,6 +129,8 @@ def load_scores(run_dir: str | Path) -> dict[str, dict[str, dict[str, float]]]:
             raise HiexpError(f"{path}:{lineno}: prediction has no question_id")
         qid = str(qid).split("#")[0] if "question_id" not in record else str(qid)
         dataset = str(record.get("dataset") or (record.get("metadata") or {}).get("dataset") or "all")
+        if by_kind and (record.get("task") or "qa") == "qa":
+            dataset = group_name(dataset, str(record.get("question") or ""))
         values = _prediction_values(record)
         if all(values[m] is None for m in SCORE_METRICS):
             raise HiexpError(f"{path}:{lineno}: prediction {qid!r} carries no em/cem/f1 scores")
@@ -198,11 +207,11 @@ def _runs(run: str | Path | Sequence[str | Path]) -> list[Path]:
     return [Path(r) for r in run] if isinstance(run, (list, tuple)) else [Path(run)]
 
 
-def _merged_scores(runs: list[Path]) -> dict[str, dict[str, dict[str, float]]]:
+def _merged_scores(runs: list[Path], by_kind: bool = False) -> dict[str, dict[str, dict[str, float]]]:
     """The scores of several runs of one arm (say one per dataset), a dataset in one run only."""
     merged: dict[str, dict[str, dict[str, float]]] = {}
     for run in runs:
-        for dataset, questions in load_scores(run).items():
+        for dataset, questions in load_scores(run, by_kind).items():
             if dataset in merged:
                 raise HiexpError(f"{run}: dataset {dataset!r} is also in another run of the same arm")
             merged[dataset] = questions
@@ -229,6 +238,7 @@ def compare_runs(
     resamples: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
+    by_kind: bool = False,
 ) -> Comparison:
     """Per-dataset deltas (B - A) of EM, CEM, F1, searches and tokens per question with paired intervals.
 
@@ -236,6 +246,9 @@ def compare_runs(
     question are averaged before the questions are paired) and tokens. Each arm may be several runs (one
     per dataset, given in the same order for A and B); with two or more QA datasets a ``pooled`` row pairs
     every shared question of all of them.
+
+    ``by_kind`` compares each QA dataset's yes/no, choice and open questions apart (rows ``hotpotqa
+    yes/no`` ...), with the pooled row over all of them.
 
     Only questions present in both runs count. Refuses (``HiexpError``) when the runs share no question;
     warns when their manifests differ in anything but the HEK.
@@ -245,7 +258,7 @@ def compare_runs(
     runs_a, runs_b = _runs(run_a), _runs(run_b)
     if len(runs_a) != len(runs_b):
         raise HiexpError(f"give as many runs for B as for A ({len(runs_b)} vs {len(runs_a)})")
-    pa, pb = _merged_scores(runs_a), _merged_scores(runs_b)
+    pa, pb = _merged_scores(runs_a, by_kind), _merged_scores(runs_b, by_kind)
     notes = _manifest_notes(runs_a, runs_b)
     datasets, coverage = _compare_datasets(pa, pb, _Bootstrap(resamples, seed, confidence))
     notes += coverage
