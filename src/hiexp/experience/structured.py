@@ -96,6 +96,29 @@ class StructuredResult:
     last_reply: str = ""
 
 
+def _replies(
+    generator: Generator, prompts: dict[int, str], params: SamplingParams, cache: ReplyCache | None
+) -> tuple[dict[int, str], str]:
+    """One round's replies by prompt index, from ``cache`` where it has them and else from one batch to the
+    generator, with the generator's error if that batch failed (its prompts then have no reply)."""
+    keys = {i: ReplyCache.key(prompt, params) for i, prompt in prompts.items()} if cache else {}
+    known = {i: cache.get(key) for i, key in keys.items()} if cache else {}
+    ask = [i for i in prompts if known.get(i) is None]
+    error = ""
+    try:
+        generations = _ask(generator, [prompts[i] for i in ask], params) if ask else []
+        answered = {i: g.text for i, g in zip(ask, generations)}
+    except HiexpError as exc:
+        answered, error = {}, f"generator failed: {exc}"
+    except Exception as exc:  # an HTTP timeout, a server error: record it, keep the other groups
+        answered, error = {}, f"generator failed: {type(exc).__name__}: {exc}"
+    if cache:
+        for i, text in answered.items():
+            cache.put(keys[i], text)
+    replies = {i: text for i, text in known.items() if text is not None}
+    return replies | answered, error
+
+
 def structured_generate(
     generator: Generator,
     prompts: Sequence[str],
@@ -124,23 +147,10 @@ def structured_generate(
             top_p=params.top_p, stop=list(params.stop),
             seed=None if params.seed is None else params.seed + round_index,
         )
-        keys = {i: ReplyCache.key(current[i], round_params) for i in pending} if cache else {}
-        known = {i: cache.get(keys[i]) for i in pending} if cache else {}
-        ask = [i for i in pending if known.get(i) is None]
-        error = ""
-        try:
-            generations = _ask(generator, [current[i] for i in ask], round_params) if ask else []
-            answered = {i: g.text for i, g in zip(ask, generations)}
-        except HiexpError as exc:
-            answered, error = {}, f"generator failed: {exc}"
-        except Exception as exc:  # an HTTP timeout, a server error: record it, keep the other groups
-            answered, error = {}, f"generator failed: {type(exc).__name__}: {exc}"
-        if cache:
-            for i, text in answered.items():
-                cache.put(keys[i], text)
-        replies = [answered.get(i, known.get(i)) for i in pending]  # None: asked and failed
+        replies, error = _replies(generator, {i: current[i] for i in pending}, round_params, cache)
         still = []
-        for index, reply in zip(pending, replies):
+        for index in pending:
+            reply = replies.get(index)
             result = results[index]
             result.attempts += 1
             if reply is None:
