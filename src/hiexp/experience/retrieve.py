@@ -269,13 +269,12 @@ class ExperienceRetriever:
         exact_max = self.config.exact_max
         self.entries: dict[str, Any] = {}
         rows_of: dict[str, list[int]] = {lv: [] for lv in LEVELS}
-        for row, entry in enumerate(entries):
-            entry_id = field_of(entry, "id") or f"row-{row}"
+        ids = [field_of(entry, "id") or f"row-{row}" for row, entry in enumerate(entries)]
+        for row, (entry_id, entry) in enumerate(zip(ids, entries)):
             self.entries[entry_id] = entry
             level = field_of(entry, "level")
             if level in rows_of and not is_case_only(entry):  # a bare case has no lesson to inject
                 rows_of[level].append(row)
-        ids = [(field_of(e, "id") or f"row-{r}") for r, e in enumerate(entries)]
         dim = getattr(self.embedder, "dim", None)
         width = embeddings.shape[1] if embeddings.shape[1] else (dim or 1)
 
