@@ -67,16 +67,15 @@ class FakeServer:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                     failure = server.failures.pop(0) if server.failures else None
-                try:
-                    time.sleep(server.delay)
-                    if failure is not None:
-                        status, headers = failure
-                        self._reply(status, {"error": {"message": f"failure {status}"}}, headers)
-                        return
-                    self._reply(200, server._answer(self.path, body))
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
+                time.sleep(server.delay)
+                # Done before the reply goes out: once the client has it, it may send the next request.
+                with server.lock:
+                    server.in_flight -= 1
+                if failure is not None:
+                    status, headers = failure
+                    self._reply(status, {"error": {"message": f"failure {status}"}}, headers)
+                    return
+                self._reply(200, server._answer(self.path, body))
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -296,22 +295,34 @@ def test_requests_are_spread_over_several_servers():
 
 
 def test_a_failing_server_is_rested_and_its_requests_go_to_the_other():
-    with FakeServer(failures=[(500, {})] * 50) as bad, FakeServer() as good:
-        generator = fast([bad.url, good.url], max_retries=3)
+    with FakeServer(failures=[(500, {})] * 50) as bad, FakeServer(delay=0.02) as good:
+        generator = fast([bad.url, good.url], max_retries=3, concurrency=2)
         out = generator.generate([f"p{i}" for i in range(8)], SamplingParams(max_new_tokens=8))
         assert [g.text for g in out] == [f"echo:p{i}" for i in range(8)]
         stats = {s["url"]: s for s in generator.server_stats()}
         assert stats[good.url]["served"] == 8
         assert stats[bad.url]["failures"] >= 1
+        assert good.max_in_flight <= 2  # the resting server's share waits for a slot, not piled on
 
 
-def test_a_429_with_retry_after_sends_the_retry_elsewhere_without_waiting():
+def test_a_429_with_retry_after_sends_the_retry_elsewhere_without_waiting(monkeypatch):
+    import hiexp.llm.openai_http as openai_http
+
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recorded_sleep(delay, *args, **kwargs):
+        waits.append(delay)
+        return await real_sleep(delay, *args, **kwargs)
+
+    monkeypatch.setattr(openai_http.asyncio, "sleep", recorded_sleep)
     with FakeServer(failures=[(429, {"Retry-After": "30"})]) as busy, FakeServer() as free:
         generator = OpenAIGenerator([busy.url, free.url], served_model="fake-model", routing="round_robin",
                                     backoff=0.01, max_backoff=30.0, timeout=5.0)
-        start = time.monotonic()
         out = generator.generate(["only"], SamplingParams(max_new_tokens=8))
-        assert out[0].text == "echo:only" and time.monotonic() - start < 5  # did not sleep the 30 s
+        assert out[0].text == "echo:only"
+        assert not [w for w in waits if w >= 1]  # the 30 s Retry-After rested the busy server, not the request
+        assert [s["served"] for s in generator.server_stats()] == [0, 1]
 
 
 def test_with_on_failure_record_a_dead_request_is_an_error_generation_and_the_rest_complete():

@@ -14,6 +14,7 @@ string fired.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from pathlib import Path
@@ -126,10 +127,11 @@ class LlamaCppGenerator(OpenAIGenerator):
         return f"LlamaCppGenerator(gguf={str(self.gguf_path)!r}, parallel={self.concurrency})"
 
     async def _complete(
-        self, client: Any, kind: str, payload: Any, params: SamplingParams, seed: int | None
+        self, client: Any, kind: str, payload: Any, params: SamplingParams, seed: int | None,
+        slots: dict[int, asyncio.Semaphore] | None = None,
     ) -> Generation:
         if kind == "chat":
-            return await super()._complete(client, kind, payload, params, seed)
+            return await super()._complete(client, kind, payload, params, seed, slots)
         body: dict[str, Any] = {
             "prompt": payload,
             "n_predict": params.max_new_tokens,
@@ -144,7 +146,7 @@ class LlamaCppGenerator(OpenAIGenerator):
             body["seed"] = seed
         # llama.cpp's own endpoint: it reports the stop string that fired (stop_type / stopping_word).
         root = self.base_url[: -len("/v1")]
-        response = await self._request(client, "POST", "", body, url=f"{root}/completion")
+        response = await self._request(client, "POST", "", body, url=f"{root}/completion", slots=slots)
         text = response.get("content", "")
         stop_type = response.get("stop_type")
         word = response.get("stopping_word") or None

@@ -1,7 +1,7 @@
 """A text-only generator for any OpenAI-compatible ``/v1`` server (vLLM, SGLang, llama.cpp server, hosted APIs).
 
-Requests run concurrently on an asyncio event loop (``httpx.AsyncClient`` with a semaphore bounding the
-requests in flight) behind the synchronous ``generate`` the agent calls. Transient failures (connection
+Requests run concurrently on an asyncio event loop (``httpx.AsyncClient``, at most ``concurrency`` requests
+in flight on each server) behind the synchronous ``generate`` the agent calls. Transient failures (connection
 errors, timeouts, HTTP 429 and 5xx) are retried a bounded number of times with exponential backoff,
 honouring ``Retry-After``; anything else fails at once with a HiexpError naming the URL and the status.
 
@@ -22,7 +22,8 @@ Several servers: ``base_url`` may list several API roots (a list, or one string 
 serve the same model. Each request goes to the least loaded server (fewest requests in flight; ties in turn)
 or to the next in turn (``routing="round_robin"``); a server that fails a try is rested for its
 ``Retry-After`` or the backoff delay, and the retry goes to another server at once when one is free of
-trouble. ``concurrency`` is per server. With ``on_failure="record"`` a request whose tries all failed gives a
+trouble. ``concurrency`` is a cap per server that holds while others rest too: their share waits for a
+free slot rather than piling onto the healthy server. With ``on_failure="record"`` a request whose tries all failed gives a
 ``Generation`` with ``finish_reason="error"`` instead of raising, so the other requests of the call still
 complete and the agent records that one episode as failed (``rollout.py``: a sidecar file that a re-run
 retries) instead of losing the whole batch.
@@ -31,6 +32,7 @@ retries) instead of losing the whole batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -60,7 +62,7 @@ class _Server:
 
     url: str
     auth: Any
-    in_flight: int = 0
+    in_flight: int = 0  # requests routed here and not yet answered (sent, or waiting for one of its slots)
     resting_until: float = 0.0  # monotonic time before which it gets no request unless all others rest too
     failures: int = 0
     served: int = 0
@@ -244,7 +246,11 @@ class OpenAIGenerator:
     async def _many(
         self, items: list[tuple[str, Any]], params: SamplingParams, seeds: list[int] | None = None
     ) -> list[Generation]:
-        semaphore = asyncio.Semaphore(self.concurrency_for(params) * len(self.servers))
+        cap = self.concurrency_for(params)
+        # The shared semaphore holds a request back until some slot is free, so the server is chosen when
+        # it is sent (least loaded then, not when queued); each server's own semaphore enforces the cap.
+        semaphore = asyncio.Semaphore(cap * len(self.servers))
+        slots = {id(server): asyncio.Semaphore(cap) for server in self.servers}
         async with self._client() as client:
             if self._served_model is None:
                 self._served_model = await self._ask_model(client)
@@ -257,7 +263,7 @@ class OpenAIGenerator:
                     seed = None if params.seed is None else derive_seed(params.seed, index, bits=31)
                 async with semaphore:
                     try:
-                        return await self._complete(client, kind, payload, params, seed)
+                        return await self._complete(client, kind, payload, params, seed, slots)
                     except HiexpError as exc:
                         if self.on_failure == "raise":
                             raise
@@ -266,7 +272,8 @@ class OpenAIGenerator:
             return list(await asyncio.gather(*(one(i, kind, payload) for i, (kind, payload) in enumerate(items))))
 
     async def _complete(
-        self, client: Any, kind: str, payload: Any, params: SamplingParams, seed: int | None
+        self, client: Any, kind: str, payload: Any, params: SamplingParams, seed: int | None,
+        slots: dict[int, asyncio.Semaphore] | None = None,
     ) -> Generation:
         body: dict[str, Any] = {
             "model": self._served_model,
@@ -286,7 +293,7 @@ class OpenAIGenerator:
         else:
             body["prompt"] = payload
             path = "/completions"
-        response = await self._request(client, "POST", path, body)
+        response = await self._request(client, "POST", path, body, slots=slots)
         try:
             choice = response["choices"][0]
             text = choice["message"]["content"] if kind == "chat" else choice["text"]
@@ -322,21 +329,27 @@ class OpenAIGenerator:
         tied = [s for s in candidates if s.in_flight == low]
         return tied[turn % len(tied)]
 
-    async def _request(self, client: Any, method: str, path: str, body: dict | None, url: str | None = None) -> Any:
+    async def _request(
+        self, client: Any, method: str, path: str, body: dict | None, url: str | None = None,
+        slots: dict[int, asyncio.Semaphore] | None = None,
+    ) -> Any:
         """One request with bounded retries on transient failures; the parsed JSON response.
 
         Each try goes to a server chosen by ``_pick``; a server that failed rests for the backoff delay (or
         its ``Retry-After``), and the next try waits only when every other server rests too. ``url``
-        overrides the server's root + ``path`` (for a single server's non-OpenAI endpoints).
+        overrides the server's root + ``path`` (for a single server's non-OpenAI endpoints). ``slots`` (one
+        semaphore per server) caps the requests in flight on each server; the deadline starts once sent.
         """
         import httpx
 
         async def once(server: _Server) -> Any:
             target = url or f"{server.url}{path}"
-            server.in_flight += 1
-            try:  # one deadline for the whole answer, not per read
-                response = await asyncio.wait_for(client.request(method, target, json=body, auth=server.auth),
-                                                  timeout=self.timeout)
+            server.in_flight += 1  # counted before any wait, so the next pick sees this one
+            try:
+                async with slots[id(server)] if slots else contextlib.nullcontext():
+                    # one deadline for the whole answer, not per read
+                    response = await asyncio.wait_for(
+                        client.request(method, target, json=body, auth=server.auth), timeout=self.timeout)
             except (httpx.TimeoutException, TimeoutError):
                 raise Transient(f"no complete response within {self.timeout:g}s") from None
             except httpx.TransportError as exc:
