@@ -128,7 +128,7 @@ class LlamaCppGenerator(OpenAIGenerator):
 
     async def _complete(
         self, client: Any, kind: str, payload: Any, params: SamplingParams, seed: int | None,
-        slots: dict[int, asyncio.Semaphore] | None = None,
+        slots: dict[int, asyncio.Semaphore],
     ) -> Generation:
         if kind == "chat":
             return await super()._complete(client, kind, payload, params, seed, slots)

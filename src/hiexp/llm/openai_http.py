@@ -273,7 +273,7 @@ class OpenAIGenerator:
 
     async def _complete(
         self, client: Any, kind: str, payload: Any, params: SamplingParams, seed: int | None,
-        slots: dict[int, asyncio.Semaphore] | None = None,
+        slots: dict[int, asyncio.Semaphore],
     ) -> Generation:
         body: dict[str, Any] = {
             "model": self._served_model,
