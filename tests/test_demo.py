@@ -187,9 +187,13 @@ def test_demo_restart_discards_the_previous_run(tmp_path, demo_parts):
 def test_the_with_arm_can_use_a_given_hek_and_the_live_one_is_shown_beside_it(tmp_path, demo_parts):
     run(tmp_path, demo_parts)  # a first run builds a HEK to hand to the second
     given = tmp_path / "demo" / "hek"
+    manifest = json.loads((given / "manifest.json").read_text())
+    manifest["measured"] = {"summary": "CEM +1.0 [-2.0, +4.0] on 200 held-out questions"}
+    (given / "manifest.json").write_text(json.dumps(manifest))
     result, _ = run(tmp_path, demo_parts, out=str(tmp_path / "second"), hek=str(given))
     md = (tmp_path / "second" / "report.md").read_text()
     assert "## The experience used in the with-arm" in md and "## The HEK built in this run" in md
+    assert "CEM +1.0 [-2.0, +4.0] on 200 held-out questions" in md  # the given HEK's measured effect, quoted
     assert "not used in the comparison" in md
     with_traj = [json.loads(line) for line in next((tmp_path / "second" / "eval/with/trajectories").glob("*.jsonl")).open()]
     from hiexp.experience.hek import HEK

@@ -483,7 +483,7 @@ class DemoPipeline:
             settings["reflector"] = "none: worked cases need no reflector"
         measured = _measured_line(hek)
         if measured:
-            settings["measured on the full test split"] = measured
+            settings["measured on held-out questions"] = measured
         extra = []
         if c.hek != "live" and live is not None:
             extra.append(HekSection("The HEK built in this run", list(live.entries), live.version,
@@ -658,7 +658,7 @@ def _experience_line(hek: Any, config: DemoConfig) -> str:
 
 
 def _measured_line(hek: Any) -> str | None:
-    """The HEK's effect measured on a full test split, as its manifest records it (``measured``)."""
+    """The HEK's effect on held-out questions, as its manifest records it (``measured``)."""
     measured = (getattr(hek, "manifest", None) or {}).get("measured")
     if not isinstance(measured, dict) or not measured.get("summary"):
         return None
